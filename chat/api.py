@@ -1,0 +1,285 @@
+"""The REST API. Views translate HTTP; ``chat.services`` does the work."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.text import slugify
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import filters, mixins, renderers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from chat import ratelimits, services
+from chat.models import Conversation, Message
+from chat.serializers import (
+    AskResponseSerializer,
+    AskSerializer,
+    ConversationDetailSerializer,
+    ConversationSerializer,
+    ErrorSerializer,
+    FeedbackSerializer,
+    LegacyAskResponseSerializer,
+    LegacyAskSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+)
+from chat.services import ensure_session
+
+logger = logging.getLogger(__name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many questions; see Retry-After.")
+
+
+class RateLimited(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too many questions. Please wait a moment and try again."
+    default_code = "rate_limited"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__()
+        self.wait = wait
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus Retry-After on 429 and a JSON 503 when the database is down."""
+    if isinstance(exc, DatabaseError):
+        logger.error("Database error during an API request", exc_info=exc)
+        return Response({"detail": "MedBot's database is unavailable. Try again shortly."}, status=503)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.wait)
+    return response
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets content negotiation accept ``Accept: text/event-stream``; the view streams itself."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def session_key_for(request: Request, create: bool) -> str | None:
+    """The anonymous visitor's session key, creating the session when asked to."""
+    if request.user.is_authenticated:
+        return None
+    if create:
+        return ensure_session(request._request)
+    return request._request.session.session_key
+
+
+def owned_conversations(request: Request):
+    return Conversation.objects.owned_by(request.user, session_key_for(request, create=False))
+
+
+def new_conversation(request: Request, title: str = "") -> Conversation:
+    if request.user.is_authenticated:
+        return Conversation.objects.create(owner=request.user, title=title)
+    return Conversation.objects.create(session_key=session_key_for(request, create=True), title=title)
+
+
+def client_label(request: Request) -> str:
+    """What the audit log hashes: the account, else the client address."""
+    if request.user.is_authenticated:
+        return f"user:{request.user.pk}"
+    return f"ip:{ratelimits.client_ip(None, request._request)}"
+
+
+def check_rate(request: Request) -> None:
+    wait = ratelimits.retry_after(request._request)
+    if wait is not None:
+        raise RateLimited(wait)
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def stream_events(conversation: Conversation, text: str, client: str) -> Iterator[bytes]:
+    """Server-Sent Events: ``piece`` events with text, then ``done`` with the saved message."""
+    answer = services.ask_stream(conversation, text, client)
+    try:
+        for item in answer:
+            if isinstance(item, Message):
+                yield sse("done", MessageSerializer(item).data)
+            else:
+                yield sse("piece", {"text": item})
+    except Exception:
+        logger.exception("Streaming answer failed")
+        yield sse("error", {"detail": "The answer could not be completed. Your question was saved."})
+    finally:
+        answer.close()  # a client that went away: the partial answer is saved
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your conversations, newest first", parameters=[OpenApiParameter("search", str)]),
+    create=extend_schema(summary="Start a conversation"),
+    retrieve=extend_schema(summary="A conversation with its messages"),
+    partial_update=extend_schema(summary="Rename a conversation"),
+    destroy=extend_schema(summary="Delete a conversation and its messages"),
+)
+class ConversationViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    filter_backends = [filters.SearchFilter]
+    search_fields = ["title"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return owned_conversations(self.request)
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return ConversationDetailSerializer
+        if self.action == "messages":
+            return MessageCreateSerializer if self.request.method == "POST" else MessageSerializer
+        return ConversationSerializer
+
+    def perform_create(self, serializer: ConversationSerializer) -> None:
+        serializer.instance = new_conversation(self.request, serializer.validated_data.get("title", ""))
+
+    def finalize_response(self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @extend_schema(
+        summary="Download a conversation",
+        parameters=[OpenApiParameter("format", str, enum=["json", "md"], description="Default json.")],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/markdown"): OpenApiTypes.STR},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> HttpResponse:
+        conversation = self.get_object()
+        kind = request.query_params.get("format", "json")
+        if kind not in ("json", "md"):
+            raise ValidationError({"format": "Must be 'json' or 'md'."})
+        name = slugify(conversation.title)[:50] or f"conversation-{conversation.pk}"
+        if kind == "md":
+            response = HttpResponse(services.export_markdown(conversation), content_type="text/markdown; charset=utf-8")
+        else:
+            response = JsonResponse(ConversationDetailSerializer(conversation).data, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @extend_schema(
+        methods=["GET"], summary="Messages of a conversation, oldest first", responses=MessageSerializer(many=True)
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Ask in this conversation",
+        description="Returns the saved assistant message. With `Accept: text/event-stream` the answer "
+        'streams as Server-Sent Events: `piece` events (`{"text"}`), then `done` with the saved message.',
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 429: RATE_LIMITED},
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        renderer_classes=[renderers.JSONRenderer, EventStreamRenderer],
+    )
+    def messages(self, request: Request, pk: str | None = None) -> HttpResponse:
+        conversation = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(conversation.messages.all())
+            return self.get_paginated_response(MessageSerializer(page, many=True).data)
+        serializer = MessageCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        check_rate(request)
+        text = serializer.validated_data["content"]
+        if "text/event-stream" in request.headers.get("Accept", ""):
+            response = StreamingHttpResponse(
+                stream_events(conversation, text, client_label(request)), content_type="text/event-stream"
+            )
+            response["Cache-Control"] = "no-store"
+            response["X-Accel-Buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
+            return response
+        message = services.ask(conversation, text, client_label(request))
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+class AskView(APIView):
+    """One question in, one answer out; starts a conversation unless one is given."""
+
+    @extend_schema(
+        summary="Ask a question",
+        request=AskSerializer,
+        responses={200: AskResponseSerializer, 400: OpenApiTypes.OBJECT, 404: ErrorSerializer, 429: RATE_LIMITED},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = AskSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        check_rate(request)
+        conversation_id = serializer.validated_data.get("conversation")
+        if conversation_id is not None:
+            conversation = get_object_or_404(owned_conversations(request), pk=conversation_id)
+        else:
+            conversation = new_conversation(request)
+        message = services.ask(conversation, serializer.validated_data["question"], client_label(request))
+        body = {
+            "answer": message.content,
+            "source": message.source,
+            "disclaimer": message.disclaimer,
+            "conversation": conversation.pk,
+            "message": MessageSerializer(message).data,
+        }
+        return Response(body, headers=NO_STORE)
+
+
+class LegacyAskView(APIView):
+    """The original project's endpoint: ``{"question"}`` → ``{"response", "question"}``."""
+
+    @extend_schema(
+        summary="Ask (original API)",
+        request=LegacyAskSerializer,
+        responses={200: LegacyAskResponseSerializer, 400: OpenApiTypes.OBJECT, 429: RATE_LIMITED},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LegacyAskSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        check_rate(request)
+        question = serializer.validated_data["question"]
+        message = services.ask(new_conversation(request), question, client_label(request))
+        return Response(
+            {"response": f"{message.content}\n\n{message.disclaimer}", "question": question}, headers=NO_STORE
+        )
+
+
+class FeedbackView(APIView):
+    @extend_schema(
+        summary="Rate an answer", request=FeedbackSerializer, responses={201: FeedbackSerializer, 404: ErrorSerializer}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        message = get_object_or_404(
+            Message.objects.filter(conversation__in=owned_conversations(request), role=Message.Role.ASSISTANT), pk=pk
+        )
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save(message=message)
+        return Response(serializer.data, status=status.HTTP_201_CREATED, headers=NO_STORE)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ChatConfig(AppConfig):
+    name = "chat"
+    verbose_name = "Conversations"
+
+    def ready(self) -> None:
+        from chat import signals  # noqa: F401

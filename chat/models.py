@@ -1,0 +1,111 @@
+"""Conversations, their messages, and feedback on answers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Source(models.TextChoices):
+    MODEL = "model", "Model"
+    RULE = "rule", "Curated answer"
+    EMERGENCY = "emergency", "Emergency"
+    UNAVAILABLE = "unavailable", "No reliable answer"
+
+
+class ConversationQuerySet(models.QuerySet):
+    def owned_by(self, user, session_key: str | None) -> ConversationQuerySet:
+        """Conversations the requester may see: a signed-in user's own, or an anonymous session's."""
+        if user is not None and user.is_authenticated:
+            return self.filter(owner=user)
+        if not session_key:
+            return self.none()
+        return self.filter(owner__isnull=True, session_key=session_key)
+
+
+class Conversation(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        help_text="Empty for anonymous visitors, who own conversations through their session.",
+    )
+    session_key = models.CharField(max_length=64, blank=True, db_index=True)
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(owner__isnull=False) | ~Q(session_key=""), name="conversation_has_an_owner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+    def title_from(self, question: str) -> str:
+        words = " ".join(question.split())
+        return words if len(words) <= 80 else words[:77].rstrip() + "…"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, blank=True)
+    matched_rule = models.CharField(max_length=200, blank=True, help_text="Title of the curated entry used, if any.")
+    disclaimer = models.TextField(blank=True, help_text="The disclaimer shown with this answer.")
+    adapter_version = models.CharField(max_length=64, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(null=True, blank=True)
+    partial = models.BooleanField(default=False, help_text="The client left before the answer finished.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.pop("allow_update", False):
+            raise ValueError("Messages are never edited after they are saved.")
+        super().save(*args, **kwargs)
+
+
+class Feedback(models.Model):
+    class Rating(models.IntegerChoices):
+        UP = 1, "Helpful"
+        DOWN = -1, "Not helpful"
+
+    class Reason(models.TextChoices):
+        WRONG = "wrong", "Incorrect"
+        UNCLEAR = "unclear", "Unclear"
+        UNSAFE = "unsafe", "Unsafe"
+        OFF_TOPIC = "off_topic", "Off topic"
+        OTHER = "other", "Other"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
+    comment = models.TextField(blank=True, max_length=1000)
+    promoted = models.BooleanField(default=False, help_text="A curator turned this into a training example.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on message {self.message_id}"

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from chat.models import Conversation, Feedback, Message
+from inference.text import clean_input
+
+
+class QuestionField(serializers.CharField):
+    """A question: 1..2000 characters after control characters are stripped. NUL is refused."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", settings.MEDBOT_MAX_QUESTION_CHARS)
+        kwargs.setdefault("help_text", f"1 to {settings.MEDBOT_MAX_QUESTION_CHARS} characters.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        text = clean_input(super().to_internal_value(data))
+        if not text:
+            raise serializers.ValidationError("This field may not be blank.")
+        return text
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation",
+            "role",
+            "content",
+            "source",
+            "matched_rule",
+            "disclaimer",
+            "adapter_version",
+            "latency_ms",
+            "tokens",
+            "partial",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    content = QuestionField()
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_title(self, value: str) -> str:
+        return clean_input(value).replace("\n", " ")
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "messages"]
+
+
+class AskSerializer(serializers.Serializer):
+    question = QuestionField()
+    conversation = serializers.IntegerField(required=False, min_value=1, help_text="Continue this conversation.")
+
+
+class AskResponseSerializer(serializers.Serializer):
+    answer = serializers.CharField()
+    source = serializers.ChoiceField(choices=["model", "rule", "emergency", "unavailable"])
+    disclaimer = serializers.CharField()
+    conversation = serializers.IntegerField()
+    message = MessageSerializer()
+
+
+class LegacyAskSerializer(serializers.Serializer):
+    question = QuestionField()
+
+
+class LegacyAskResponseSerializer(serializers.Serializer):
+    response = serializers.CharField(help_text="The answer followed by the disclaimer.")
+    question = serializers.CharField()
+
+
+class FeedbackSerializer(serializers.ModelSerializer):
+    rating = serializers.ChoiceField(choices=[1, -1])
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    class Meta:
+        model = Feedback
+        fields = ["id", "message", "rating", "reason", "comment", "created_at"]
+        read_only_fields = ["id", "message", "created_at"]
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()

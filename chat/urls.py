@@ -1,0 +1,14 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from chat import api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("conversations", api.ConversationViewSet, basename="conversation")
+
+urlpatterns = [
+    path("ask", api.AskView.as_view(), name="api-ask"),
+    path("messages/<int:pk>/feedback", api.FeedbackView.as_view(), name="api-feedback"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,77 @@
+"""Text hygiene around the model: cleaning what goes in, checking and trimming what comes out."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Control characters other than newline and tab (NUL included) never reach the model or the DB.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_SPACES = re.compile(r"[ \t]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
+_WORD = re.compile(r"[a-z0-9']+")
+# Chat-template markers a model may emit if it runs past its end of turn.
+_TEMPLATE_MARKERS = re.compile(r"<\|[^|>]{1,40}\|>|</?s>")
+
+
+def clean_input(text: str) -> str:
+    """Normalise Unicode, drop control characters, and tidy whitespace."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub("", text)
+    text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def strip_template_markers(text: str) -> str:
+    return _TEMPLATE_MARKERS.split(text, maxsplit=1)[0]
+
+
+def trim_to_sentences(text: str) -> str:
+    """Cut an unfinished trailing sentence (a model stopped by the token budget).
+
+    Keeps the text as is when it has no sentence end at all, or ends on a list item."""
+    text = text.strip()
+    if not text or _SENTENCE_END.search(text[-2:] + " ") or text.endswith(":"):
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text
+    cut = ends[-1].end()
+    # Don't throw away most of the answer to save a sentence.
+    if cut < len(text) * 0.4:
+        return text
+    return text[:cut].rstrip()
+
+
+def repetition_ratio(text: str, n: int = 4) -> float:
+    """Share of word n-grams that repeat an earlier one: high means the model is looping."""
+    tokens = words(text)
+    if len(tokens) < n * 2:
+        return 0.0
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def quality_problem(answer: str, question: str, min_words: int = 8) -> str | None:
+    """Why a model answer should not be shown, or None when it passes the gate."""
+    answer_words = words(answer)
+    if not answer_words:
+        return "empty"
+    if len(answer_words) < min_words:
+        return "too short"
+    if repetition_ratio(answer) > 0.35:
+        return "repetitive"
+    question_words = words(question)
+    if len(question_words) >= 4:
+        # An answer that mostly repeats the question is an echo, not an answer.
+        overlap = sum(1 for word in answer_words if word in set(question_words)) / len(answer_words)
+        if overlap > 0.8 or (
+            " ".join(answer_words).startswith(" ".join(question_words)) and len(answer_words) < len(question_words) + 8
+        ):
+            return "echo"
+    return None

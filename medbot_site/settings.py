@@ -1,0 +1,205 @@
+"""MedBot settings. Every value comes from the environment (see the README's table) with a
+development default; production values are checked by ``manage.py check --deploy``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from medbot_site.env import (
+    cache_config,
+    database_config,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("MEDBOT_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("SECRET_KEY must be set in production")
+    # Development only: a fixed key keeps sessions across restarts. check --deploy flags it.
+    SECRET_KEY = "django-insecure-medbot-development-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "inference",
+    "training",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "medbot_site.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "medbot_site.urls"
+WSGI_APPLICATION = "medbot_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_config(env_str("DATABASE_URL"), str(BASE_DIR))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+CACHES = cache_config(REDIS_URL)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env_bool("MEDBOT_MANIFEST_STATIC", not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Serve from the finders when collectstatic has not run (development and tests).
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Security: on by default whenever DEBUG is off -------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Health checks come from the orchestrator over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 365, minimum=60)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Our own middleware sends this header on every HTML response: no inline scripts, ever.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+# --- REST framework ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "chat.authentication.CsrfEnforcedSessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chat.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MedBot API",
+    "DESCRIPTION": "Ask health questions and keep conversations. Educational information, not a diagnosis.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Rate limits (django-ratelimit, counted in the shared cache) -----------------------------
+MEDBOT_RATE_LIMIT = env_rate("MEDBOT_RATE_LIMIT", "30/m")
+RATELIMIT_USE_CACHE = "default"
+# When the cache (Redis) is down we fail open: answers matter more than the limit, and the
+# outage is logged. See README "Rate limits".
+RATELIMIT_FAIL_OPEN = True
+# Header holding the client IP set by a trusted reverse proxy, e.g. HTTP_X_FORWARDED_FOR.
+# Empty: use REMOTE_ADDR (the right choice when no proxy sits in front).
+MEDBOT_TRUSTED_PROXY_HEADER = env_str("MEDBOT_TRUSTED_PROXY_HEADER", "")
+RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip" if MEDBOT_TRUSTED_PROXY_HEADER else None
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] if not REDIS_URL else []
+
+# --- MedBot ----------------------------------------------------------------------------------
+MEDBOT_LOAD_MODEL = env_bool("MEDBOT_LOAD_MODEL", True)
+MEDBOT_BASE_MODEL = env_str("MEDBOT_BASE_MODEL", "smollm2-135m-instruct")
+MEDBOT_ADAPTER = env_str("MEDBOT_ADAPTER", "")
+MEDBOT_MODEL_CACHE = Path(env_str("MEDBOT_MODEL_CACHE", str(BASE_DIR / "model-cache")))
+MEDBOT_ADAPTER_DIR = Path(env_str("MEDBOT_ADAPTER_DIR", str(BASE_DIR / "adapters")))
+MEDBOT_MAX_NEW_TOKENS = env_int("MEDBOT_MAX_NEW_TOKENS", 160, minimum=1, maximum=2048)
+MEDBOT_TEMPERATURE = env_float("MEDBOT_TEMPERATURE", 0.0, minimum=0.0, maximum=2.0)
+MEDBOT_GENERATION_TIMEOUT = env_float("MEDBOT_GENERATION_TIMEOUT", 20.0, minimum=0.5)
+MEDBOT_HISTORY_TOKENS = env_int("MEDBOT_HISTORY_TOKENS", 384, minimum=0)
+MEDBOT_TORCH_THREADS = env_int("MEDBOT_TORCH_THREADS", 1, minimum=1)
+MEDBOT_DTYPE = env_str("MEDBOT_DTYPE", "bfloat16")
+if MEDBOT_DTYPE not in {"float32", "bfloat16"}:
+    raise ImproperlyConfigured(f"MEDBOT_DTYPE must be float32 or bfloat16, got {MEDBOT_DTYPE!r}")
+MEDBOT_MAX_QUESTION_CHARS = 2000
+MEDBOT_ANSWER_CACHE_SECONDS = env_int("MEDBOT_ANSWER_CACHE_SECONDS", 3600, minimum=0)
+MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 2.5, minimum=0.0)
+MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
+MEDBOT_CRISIS_LINE = env_str(
+    "MEDBOT_CRISIS_LINE", "call or text 988 (Suicide & Crisis Lifeline, US), available 24 hours a day"
+)
+MEDBOT_AUDIT_LOG = env_bool("MEDBOT_AUDIT_LOG", False)
+MEDBOT_AUDIT_LOG_TEXT = env_bool("MEDBOT_AUDIT_LOG_TEXT", False)
+MEDBOT_AUDIT_SALT = env_str("MEDBOT_AUDIT_SALT", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

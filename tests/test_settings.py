@@ -1,0 +1,114 @@
+"""Settings come from the environment through typed helpers that reject bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from medbot_site.env import cache_config, database_config, env_bool, env_float, env_int, env_list, env_rate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("off", False)])
+def test_it_reads_booleans(raw, expected):
+    assert env_bool("X", not expected, {"X": raw}) is expected
+
+
+def test_it_uses_the_default_when_a_variable_is_unset_or_blank():
+    assert env_bool("X", True, {}) is True
+    assert env_int("X", 7, {"X": "  "}) == 7
+    assert env_list("X", ["a"], {}) == ["a"]
+
+
+@pytest.mark.parametrize(
+    "helper,raw",
+    [
+        (lambda e: env_bool("X", False, e), "maybe"),
+        (lambda e: env_int("X", 1, e), "ten"),
+        (lambda e: env_int("X", 1, e, minimum=1), "0"),
+        (lambda e: env_float("X", 1.0, e), "fast"),
+        (lambda e: env_float("X", 1.0, e), "nan"),
+        (lambda e: env_rate("X", "30/m", e), "thirty"),
+        (lambda e: env_rate("X", "30/m", e), "30/week"),
+    ],
+)
+def test_it_rejects_bad_values_naming_the_variable(helper, raw):
+    with pytest.raises(ImproperlyConfigured, match="X"):
+        helper({"X": raw})
+
+
+def test_it_reads_rate_limits_and_lets_them_be_switched_off():
+    assert env_rate("X", "30/m", {"X": "5/s"}) == "5/s"
+    assert env_rate("X", "30/m", {"X": "off"}) == ""
+
+
+def test_it_uses_sqlite_when_no_database_url_is_set():
+    config = database_config(None, "/srv/medbot")
+    assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/medbot/db.sqlite3"}
+
+
+def test_it_reads_postgresql_from_database_url():
+    config = database_config("postgres://medbot:secret@db.internal:5433/medbot", "/srv")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "medbot", "medbot")
+    assert config["OPTIONS"]["connect_timeout"] == 3
+
+
+def test_it_rejects_a_database_url_it_cannot_parse():
+    with pytest.raises(ImproperlyConfigured):
+        database_config("nosuchdb://x/y", "/srv")
+
+
+def test_it_uses_local_memory_cache_without_redis_url():
+    assert cache_config(None)["default"]["BACKEND"].endswith("LocMemCache")
+
+
+def test_it_uses_redis_from_redis_url():
+    config = cache_config("redis://127.0.0.1:6379/2")["default"]
+    assert config["BACKEND"] == "django_redis.cache.RedisCache"
+    assert config["LOCATION"] == "redis://127.0.0.1:6379/2"
+
+
+def test_it_rejects_a_redis_url_without_a_redis_scheme():
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+        cache_config("http://127.0.0.1:6379")
+
+
+def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "medbot_site.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_debug_is_off_and_secure_settings_are_on_by_default():
+    out = _settings_in_subprocess(
+        {}, "settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS > 0"
+    )
+    assert out.stdout.strip() == "(False, True, True)", out.stderr
+
+
+def test_environment_reaches_databases_and_caches():
+    out = _settings_in_subprocess(
+        {"DATABASE_URL": "postgres://u@h:5432/d", "REDIS_URL": "redis://127.0.0.1:6379/3"},
+        "settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND']",
+    )
+    assert out.stdout.strip() == "('django.db.backends.postgresql', 'django_redis.cache.RedisCache')", out.stderr
+
+
+def test_a_bad_setting_stops_start_up_with_a_clear_error():
+    out = _settings_in_subprocess({"MEDBOT_MAX_NEW_TOKENS": "lots"}, "1")
+    assert out.returncode != 0
+    assert "MEDBOT_MAX_NEW_TOKENS must be an integer" in out.stderr

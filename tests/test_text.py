@@ -1,0 +1,29 @@
+from inference.text import clean_input, quality_problem, repetition_ratio, trim_to_sentences
+
+
+def test_clean_input_strips_control_characters_and_tidies_spaces():
+    assert clean_input("  what\x00 is\x07   asthma?\r\n\n\n\nthanks\u200b ") == "what is asthma?\n\nthanks"
+
+
+def test_trim_cuts_an_unfinished_last_sentence():
+    assert trim_to_sentences("Drink water. Rest well. See a doctor if") == "Drink water. Rest well."
+
+
+def test_trim_keeps_finished_text_and_text_without_sentences():
+    assert trim_to_sentences("Drink water. Rest.") == "Drink water. Rest."
+    assert trim_to_sentences("no sentence end here") == "no sentence end here"
+
+
+def test_the_quality_gate_rejects_empty_short_repetitive_and_echoing_answers():
+    question = "what are the symptoms of asthma"
+    assert quality_problem("", question) == "empty"
+    assert quality_problem("Asthma is bad.", question) == "too short"
+    assert quality_problem("rest and water " * 20, question) == "repetitive"
+    assert quality_problem("what are the symptoms of asthma what are the symptoms of asthma please", question) in {
+        "echo",
+        "repetitive",
+    }
+    assert (
+        quality_problem("Asthma causes wheezing, coughing and a tight chest, often worse at night.", question) is None
+    )
+    assert repetition_ratio("one two three four five six seven eight nine ten") == 0.0

@@ -1,0 +1,80 @@
+"""Curated training data and the record of every fine-tuning run (adapter versions)."""
+
+from __future__ import annotations
+
+from django.db import models, transaction
+from django.db.models import Q
+
+
+class TrainingExample(models.Model):
+    class Origin(models.TextChoices):
+        FIXTURE = "fixture", "Fixture"
+        IMPORT = "import", "Import"
+        FEEDBACK = "feedback", "Feedback"
+
+    question = models.TextField()
+    answer = models.TextField()
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.FIXTURE, db_index=True)
+    enabled = models.BooleanField(default=True, db_index=True, help_text="Disabled examples are left out of training.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class TrainingRun(models.Model):
+    """One `manage.py train` run; its adapter folder is one adapter version."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    base_model = models.CharField(max_length=300)
+    lora_rank = models.PositiveIntegerField(default=16)
+    lora_alpha = models.PositiveIntegerField(default=32)
+    lora_dropout = models.FloatField(default=0.05)
+    target_modules = models.JSONField(default=list)
+    epochs = models.FloatField(default=3)
+    learning_rate = models.FloatField(default=2e-4)
+    seed = models.IntegerField(default=42)
+    example_count = models.PositiveIntegerField(default=0)
+    train_loss = models.FloatField(null=True, blank=True)
+    validation_loss = models.FloatField(null=True, blank=True)
+    loss_history = models.JSONField(
+        default=list, blank=True, help_text="Evaluations as [{'step', 'epoch', 'train_loss', 'eval_loss'}]."
+    )
+    duration_seconds = models.FloatField(null=True, blank=True)
+    adapter_path = models.CharField(max_length=500, blank=True)
+    adapter_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    active = models.BooleanField(default=False, help_text="The adapter every server answers with.")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_training_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.base_model}, {self.status})"
+
+    @property
+    def version(self) -> str:
+        return f"run-{self.pk}"
+
+    def activate(self) -> None:
+        """Make this run's adapter the one servers answer with (also how to roll back)."""
+        if self.status != self.Status.SUCCEEDED or not self.adapter_path:
+            raise ValueError("Only a finished run with an adapter can be activated.")
+        with transaction.atomic():
+            TrainingRun.objects.filter(active=True).exclude(pk=self.pk).update(active=False)
+            self.active = True
+            self.save(update_fields=["active"])
