@@ -64,6 +64,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.error("Database error during an API request", exc_info=exc)
         return Response({"detail": "MedBot's database is unavailable. Try again shortly."}, status=503)
     response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, list):
+        # Errors raised outside a serializer (filters, say) come as bare lists: always an object.
+        response.data = {"detail": " ".join(str(item) for item in response.data)}
     if response is not None and isinstance(exc, RateLimited):
         response["Retry-After"] = str(exc.wait)
     return response

@@ -18,6 +18,11 @@ class QuestionField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError("Must be a string.")
+        # Both checked on the raw text: cleaning would silently drop NULs and shorten it.
+        if "\x00" in data:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        if self.max_length is not None and len(data) > self.max_length:
+            raise serializers.ValidationError(f"Ensure this field has no more than {self.max_length} characters.")
         text = clean_input(super().to_internal_value(data))
         if not text:
             raise serializers.ValidationError("This field may not be blank.")

@@ -3,8 +3,11 @@ from rest_framework.routers import DefaultRouter
 
 from chat import api
 
-router = DefaultRouter(trailing_slash=True)
+# Slashes optional: /conversations/1/export?format=md and /conversations/1/export/ both work.
+router = DefaultRouter()
+router.trailing_slash = "/?"
 router.include_root_view = False
+router.include_format_suffixes = False
 router.register("conversations", api.ConversationViewSet, basename="conversation")
 
 urlpatterns = [

@@ -197,8 +197,10 @@ def stream_answer(
             for piece in engine.stream(request, stats):
                 pieces.append(piece)
                 yield piece
-        except GenerationError as error:
-            logger.warning("Model failed, answering from the rules: %s", error)
+        except Exception as error:  # GenerationError, or anything a broken engine raises
+            logger.warning(
+                "Model failed, answering from the rules: %s", error, exc_info=not isinstance(error, GenerationError)
+            )
             result = from_rules(f"model error: {error}")
         else:
             text = trim_to_sentences(strip_template_markers("".join(pieces)))

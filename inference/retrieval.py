@@ -24,10 +24,13 @@ STOPWORDS = frozenset(
 )
 
 
+ANSWER_WEIGHT = 0.5
+
+
 def tokens(text: str) -> list[str]:
     out = []
     for word in words(text.replace("'", "")):
-        if word in STOPWORDS or len(word) < 2:
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):  # "type 1" vs "type 2"
             continue
         # A light stemmer: plural and -ing forms meet their base word (headaches → headache).
         for suffix in ("ing", "es", "s"):
@@ -54,6 +57,7 @@ class RuleIndex:
         self._version: str | None = None
         self._rules: list[FallbackRule] = []
         self._bm25: BM25Okapi | None = None
+        self._bm25_answers: BM25Okapi | None = None
 
     def _ensure(self) -> None:
         version = versions.current(versions.RULES)
@@ -63,9 +67,10 @@ class RuleIndex:
             if version == self._version and version != "unknown":
                 return
             rules = list(FallbackRule.objects.filter(enabled=True).order_by("pk"))
-            # Triggers and title count twice: they are the curated vocabulary of the topic.
-            corpus = [tokens(f"{rule.title}\n{rule.triggers}") * 2 + tokens(rule.answer) for rule in rules]
-            self._bm25 = BM25Okapi(corpus) if corpus else None
+            # Two indexes: the curated vocabulary (title and triggers) decides the topic; the
+            # answer text adds recall for words curators did not list, at a lower weight.
+            self._bm25 = BM25Okapi([tokens(f"{rule.title}\n{rule.triggers}") for rule in rules]) if rules else None
+            self._bm25_answers = BM25Okapi([tokens(rule.answer) for rule in rules]) if rules else None
             self._rules = rules
             self._version = version
 
@@ -74,7 +79,7 @@ class RuleIndex:
         query = tokens(question)
         if self._bm25 is None or not query:
             return []
-        scores = self._bm25.get_scores(query)
+        scores = self._bm25.get_scores(query) + ANSWER_WEIGHT * self._bm25_answers.get_scores(query)
         ranked = sorted(range(len(self._rules)), key=lambda i: (scores[i], self._rules[i].priority), reverse=True)[
             :limit
         ]

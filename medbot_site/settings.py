@@ -20,15 +20,31 @@ from medbot_site.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Where this process runs. "development" (the default: `make run`, tests, CI) serves plain
+# http://127.0.0.1; "production" (set by the Docker image) sits behind a TLS proxy and turns on
+# the HTTPS-only defaults below and the checks that refuse to start half-configured. DEBUG is a
+# separate switch, off unless asked for in both.
+MEDBOT_ENV = env_str("MEDBOT_ENV", "development")
+if MEDBOT_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"MEDBOT_ENV must be development or production, got {MEDBOT_ENV!r}")
+PRODUCTION = MEDBOT_ENV == "production"
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("MEDBOT_REQUIRE_SECRET_KEY", False):
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
-    # Development only: a fixed key keeps sessions across restarts. check --deploy flags it.
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when MEDBOT_ENV=production; make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    # Development only: a fixed key keeps sessions across restarts. check --deploy flags it
+    # (security.W009: the django-insecure- prefix).
     SECRET_KEY = "django-insecure-medbot-development-key-do-not-use-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Production has no default: a forgotten ALLOWED_HOSTS would answer every request with 400.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when MEDBOT_ENV=production, e.g. medbot.example.org")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -105,24 +121,28 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if env_bool("MEDBOT_MANIFEST_STATIC", not DEBUG)
+        # Hashed, compressed files need collectstatic, which the image runs and `make run` doesn't.
+        if env_bool("MEDBOT_MANIFEST_STATIC", PRODUCTION)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
 # Serve from the finders when collectstatic has not run (development and tests).
-WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# --- Security: on by default whenever DEBUG is off -------------------------------------------
+# --- Security: HTTPS-only in production, plain http://127.0.0.1 in development ----------------
+# The TLS proxy in front of gunicorn must set (and overwrite) X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
 # Health checks come from the orchestrator over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Preloading commits the whole domain to HTTPS in browsers for months and is hard to undo, so
+# it stays the operator's choice; its check --deploy reminder (W021) is silenced below.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 365, minimum=60)
 SECURE_REFERRER_POLICY = "same-origin"
@@ -142,6 +162,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -149,6 +171,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # ?format= is ours (conversation export), not DRF's renderer override.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MedBot API",
@@ -156,6 +180,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "medbot_site.openapi.add_error_responses",
+    ],
 }
 
 # --- Rate limits (django-ratelimit, counted in the shared cache) -----------------------------
@@ -168,7 +196,8 @@ RATELIMIT_FAIL_OPEN = True
 # Empty: use REMOTE_ADDR (the right choice when no proxy sits in front).
 MEDBOT_TRUSTED_PROXY_HEADER = env_str("MEDBOT_TRUSTED_PROXY_HEADER", "")
 RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip" if MEDBOT_TRUSTED_PROXY_HEADER else None
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] if not REDIS_URL else []
+# security.W021: HSTS preload is opt-in (see SECURE_HSTS_PRELOAD above).
+SILENCED_SYSTEM_CHECKS = ["security.W021"] + (["django_ratelimit.W001"] if not REDIS_URL else [])
 
 # --- MedBot ----------------------------------------------------------------------------------
 MEDBOT_LOAD_MODEL = env_bool("MEDBOT_LOAD_MODEL", True)
@@ -186,7 +215,7 @@ if MEDBOT_DTYPE not in {"float32", "bfloat16"}:
     raise ImproperlyConfigured(f"MEDBOT_DTYPE must be float32 or bfloat16, got {MEDBOT_DTYPE!r}")
 MEDBOT_MAX_QUESTION_CHARS = 2000
 MEDBOT_ANSWER_CACHE_SECONDS = env_int("MEDBOT_ANSWER_CACHE_SECONDS", 3600, minimum=0)
-MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 2.5, minimum=0.0)
+MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 4.0, minimum=0.0)
 MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
 MEDBOT_CRISIS_LINE = env_str(
     "MEDBOT_CRISIS_LINE", "call or text 988 (Suicide & Crisis Lifeline, US), available 24 hours a day"

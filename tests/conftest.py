@@ -19,6 +19,7 @@ def _isolated(settings, tmp_path):
     settings.MEDBOT_MODEL_CACHE = tmp_path / "model-cache"
     settings.MEDBOT_ADAPTER_DIR = tmp_path / "adapters"
     settings.MEDBOT_RATE_LIMIT = "1000/m"
+    settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain http
     cache.clear()
     engine.get_manager().reset()
     pipeline.curated.__init__()
@@ -66,3 +67,18 @@ def tiny_gpt2(tmp_path_factory) -> Path:
     from tests.tiny_model import build_tiny_gpt2
 
     return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture
+def keep_db_connection():
+    """Calls that bypass the test client (raw WSGI, closing a streamed response by hand) fire
+    request_finished, whose close_old_connections would close the test's transaction. The test
+    client disconnects it the same way."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

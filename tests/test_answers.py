@@ -11,8 +11,10 @@ from inference.models import Disclaimer, EmergencyRule, FallbackRule
 ON_TOPIC = [
     ("What are the symptoms of asthma?", "Asthma"),
     ("how do i lower my blood pressure", "blood pressure"),
-    ("my migraine keeps coming back, what can help", "Migraine"),
-    ("is it a cold or the flu?", "Cold"),
+    ("what can I do about my migraine attacks", "Migraine"),
+    ("my back hurts after lifting a box", "Back pain"),
+    ("my child has a fever of 38", "Fever in children"),
+    ("is it a cold or the flu?", "Flu"),
     ("tips for quitting smoking", "smoking"),
     ("what should I eat to lower cholesterol", "Cholesterol"),
 ]

@@ -97,7 +97,7 @@ def test_debug_is_off_and_secure_settings_are_on_by_default():
     out = _settings_in_subprocess(
         {}, "settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS > 0"
     )
-    assert out.stdout.strip() == "(False, True, True)", out.stderr
+    assert out.stdout.strip() == "False True True", out.stderr
 
 
 def test_environment_reaches_databases_and_caches():
@@ -105,7 +105,7 @@ def test_environment_reaches_databases_and_caches():
         {"DATABASE_URL": "postgres://u@h:5432/d", "REDIS_URL": "redis://127.0.0.1:6379/3"},
         "settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND']",
     )
-    assert out.stdout.strip() == "('django.db.backends.postgresql', 'django_redis.cache.RedisCache')", out.stderr
+    assert out.stdout.strip() == "django.db.backends.postgresql django_redis.cache.RedisCache", out.stderr
 
 
 def test_a_bad_setting_stops_start_up_with_a_clear_error():

@@ -1,0 +1,260 @@
+"""Conversations and messages: ownership, CRUD, export, SSE streaming, never losing a question."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chat.models import Conversation, Feedback, Message
+from inference import pipeline
+
+
+@pytest.fixture
+def alices(alice):
+    conversation = Conversation.objects.create(owner=alice, title="Asthma questions")
+    Message.objects.create(conversation=conversation, role="user", content="What is asthma?")
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="A condition of the airways.", source="rule"
+    )
+    return conversation
+
+
+def test_owners_list_only_their_conversations_newest_first(client_for, alice, bob, alices):
+    Conversation.objects.create(owner=bob, title="Bob's")
+    newer = Conversation.objects.create(owner=alice, title="Sleep")
+    body = client_for(alice).get("/api/v1/conversations/").json()
+    assert [c["id"] for c in body["results"]] == [newer.pk, alices.pk]
+    assert body["count"] == 2
+
+
+def test_the_list_searches_titles(client_for, alice, alices):
+    Conversation.objects.create(owner=alice, title="Sleep trouble")
+    body = client_for(alice).get("/api/v1/conversations/?search=asthma").json()
+    assert [c["title"] for c in body["results"]] == ["Asthma questions"]
+
+
+def test_the_detail_includes_messages_in_order(client_for, alice, alices):
+    response = client_for(alice).get(f"/api/v1/conversations/{alices.pk}/")
+    assert response.status_code == 200
+    assert [m["role"] for m in response.json()["messages"]] == ["user", "assistant"]
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_another_owners_conversation_is_a_404(client_for, bob, alices, method):
+    client = client_for(bob)
+    response = getattr(client, method)(f"/api/v1/conversations/{alices.pk}/", {"title": "x"}, format="json")
+    assert response.status_code == 404
+    alices.refresh_from_db()
+    assert alices.title == "Asthma questions"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/conversations/{pk}/messages/", "/api/v1/conversations/{pk}/export?format=md"]
+)
+def test_another_owners_messages_and_exports_are_404s(client_for, bob, alices, path):
+    assert client_for(bob).get(path.format(pk=alices.pk)).status_code == 404
+
+
+def test_anonymous_visitors_see_only_their_sessions_conversations(client, alices):
+    client.get("/")  # gets a session
+    assert client.get("/api/v1/conversations/").json()["count"] == 0
+    assert client.get(f"/api/v1/conversations/{alices.pk}/").status_code == 404
+    created = client.post("/api/v1/conversations/", {}, content_type="application/json")
+    assert created.status_code == 201
+    assert client.get("/api/v1/conversations/").json()["count"] == 1
+
+
+def test_rename_and_delete(client_for, alice, alices):
+    client = client_for(alice)
+    response = client.patch(f"/api/v1/conversations/{alices.pk}/", {"title": "  Renamed\x00 "}, format="json")
+    assert response.status_code == 400  # NUL refused
+    response = client.patch(f"/api/v1/conversations/{alices.pk}/", {"title": "  Renamed  "}, format="json")
+    assert response.status_code == 200
+    alices.refresh_from_db()
+    assert alices.title == "Renamed"
+    assert client.delete(f"/api/v1/conversations/{alices.pk}/").status_code == 204
+    assert not Conversation.objects.filter(pk=alices.pk).exists()
+    assert not Message.objects.filter(conversation_id=alices.pk).exists()
+
+
+def test_export_as_markdown_and_json(client_for, alice, alices):
+    client = client_for(alice)
+    md = client.get(f"/api/v1/conversations/{alices.pk}/export?format=md")
+    assert md.status_code == 200
+    assert md["Content-Type"].startswith("text/markdown")
+    assert 'filename="asthma-questions.md"' in md["Content-Disposition"]
+    assert "What is asthma?" in md.content.decode()
+    js = client.get(f"/api/v1/conversations/{alices.pk}/export?format=json")
+    assert js.json()["messages"][1]["content"] == "A condition of the airways."
+    assert client.get(f"/api/v1/conversations/{alices.pk}/export?format=pdf").status_code == 400
+
+
+def test_posting_a_message_returns_the_saved_answer(curated_data, client_for, alice, alices):
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/", {"content": "how do I use an inhaler?"}, format="json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["role"] == "assistant"
+    assert body["source"] in {"rule", "unavailable"}
+    assert body["disclaimer"]
+    assert Message.objects.get(pk=body["id"]).content == body["content"]
+    assert alices.messages.count() == 4
+
+
+def test_message_list_is_paginated_oldest_first(client_for, alice, alices):
+    body = client_for(alice).get(f"/api/v1/conversations/{alices.pk}/messages/").json()
+    assert [m["content"] for m in body["results"]] == ["What is asthma?", "A condition of the airways."]
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.decode().strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_answers_stream_as_server_sent_events_ending_with_the_saved_message(curated_data, client_for, alice, alices):
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/",
+        {"content": "What are the symptoms of asthma?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["Cache-Control"] == "no-store"
+    events = parse_sse(b"".join(response.streaming_content))
+    assert [name for name, _ in events[:-1]] == ["piece"] * (len(events) - 1)
+    name, final = events[-1]
+    assert name == "done"
+    saved = Message.objects.get(pk=final["id"])
+    assert saved.role == "assistant" and saved.content == final["content"]
+    assert final["source"] == "rule" and final["disclaimer"]
+    assert "".join(data["text"] for _, data in events[:-1]) == final["content"]
+
+
+class FakeEngine:
+    """Stands in for the model at the engine seam: streams a few pieces."""
+
+    version = "fake-1"
+
+    def __init__(self, pieces: list[str], fail_after: int | None = None) -> None:
+        self.pieces = pieces
+        self.fail_after = fail_after
+
+    def stream(self, request, stats):
+        for index, piece in enumerate(self.pieces):
+            if self.fail_after is not None and index == self.fail_after:
+                raise RuntimeError("the model process died")
+            stats.tokens += 1
+            yield piece
+        stats.stopped_by = "eos"
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    def install(engine: FakeEngine) -> FakeEngine:
+        monkeypatch.setattr(pipeline.get_manager(), "get", lambda: engine)
+        return engine
+
+    return install
+
+
+def test_model_pieces_stream_before_the_final_event(curated_data, client_for, alice, alices, fake_engine):
+    fake_engine(FakeEngine(["Asthma makes the airways narrow ", "and causes wheezing and coughing ", "at night."]))
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/",
+        {"content": "What are the symptoms of asthma?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    events = parse_sse(b"".join(response.streaming_content))
+    assert [name for name, _ in events] == ["piece", "piece", "piece", "done"]
+    final = events[-1][1]
+    assert final["source"] == "model"
+    assert final["adapter_version"] == "fake-1"
+    assert final["content"] == "Asthma makes the airways narrow and causes wheezing and coughing at night."
+
+
+@pytest.mark.django_db(transaction=True)  # closing the response by hand closes the DB connection
+def test_a_client_that_leaves_mid_stream_gets_its_partial_answer_saved(
+    curated_data, client_for, alice, alices, fake_engine
+):
+    fake_engine(FakeEngine(["Asthma makes the airways narrow. ", "It causes wheezing. ", "More text."]))
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/",
+        {"content": "What are the symptoms of asthma?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    stream = iter(response.streaming_content)
+    next(stream)
+    response.close()  # what the WSGI server does when the socket is gone
+    saved = alices.messages.order_by("id").last()
+    assert saved.role == "assistant"
+    assert saved.partial is True
+    assert saved.content == "Asthma makes the airways narrow."
+    assert alices.messages.filter(role="user", content="What are the symptoms of asthma?").exists()
+
+
+def test_a_question_saved_before_a_generation_failure_is_still_there(
+    curated_data, client_for, alice, alices, monkeypatch
+):
+    def explode(*args, **kwargs):
+        raise RuntimeError("pipeline exploded")
+
+    monkeypatch.setattr("chat.services.stream_answer", explode)
+    client = client_for(alice)
+    client.raise_request_exception = False
+    response = client.post(
+        f"/api/v1/conversations/{alices.pk}/messages/", {"content": "Will this be kept?"}, format="json"
+    )
+    assert response.status_code == 500
+    assert alices.messages.filter(role="user", content="Will this be kept?").exists()
+
+
+def test_a_model_that_fails_mid_stream_still_ends_with_a_saved_answer(
+    curated_data, client_for, alice, alices, fake_engine
+):
+    fake_engine(FakeEngine(["Asthma is ", "a condition"], fail_after=1))
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/",
+        {"content": "What are the symptoms of asthma?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    events = parse_sse(b"".join(response.streaming_content))
+    assert events[-1][0] == "done"
+    assert events[-1][1]["source"] == "rule"
+
+
+def test_feedback_on_an_owned_answer(client_for, alice, alices):
+    answer = alices.messages.get(role="assistant")
+    response = client_for(alice).post(
+        f"/api/v1/messages/{answer.pk}/feedback", {"rating": -1, "reason": "unclear", "comment": "Too vague"}
+    )
+    assert response.status_code == 201
+    feedback = Feedback.objects.get()
+    assert (feedback.message, feedback.rating, feedback.reason) == (answer, -1, "unclear")
+
+
+def test_feedback_on_someone_elses_answer_is_a_404(client_for, bob, alices):
+    answer = alices.messages.get(role="assistant")
+    assert client_for(bob).post(f"/api/v1/messages/{answer.pk}/feedback", {"rating": 1}).status_code == 404
+    assert not Feedback.objects.exists()
+
+
+def test_feedback_validates_its_rating(client_for, alice, alices):
+    answer = alices.messages.get(role="assistant")
+    response = client_for(alice).post(f"/api/v1/messages/{answer.pk}/feedback", {"rating": 5})
+    assert response.status_code == 400
+    assert "rating" in response.json()
+
+
+def test_feedback_is_only_for_answers(client_for, alice, alices):
+    question = alices.messages.get(role="user")
+    assert client_for(alice).post(f"/api/v1/messages/{question.pk}/feedback", {"rating": 1}).status_code == 404

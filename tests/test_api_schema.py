@@ -1,0 +1,36 @@
+"""The OpenAPI schema is served, and schemathesis finds no 5xx and no response breaking it."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import checks
+
+from medbot_site.wsgi import application
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+
+def test_the_schema_and_docs_are_served(client):
+    schema_response = client.get("/api/schema/")
+    assert schema_response.status_code == 200
+    assert b"/api/v1/conversations/{id}/messages/" in schema_response.content
+    assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_api_honours_its_schema(case, db, keep_db_connection):
+    """Model off, rate limit lifted (conftest): every operation, generated inputs."""
+    case.call_and_validate(
+        headers={"Accept": "application/json"},
+        checks=[
+            checks.not_a_server_error,
+            checks.status_code_conformance,
+            checks.content_type_conformance,
+            checks.response_schema_conformance,
+            checks.response_headers_conformance,
+        ],
+    )

@@ -1,0 +1,132 @@
+"""CSRF for session clients (anonymous too), token auth for scripts, and rate limits."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.cache import caches
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from chat.models import Message
+
+
+def csrf_client() -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.get("/")  # the page sets the CSRF cookie and the anonymous session
+    return client
+
+
+def test_anonymous_session_clients_must_pass_csrf(curated_data):
+    client = csrf_client()
+    response = client.post("/api/v1/ask", {"question": "asthma?"}, content_type="application/json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert not Message.objects.exists()
+    token = client.cookies["csrftoken"].value
+    ok = client.post("/api/v1/ask", {"question": "asthma?"}, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 200
+
+
+def test_logged_in_session_clients_must_pass_csrf(curated_data, alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/api/v1/conversations/", {}, content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_scripts_with_a_token_need_no_csrf(curated_data, alice):
+    token = Token.objects.create(user=alice)
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/ask",
+        {"question": "What are the symptoms of asthma?"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+    assert response.status_code == 200
+    assert Message.objects.filter(conversation__owner=alice).count() == 2
+
+
+def test_a_wrong_token_is_refused(curated_data):
+    response = Client().post(
+        "/api/v1/ask", {"question": "asthma"}, content_type="application/json", HTTP_AUTHORIZATION="Token nope"
+    )
+    assert response.status_code in (401, 403)
+
+
+def test_asking_is_rate_limited_with_retry_after(curated_data, client_for, alice, bob, settings):
+    settings.MEDBOT_RATE_LIMIT = "3/m"
+    client = client_for(alice)
+    codes = [client.post("/api/v1/ask", {"question": "asthma?"}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.post("/api/v1/ask", {"question": "asthma?"})
+    assert limited.status_code == 429
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert "Too many questions" in limited.json()["detail"]
+    # Limits are per account: bob is unaffected.
+    assert client_for(bob).post("/api/v1/ask", {"question": "asthma?"}).status_code == 200
+
+
+def test_the_limit_covers_every_ask_endpoint_together(curated_data, client_for, alice, settings):
+    settings.MEDBOT_RATE_LIMIT = "2/m"
+    client = client_for(alice)
+    conversation = client.post("/api/v1/ask", {"question": "asthma?"}).json()["conversation"]
+    assert client.post(f"/api/v1/conversations/{conversation}/messages/", {"content": "more?"}).status_code == 201
+    assert client.post("/ask", {"question": "asthma?"}).status_code == 429
+
+
+def test_anonymous_clients_are_limited_per_address_even_with_fresh_sessions(curated_data, settings):
+    settings.MEDBOT_RATE_LIMIT = "2/m"
+    ask = {"data": {"question": "asthma?"}, "content_type": "application/json"}
+    assert [Client(REMOTE_ADDR="10.0.0.1").post("/ask", **ask).status_code for _ in range(3)] == [200, 200, 429]
+    assert Client(REMOTE_ADDR="10.0.0.2").post("/ask", **ask).status_code == 200
+
+
+def test_the_trusted_proxy_header_names_the_client(curated_data, settings):
+    settings.MEDBOT_RATE_LIMIT = "1/m"
+    settings.MEDBOT_TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+    ask = {"data": {"question": "asthma?"}, "content_type": "application/json", "REMOTE_ADDR": "127.0.0.1"}
+    assert Client().post("/ask", HTTP_X_FORWARDED_FOR="203.0.113.5, 10.0.0.1", **ask).status_code == 200
+    assert Client().post("/ask", HTTP_X_FORWARDED_FOR="203.0.113.5", **ask).status_code == 429
+    assert Client().post("/ask", HTTP_X_FORWARDED_FOR="203.0.113.6", **ask).status_code == 200
+
+
+def test_an_unreachable_rate_limit_store_fails_open_and_logs(
+    curated_data, client_for, alice, settings, monkeypatch, caplog
+):
+    settings.MEDBOT_RATE_LIMIT = "1/m"
+
+    def down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr("chat.ratelimits.get_usage", down)
+    client = client_for(alice)
+    assert [client.post("/api/v1/ask", {"question": "asthma?"}).status_code for _ in range(3)] == [200, 200, 200]
+    assert "Rate-limit store unreachable" in caplog.text
+
+
+def test_rate_limited_requests_save_nothing(curated_data, client_for, alice, settings):
+    settings.MEDBOT_RATE_LIMIT = "1/m"
+    client = client_for(alice)
+    client.post("/api/v1/ask", {"question": "asthma?"})
+    client.post("/api/v1/ask", {"question": "second"})
+    assert not Message.objects.filter(content="second").exists()
+
+
+@pytest.mark.services
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="runs in the PostgreSQL + Redis pass of CI")
+def test_two_separate_cache_clients_share_one_limit(curated_data, client_for, alice, settings, monkeypatch):
+    """Two workers = two processes with their own Redis connections; the count lives in Redis."""
+    settings.MEDBOT_RATE_LIMIT = "4/m"
+    worker_a = caches.create_connection("default")
+    worker_b = caches.create_connection("default")
+    assert worker_a is not worker_b
+    assert worker_a.client is not worker_b.client  # separate clients and connection pools
+    client = client_for(alice)
+    codes = []
+    for worker in (worker_a, worker_b, worker_a, worker_b, worker_a):
+        monkeypatch.setattr("django_ratelimit.core.caches", {"default": worker})
+        codes.append(client.post("/api/v1/ask", {"question": "asthma?"}).status_code)
+    assert codes == [200, 200, 200, 200, 429]
