@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from chat.services import ensure_session
+from inference.engine import get_manager
 from inference.pipeline import curated
 
 
@@ -17,6 +18,9 @@ from inference.pipeline import curated
 def index(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         ensure_session(request)
+    # Opening the page starts loading the model in the background (a no-op once loaded), so it
+    # is usually ready by the time the first question is typed.
+    get_manager().start()
     curated.refresh()
     context = {
         "max_chars": settings.MEDBOT_MAX_QUESTION_CHARS,

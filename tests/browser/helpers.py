@@ -1,0 +1,33 @@
+"""Small steps the browser tests share."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Locator, Page, expect
+
+ANSWER_TIMEOUT_MS = 10_000
+
+
+def finished_answers(page: Page) -> Locator:
+    """Answers the server has finished: they carry the saved message's disclaimer."""
+    return page.locator("#log .answer:not(.pending) .message-disclaimer")
+
+
+def ask(page: Page, question: str) -> None:
+    """Type a question, send it with Enter, and wait until its saved answer is on the page."""
+    before = finished_answers(page).count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    expect(finished_answers(page)).to_have_count(before + 1, timeout=ANSWER_TIMEOUT_MS)
+
+
+def session_key(page: Page) -> str:
+    """The anonymous visitor's session key, which owns their conversations on the server."""
+    cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
+    return cookies["sessionid"]
+
+
+def has_horizontal_scroll(page: Page) -> bool:
+    return page.evaluate(
+        "() => document.documentElement.scrollWidth > window.innerWidth"
+        " || document.getElementById('scroller').scrollWidth > document.getElementById('scroller').clientWidth"
+    )

@@ -1,0 +1,189 @@
+"""The browser chat: asking, streaming, stopping, errors, emergency answers, untrusted text."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.models import Message
+from inference.models import FallbackRule
+from tests.browser.helpers import ask, finished_answers
+
+pytestmark = pytest.mark.browser
+
+COLD_PIECES = [
+    "Rest, fluids and time help most colds get better. ",
+    "Most colds clear up on their own within seven to ten days. ",
+    "Paracetamol can ease aches and a high temper",  # unfinished: the server trims it away
+]
+
+
+def test_it_streams_a_model_answer_piece_by_piece_then_shows_the_saved_text(curated_rules, page, fake_model) -> None:
+    fake = fake_model(COLD_PIECES, hold_before=(0, 1))
+    page.fill("#question", "How do I look after a cold at home?")
+    page.press("#question", "Enter")
+
+    answer = page.locator("#log .answer").last
+    expect(answer.locator(".typing")).to_be_visible()
+    expect(page.locator("#stop")).to_be_visible()
+    expect(page.locator("#question")).to_have_value("")
+
+    fake.release()  # the first piece arrives; the rest of the answer is still being written
+    expect(answer.locator(".message-body")).to_have_text(COLD_PIECES[0].strip())
+    expect(answer.locator(".typing")).to_have_count(0)
+    expect(answer).to_have_attribute("aria-busy", "true")
+    expect(answer.locator(".message-disclaimer")).to_have_count(0)
+
+    fake.release()
+    expect(answer.locator(".message-disclaimer")).to_be_visible()
+    expect(answer.locator(".badge")).to_have_text("AI answer")
+    expect(answer.locator(".message-body")).to_contain_text("seven to ten days.")
+    # The saved message wins over the streamed pieces: the server trimmed the unfinished sentence.
+    expect(answer.locator(".message-body")).not_to_contain_text("high temper")
+    expect(page.locator("#stop")).to_be_hidden()
+    expect(page.locator("#conversation-title")).to_have_text("How do I look after a cold at home?")
+
+    saved = Message.objects.get(role="assistant")
+    assert saved.source == "model"
+    assert saved.adapter_version == "test-adapter"
+    assert "high temper" not in saved.content
+    assert answer.locator(".message-disclaimer").inner_text() == saved.disclaimer
+
+
+def test_it_counts_characters_and_sends_only_on_enter_without_shift(curated_rules, page) -> None:
+    box = page.locator("#question")
+    box.fill("Headache")
+    expect(page.locator("#char-count")).to_have_text("8 / 2000")
+    box.press("Shift+Enter")
+    box.press_sequentially("after a long day")
+    expect(box).to_have_value("Headache\nafter a long day")
+    expect(page.locator("#log .question")).to_have_count(0)
+
+    box.fill("x" * 2001)
+    expect(page.locator("#char-count")).to_contain_text("2001 / 2000")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    box.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("too long")
+    expect(box).to_have_value("x" * 2001)
+    assert not Message.objects.exists()
+
+
+def test_it_stops_a_streaming_answer_and_keeps_what_arrived(curated_rules, page, fake_model) -> None:
+    fake = fake_model(COLD_PIECES, hold_before=(1,))
+    page.fill("#question", "How do I look after a cold at home?")
+    page.press("#question", "Enter")
+    answer = page.locator("#log .answer").last
+    expect(answer.locator(".message-body")).to_contain_text("Rest, fluids and time")
+
+    page.click("#stop")
+    expect(answer.locator(".message-note")).to_have_text("You stopped this answer before it finished.")
+    expect(page.locator("#stop")).to_be_hidden()
+    expect(page.locator("#send")).to_be_visible()
+    expect(page.locator("#question")).to_be_focused()
+
+    fake.release()  # let the server notice the closed connection and settle before teardown
+    assert fake.finished.wait(10)
+    deadline = time.monotonic() + 5
+    while not Message.objects.filter(role="assistant").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The question was kept, and what the model wrote was saved (partial, if the server noticed
+    # the closed connection before the end).
+    assert Message.objects.filter(role="user", content="How do I look after a cold at home?").exists()
+    assert Message.objects.get(role="assistant").content.startswith("Rest, fluids and time")
+
+
+def test_it_explains_a_rate_limit_with_the_wait_and_keeps_the_question(curated_rules, page, settings) -> None:
+    # A day-long window: django-ratelimit's windows end at a per-key point within the period, so a
+    # short one could expire mid-test.
+    settings.MEDBOT_RATE_LIMIT = "1/d"
+    ask(page, "How can I ease a tension headache?")
+
+    page.fill("#question", "What helps with hay fever?")
+    page.press("#question", "Enter")
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text(re.compile(r"You're asking too quickly\. Please wait \d+ seconds?, then try"))
+    expect(page.locator("#question")).to_have_value("What helps with hay fever?")
+    expect(page.locator("#send")).to_be_disabled()
+    expect(page.locator("#send")).to_contain_text("Wait")
+    expect(page.locator("#log .question")).to_have_count(1)
+    assert Message.objects.filter(role="user").count() == 1
+
+
+def test_it_keeps_the_question_when_offline_or_when_the_server_fails(curated_rules, page) -> None:
+    page.context.set_offline(True)
+    page.fill("#question", "What helps with hay fever?")
+    page.press("#question", "Enter")
+    expect(page.locator("#notice")).to_contain_text("offline")
+    expect(page.locator("#question")).to_have_value("What helps with hay fever?")
+    expect(page.locator("#log .question")).to_have_count(0)
+
+    page.context.set_offline(False)
+    page.route(
+        "**/messages/",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"detail": "MedBot\'s database is unavailable."}'
+        ),
+    )
+    page.press("#question", "Enter")
+    expect(page.locator("#notice")).to_contain_text("MedBot's database is unavailable.")
+    expect(page.locator("#notice")).to_contain_text("Your question is still in the box.")
+    expect(page.locator("#question")).to_have_value("What helps with hay fever?")
+
+    page.unroute("**/messages/")
+    page.press("#question", "Enter")
+    expect(finished_answers(page)).to_have_count(1)
+    expect(page.locator("#notice")).to_be_empty()
+    expect(page.locator("#log .answer .badge")).to_have_text("Curated answer")
+
+
+def test_it_labels_each_answer_with_where_it_came_from(curated_rules, page) -> None:
+    ask(page, "How can I ease a tension headache?")
+    ask(page, "xyzzy plugh frobnicate")
+    badges = page.locator("#log .answer .badge")
+    expect(badges).to_have_text(["Curated answer", "No reliable answer"])
+    expect(page.locator("#log .answer .topic").first).to_have_text("Headache")
+    assert list(Message.objects.filter(role="assistant").values_list("source", flat=True)) == ["rule", "unavailable"]
+
+
+def test_it_shows_an_emergency_answer_as_an_alert_with_the_number_first(curated_rules, page) -> None:
+    ask(page, "my dad collapsed and is not breathing")
+
+    answer = page.locator("#log .answer").last
+    expect(answer).to_have_attribute("role", "alert")
+    expect(answer).to_have_class("message answer source-emergency")
+    expect(answer.locator(".badge")).to_have_text("Emergency")
+    expect(answer.locator(".call-line")).to_have_text("Call 911 now")
+    expect(answer.locator(".call-line a")).to_have_attribute("href", "tel:911")
+    expect(answer.locator(".message-body")).to_contain_text("start CPR")
+    first_line = answer.evaluate("node => node.querySelector('.message-head').nextElementSibling.className")
+    assert first_line == "call-line"
+    border = answer.evaluate("node => getComputedStyle(node).borderLeftWidth")
+    assert float(border.removesuffix("px")) >= 6
+    assert Message.objects.get(role="assistant").source == "emergency"
+
+
+def test_it_shows_curated_html_as_literal_text_and_never_runs_it(curated_rules, page) -> None:
+    payload = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>'
+    FallbackRule.objects.create(
+        title="Quokkapox",
+        triggers="quokkapox\nquokka pox",
+        answer=f"Quokkapox is a made-up illness. {payload} Rest and drink fluids.",
+    )
+    question = "<b>What</b> is quokkapox?"
+    ask(page, question)
+
+    answer = page.locator("#log .answer").last
+    expect(answer.locator(".badge")).to_have_text("Curated answer")
+    expect(answer.locator(".message-body")).to_contain_text(payload)
+    expect(page.locator("#log .question").last).to_have_text(question)
+    assert page.locator("#log img, #log script, #log b").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
+
+    page.reload()  # the history path renders the same text
+    expect(page.locator("#log .answer .message-body")).to_contain_text(payload)
+    expect(page.locator("#history-list .history-title")).to_have_text(question)
+    assert page.locator("#log img, #log script, #log b, #history-list b").count() == 0
+    assert page.evaluate("() => window.__pwned") is None
