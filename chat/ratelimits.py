@@ -14,13 +14,15 @@ GROUP = "medbot-ask"
 
 
 def client_ip(group: str | None, request: HttpRequest) -> str:
-    """The client address: REMOTE_ADDR, or the left-most entry of the trusted proxy header."""
+    """The client address: REMOTE_ADDR, or the right-most entry of the trusted proxy's header.
+
+    The right-most entry is the one our proxy wrote; anything left of it came from the client
+    and could be forged to dodge the limit."""
     header = settings.MEDBOT_TRUSTED_PROXY_HEADER
     if header:
-        forwarded = request.META.get(header, "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
+        last = request.META.get(header, "").split(",")[-1].strip()
+        if last:
+            return last
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

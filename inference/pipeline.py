@@ -185,7 +185,7 @@ def stream_answer(
         request = GenerationRequest(
             question=question,
             history=history,
-            grounding=match.answer if match else None,
+            grounding=match.answer if match and settings.MEDBOT_GROUNDING else None,
             max_new_tokens=settings.MEDBOT_MAX_NEW_TOKENS,
             temperature=settings.MEDBOT_TEMPERATURE,
             timeout=settings.MEDBOT_GENERATION_TIMEOUT,

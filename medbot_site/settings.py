@@ -213,9 +213,18 @@ MEDBOT_TORCH_THREADS = env_int("MEDBOT_TORCH_THREADS", 1, minimum=1)
 MEDBOT_DTYPE = env_str("MEDBOT_DTYPE", "bfloat16")
 if MEDBOT_DTYPE not in {"float32", "bfloat16"}:
     raise ImproperlyConfigured(f"MEDBOT_DTYPE must be float32 or bfloat16, got {MEDBOT_DTYPE!r}")
+# int8: linear layers keep int8 weights (activations stay MEDBOT_DTYPE); "none" keeps them as is.
+# Agreement with fp32 and speed are measured in BENCHMARKS.md.
+MEDBOT_QUANTIZE = env_str("MEDBOT_QUANTIZE", "int8")
+if MEDBOT_QUANTIZE not in {"none", "int8"}:
+    raise ImproperlyConfigured(f"MEDBOT_QUANTIZE must be none or int8, got {MEDBOT_QUANTIZE!r}")
+# Requests in flight at once that share one forward pass per token (1 turns batching off).
+MEDBOT_MAX_BATCH = env_int("MEDBOT_MAX_BATCH", 8, minimum=1, maximum=64)
 MEDBOT_MAX_QUESTION_CHARS = 2000
 MEDBOT_ANSWER_CACHE_SECONDS = env_int("MEDBOT_ANSWER_CACHE_SECONDS", 3600, minimum=0)
 MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 4.0, minimum=0.0)
+# Off: the model answers without the matched curated entry in its prompt (evaluation ablation).
+MEDBOT_GROUNDING = env_bool("MEDBOT_GROUNDING", True)
 MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
 MEDBOT_CRISIS_LINE = env_str(
     "MEDBOT_CRISIS_LINE", "call or text 988 (Suicide & Crisis Lifeline, US), available 24 hours a day"

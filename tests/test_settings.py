@@ -93,11 +93,40 @@ def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.
     )
 
 
-def test_debug_is_off_and_secure_settings_are_on_by_default():
-    out = _settings_in_subprocess(
-        {}, "settings.DEBUG, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS > 0"
-    )
-    assert out.stdout.strip() == "False True True", out.stderr
+HTTPS_SETTINGS = (
+    "settings.DEBUG, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE, "
+    "settings.CSRF_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS"
+)
+PRODUCTION = {"MEDBOT_ENV": "production", "SECRET_KEY": "k" * 60, "ALLOWED_HOSTS": "medbot.example.org"}
+
+
+def test_development_is_the_default_with_debug_off_and_plain_http_working():
+    """`make run` serves http://127.0.0.1:8000 with nothing set: no redirect to https, cookies that
+    travel over http, no HSTS pinning the browser to https; DEBUG stays off all the same."""
+    out = _settings_in_subprocess({"MEDBOT_ENV": "", "SECRET_KEY": ""}, f"settings.MEDBOT_ENV, {HTTPS_SETTINGS}")
+    assert out.stdout.strip() == "development False False False False 0 False", out.stderr
+
+
+def test_production_turns_on_the_https_redirect_secure_cookies_and_hsts():
+    out = _settings_in_subprocess(PRODUCTION, HTTPS_SETTINGS)
+    assert out.stdout.strip() == "False True True True 31536000 True", out.stderr
+
+
+def test_production_defaults_can_be_overridden_one_at_a_time():
+    out = _settings_in_subprocess({**PRODUCTION, "SECURE_SSL_REDIRECT": "0"}, HTTPS_SETTINGS)
+    assert out.stdout.strip() == "False False True True 31536000 True", out.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts():
+    out = _settings_in_subprocess({**PRODUCTION, "ALLOWED_HOSTS": ""}, "1")
+    assert out.returncode != 0
+    assert "ALLOWED_HOSTS must be set when MEDBOT_ENV=production" in out.stderr
+
+
+def test_an_unknown_medbot_env_stops_start_up():
+    out = _settings_in_subprocess({"MEDBOT_ENV": "staging"}, "1")
+    assert out.returncode != 0
+    assert "MEDBOT_ENV must be development or production" in out.stderr
 
 
 def test_environment_reaches_databases_and_caches():
