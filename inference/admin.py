@@ -1,8 +1,261 @@
-from django.contrib import admin
+"""The admin for curated safety data and the audit log: how MedBot is steered without code.
 
+Every change a curator makes here reaches running servers within one request: saves and deletes
+bump the shared-cache version tokens through ``inference.signals``, and the bulk actions below,
+which use ``queryset.update()`` (no signals), bump them explicitly.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from inference import pipeline, versions
 from inference.models import AuditLog, Disclaimer, EmergencyRule, FallbackRule
+from inference.retrieval import rule_index
+from inference.text import clean_input
 
-admin.site.register(FallbackRule)
-admin.site.register(EmergencyRule)
-admin.site.register(Disclaimer)
-admin.site.register(AuditLog)
+admin.site.site_header = "MedBot administration"
+admin.site.site_title = "MedBot admin"
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def set_enabled(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
+    """Bulk enable/disable. ``update()`` sends no post_save, so the rules version is bumped here:
+    without it, workers would keep answering from the rules as they were."""
+    changed = queryset.update(enabled=enabled)
+    versions.bump(versions.RULES)
+    noun = modeladmin.model._meta.verbose_name if changed == 1 else modeladmin.model._meta.verbose_name_plural
+    modeladmin.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} {noun}.", messages.SUCCESS)
+
+
+@admin.action(description="Enable selected rules", permissions=["change"])
+def enable_rules(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    set_enabled(modeladmin, request, queryset, True)
+
+
+@admin.action(description="Disable selected rules", permissions=["change"])
+def disable_rules(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    set_enabled(modeladmin, request, queryset, False)
+
+
+class TryQuestionForm(forms.Form):
+    question = forms.CharField(
+        max_length=settings.MEDBOT_MAX_QUESTION_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Asked exactly as a user would ask it, without history. Hit counts are left unchanged.",
+    )
+
+
+@dataclass
+class ScoredRule:
+    rule_id: int
+    title: str
+    score: float
+    answers: bool  # at or above MEDBOT_RULE_MIN_SCORE: this rule grounds or answers
+
+
+@dataclass
+class TryResult:
+    """Everything the try page shows: what the pipeline sees and what it would answer."""
+
+    question: str
+    emergency_rule_id: int | None
+    emergency_name: str
+    candidates: list[ScoredRule] = field(default_factory=list)
+    answer: pipeline.AnswerResult | None = None
+
+
+def try_question(question: str) -> TryResult:
+    """Run ``question`` through triage, retrieval and the full pipeline without counting hits.
+
+    The pipeline counts a hit on the rule that answers; a curator's trial is not a user's
+    question, so the answer runs in a transaction that is rolled back. The answer cache may
+    keep the result: it is exactly what a user asking the same question would get."""
+    cleaned = clean_input(question)
+    emergency = pipeline.check_emergency(cleaned)
+    minimum = settings.MEDBOT_RULE_MIN_SCORE
+    candidates = [
+        ScoredRule(match.rule_id, match.title, round(match.score, 2), match.score >= minimum)
+        for match in rule_index.search(cleaned, limit=3)
+    ]
+    with transaction.atomic():
+        result = pipeline.answer(question)
+        transaction.set_rollback(True)
+    return TryResult(
+        question=cleaned,
+        emergency_rule_id=emergency.rule_id if emergency else None,
+        emergency_name=emergency.name if emergency else "",
+        candidates=candidates,
+        answer=result,
+    )
+
+
+class RuleAdmin(admin.ModelAdmin):
+    """What fallback and emergency rules share: bulk switches and read-only hit counts."""
+
+    actions = [enable_rules, disable_rules]
+    list_filter = ["enabled"]
+    list_per_page = 50
+    readonly_fields = ["hit_count", "created_at", "updated_at"]
+
+
+@admin.register(FallbackRule)
+class FallbackRuleAdmin(RuleAdmin):
+    list_display = ["title", "priority", "enabled", "hit_count", "updated_at"]
+    search_fields = ["title", "triggers", "answer"]
+    fields = ["title", "triggers", "answer", "priority", "enabled", "hit_count", "created_at", "updated_at"]
+
+    def get_urls(self) -> list[URLPattern]:
+        # Before the defaults: "<path:object_id>/" would swallow "try/".
+        return [
+            path("try/", self.admin_site.admin_view(self.try_view), name="inference_fallbackrule_try"),
+            *super().get_urls(),
+        ]
+
+    def try_view(self, request: HttpRequest) -> HttpResponse:
+        """POST, not GET: questions can be personal and should not end up in access logs."""
+        # Linked from both rule lists: either view permission is enough to look.
+        if not (self.has_view_permission(request) or request.user.has_perm("inference.view_emergencyrule")):
+            raise PermissionDenied
+        form = TryQuestionForm(request.POST or None)
+        result = try_question(form.cleaned_data["question"]) if request.method == "POST" and form.is_valid() else None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Try a question",
+            "form": form,
+            "result": result,
+            "min_score": settings.MEDBOT_RULE_MIN_SCORE,
+        }
+        return TemplateResponse(request, "admin/inference/fallbackrule/try.html", context)
+
+
+@admin.register(EmergencyRule)
+class EmergencyRuleAdmin(RuleAdmin):
+    list_display = ["name", "priority", "enabled", "hit_count", "updated_at"]
+    search_fields = ["name", "patterns", "response"]
+    fields = ["name", "patterns", "response", "priority", "enabled", "hit_count", "created_at", "updated_at"]
+
+
+# --- disclaimers -------------------------------------------------------------------------------
+
+
+@admin.action(description="Activate the selected disclaimer", permissions=["change"])
+def activate_disclaimer(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Select exactly one disclaimer to activate.", messages.ERROR)
+        return
+    disclaimer = queryset.get()
+    disclaimer.activate()  # its save() bumps the disclaimer version for every worker
+    modeladmin.message_user(request, f"Disclaimer v{disclaimer.version} is now shown with every answer.")
+
+
+@admin.register(Disclaimer)
+class DisclaimerAdmin(admin.ModelAdmin):
+    """A new wording is a new version: text is fixed once saved, so every version stays as it
+    was shown, and only the action switches which one is active (exactly one)."""
+
+    actions = [activate_disclaimer]
+    list_display = ["version", "active", "excerpt", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["text"]
+    fields = ["version", "text", "active", "created_at"]
+    readonly_fields = ["active", "created_at"]
+
+    @admin.display(description="Text")
+    def excerpt(self, obj: Disclaimer) -> str:
+        return obj.text if len(obj.text) <= 100 else obj.text[:97] + "…"
+
+    def has_change_permission(self, request: HttpRequest, obj: Disclaimer | None = None) -> bool:
+        # Model-level "change" (obj None) gates the activate action; a saved version is view-only.
+        return obj is None and super().has_change_permission(request)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        latest = Disclaimer.objects.order_by("-version").values_list("version", flat=True).first()
+        return {"version": (latest or 0) + 1, **super().get_changeform_initial_data(request)}
+
+    def get_deleted_objects(self, objs: Iterable[Model], request: HttpRequest) -> tuple[Any, ...]:
+        """Refuse to delete the active disclaimer (single and bulk delete both come through here):
+        answers would fall back to the built-in text without anyone choosing that."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        active = [obj for obj in objs if getattr(obj, "active", False)]
+        if active:
+            protected = [*protected, f"{active[0]} — the active disclaimer: activate another version first"]
+        return deleted, model_count, perms_needed, protected
+
+
+# --- the audit log -----------------------------------------------------------------------------
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A spreadsheet runs a cell that starts like a formula; a leading quote makes it text.
+    Question text can be stored here and comes from anyone on the internet."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    """csv.writer wants a file; this one hands each written line straight back."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+AUDIT_COLUMNS = ["created_at", "client_id", "conversation_id", "source", "latency_ms", "adapter_version", "question"]
+
+
+def audit_rows(queryset: QuerySet) -> Iterator[list[object]]:
+    yield AUDIT_COLUMNS
+    for row in queryset.order_by("created_at", "pk").values_list(*AUDIT_COLUMNS).iterator(chunk_size=2000):
+        created_at, *rest = row
+        yield [created_at.isoformat(), *(csv_cell(value) for value in rest)]
+
+
+@admin.action(description="Export selected rows as CSV", permissions=["view"])
+def export_audit_csv(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
+    """Streamed, so a year of rows never sits in memory at once."""
+    writer = csv.writer(_Echo())
+    return StreamingHttpResponse(
+        (writer.writerow(row) for row in audit_rows(queryset)),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="medbot-audit-log.csv"'},
+    )
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    """A record: nobody adds, edits or deletes rows here (``purge_audit_log`` enforces retention)."""
+
+    actions = [export_audit_csv]
+    date_hierarchy = "created_at"
+    list_display = ["created_at", "source", "latency_ms", "adapter_version", "conversation_id", "client_id"]
+    list_filter = ["source", "adapter_version"]
+    search_fields = ["client_id", "adapter_version"]
+    show_full_result_count = False  # a COUNT(*) on a big log for every page is not worth it
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False

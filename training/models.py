@@ -42,14 +42,23 @@ class TrainingRun(models.Model):
     epochs = models.FloatField(default=3)
     learning_rate = models.FloatField(default=2e-4)
     seed = models.IntegerField(default=42)
-    example_count = models.PositiveIntegerField(default=0)
-    train_loss = models.FloatField(null=True, blank=True)
-    validation_loss = models.FloatField(null=True, blank=True)
+    example_count = models.PositiveIntegerField(default=0, help_text="Examples used: training plus validation.")
+    train_loss = models.FloatField(
+        null=True, blank=True, help_text="Mean training loss (answer tokens) over the steps before the last evaluation."
+    )
+    validation_loss = models.FloatField(
+        null=True, blank=True, help_text="Loss on the held-out validation examples at the last evaluation."
+    )
     loss_history = models.JSONField(
         default=list, blank=True, help_text="Evaluations as [{'step', 'epoch', 'train_loss', 'eval_loss'}]."
     )
     duration_seconds = models.FloatField(null=True, blank=True)
-    adapter_path = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(
+        default=dict, blank=True, help_text="Every training option of the run (TrainConfig), so it can be repeated."
+    )
+    adapter_path = models.CharField(
+        max_length=500, blank=True, help_text="Adapter folder, relative to MEDBOT_ADAPTER_DIR (e.g. run-3)."
+    )
     adapter_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
     active = models.BooleanField(default=False, help_text="The adapter every server answers with.")

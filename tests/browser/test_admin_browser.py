@@ -1,0 +1,64 @@
+"""A curator steers MedBot from the admin in a real browser: log in, add a rule, and the chat
+answers with it on the next question, without a restart."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group, User
+from playwright.sync_api import Page, expect
+
+from chat.models import Message
+from inference.models import FallbackRule
+from tests.browser.helpers import ask, finished_answers
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "curator-password-1"
+ANSWER = "Sip ice-cold water slowly or hold your breath for a few seconds; most hiccups stop on their own."
+
+
+@pytest.fixture
+def curator(settings) -> User:
+    """A staff user in the Curators group. Live-server tests flush the database between tests,
+    which takes the migration's groups with it, so they are made again the way the migration does."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if not Group.objects.filter(name="Curators").exists():
+        importlib.import_module("inference.migrations.0002_groups").make_groups(apps, None)
+    user = User.objects.create_user("carol", password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name="Curators"))
+    return user
+
+
+def test_a_rule_added_in_the_admin_answers_the_next_chat_question(
+    curated_rules: None, curator: User, new_page: Callable[..., Page]
+) -> None:
+    page = new_page(path="/admin/login/?next=/admin/")
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_contain_text("MedBot administration")
+
+    page.goto("/admin/inference/fallbackrule/")
+    page.locator("#content-main .object-tools a.addlink").click()
+    expect(page).to_have_url(re.compile(r"/admin/inference/fallbackrule/add/$"))
+    page.fill("#id_title", "Hiccups")
+    page.fill("#id_triggers", "hiccups\nhiccup\ncan't stop hiccuping")
+    page.fill("#id_answer", ANSWER)
+    page.fill("#id_priority", "2")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    assert FallbackRule.objects.filter(title="Hiccups", enabled=True).exists()
+
+    page.goto("/")
+    ask(page, "How do I get rid of hiccups?")
+    answer = page.locator("#log .answer").last
+    expect(answer.locator(".message-body")).to_have_text(ANSWER)
+    expect(answer.locator(".badge")).to_have_text("Curated answer")
+    expect(finished_answers(page)).to_have_count(1)
+    saved = Message.objects.get(role="assistant")
+    assert (saved.source, saved.matched_rule) == ("rule", "Hiccups")

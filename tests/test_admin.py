@@ -1,0 +1,530 @@
+"""The Django admin, through its real URLs: who may do what, the try page, promoting feedback,
+activating adapters, disclaimers, bulk switches reaching the pipeline, imports and exports."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group, Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import HttpResponse
+from django.test import Client
+
+from chat.models import Conversation, Feedback, Message
+from inference import adapters, pipeline
+from inference.models import AuditLog, Disclaimer, EmergencyRule, FallbackRule
+from inference.retrieval import rule_index
+from training.admin import loss_curve_svg
+from training.models import TrainingExample, TrainingRun
+
+SCRIPT = "<script>alert(1)</script>"
+make_groups = importlib.import_module("inference.migrations.0002_groups").make_groups
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """Users here log in with force_login; hashing their passwords properly only costs time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def staff_in(group: str, username: str) -> User:
+    """A staff user whose only permissions come from one group made by the 0002_groups migration."""
+    user = User.objects.create_user(username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def curator(db) -> User:
+    return staff_in("Curators", "carol")
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    return staff_in("Auditors", "audrey")
+
+
+@pytest.fixture
+def admin_for() -> Callable[[User], Client]:
+    def make(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def run_action(client: Client, changelist: str, action: str, *objects: object, follow: bool = True) -> HttpResponse:
+    return client.post(changelist, {"action": action, "_selected_action": [obj.pk for obj in objects]}, follow=follow)
+
+
+def conversation_with_feedback(owner: User, rating: int) -> tuple[Message, Feedback]:
+    """Two turns; the feedback is on the first answer, so its question is the first question."""
+    conversation = Conversation.objects.create(owner=owner, title="Ears")
+    Message.objects.create(conversation=conversation, role="user", content="How do I clear ear wax?")
+    first = Message.objects.create(
+        conversation=conversation, role="assistant", content="Use a cotton bud.", source="model"
+    )
+    Message.objects.create(conversation=conversation, role="user", content="And for children?")
+    Message.objects.create(conversation=conversation, role="assistant", content="The same.", source="model")
+    feedback = Feedback.objects.create(message=first, rating=rating, reason="unsafe", comment="Never cotton buds!")
+    return first, feedback
+
+
+# --- groups and permissions ----------------------------------------------------------------------
+
+
+def test_it_gives_the_curators_and_auditors_groups_only_their_permissions(db) -> None:
+    def granted(name: str) -> set[str]:
+        permissions = Group.objects.get(name=name).permissions.select_related("content_type")
+        return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+
+    curated = ["inference.fallbackrule", "inference.emergencyrule", "inference.disclaimer", "training.trainingexample"]
+    expected_curators = {
+        f"{app}.{action}_{model}"
+        for app, model in (name.split(".") for name in curated)
+        for action in ("add", "change", "delete", "view")
+    } | {
+        "training.view_trainingrun",
+        "training.change_trainingrun",
+        "chat.view_feedback",
+        "chat.change_feedback",
+    }
+    assert granted("Curators") == expected_curators
+    assert granted("Auditors") == {
+        "inference.view_auditlog",
+        "chat.view_conversation",
+        "chat.view_message",
+        "chat.view_feedback",
+    }
+
+
+def test_rerunning_the_group_setup_brings_hand_edited_groups_back_to_their_permissions(db) -> None:
+    curators = Group.objects.get(name="Curators")
+    expected = set(curators.permissions.all())
+    curators.permissions.add(Permission.objects.get(codename="delete_auditlog"))
+    Group.objects.filter(name="Auditors").delete()
+    inference_config = apps.get_app_config("inference")
+    models_module = inference_config.models_module
+
+    make_groups(apps, None)  # what live-server tests do after a flush, with the global registry
+
+    assert set(curators.permissions.all()) == expected
+    assert Group.objects.get(name="Auditors").permissions.count() == 4
+    assert inference_config.models_module is models_module
+
+
+def test_it_lets_a_curator_change_a_rule_but_not_see_the_audit_log(curator, admin_for) -> None:
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops.")
+    client = admin_for(curator)
+    url = f"/admin/inference/fallbackrule/{rule.pk}/change/"
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url, {"title": "Ear wax", "triggers": "ear wax\nblocked ear", "answer": "Try olive oil drops.", "priority": 3}
+    )
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.answer, rule.priority, rule.enabled) == ("Try olive oil drops.", 3, False)
+    assert client.get("/admin/inference/auditlog/").status_code == 403
+
+
+def test_it_lets_an_auditor_read_the_audit_log_and_transcripts_but_change_nothing(auditor, alice, admin_for) -> None:
+    AuditLog.objects.create(client_id="c0ffee", source="emergency", latency_ms=12)
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops.")
+    answer, _ = conversation_with_feedback(alice, -1)
+    client = admin_for(auditor)
+
+    log = client.get("/admin/inference/auditlog/")
+    assert log.status_code == 200
+    assert "c0ffee" in log.content.decode()
+    transcript_url = f"/admin/chat/conversation/{answer.conversation_id}/change/"
+    transcript = client.get(transcript_url)
+    assert transcript.status_code == 200
+    assert "Use a cotton bud." in transcript.content.decode()
+    assert client.get("/admin/chat/feedback/").status_code == 200
+
+    assert client.post(transcript_url, {"title": "Rewritten"}).status_code == 403
+    assert client.post(f"/admin/chat/message/{answer.pk}/change/", {"content": "Rewritten"}).status_code == 403
+    assert client.get(f"/admin/inference/fallbackrule/{rule.pk}/change/").status_code == 403
+    rule_form = {"title": "Changed", "triggers": "x", "answer": "y", "priority": 0, "enabled": "on"}
+    assert client.post(f"/admin/inference/fallbackrule/{rule.pk}/change/", rule_form).status_code == 403
+    answer.refresh_from_db()
+    rule.refresh_from_db()
+    assert answer.content == "Use a cotton bud."
+    assert Conversation.objects.get().title == "Ears"
+    assert rule.title == "Ear wax"
+
+
+def test_it_never_lets_anyone_add_edit_or_delete_messages_or_audit_rows(alice, admin_user, admin_for) -> None:
+    answer, _ = conversation_with_feedback(alice, -1)
+    row = AuditLog.objects.create(client_id="c0ffee", source="rule")
+    client = admin_for(admin_user)  # a superuser: refused by the admin classes, not by permissions
+    assert client.get("/admin/chat/message/add/").status_code == 403
+    assert client.post(f"/admin/chat/message/{answer.pk}/change/", {"content": "x"}).status_code == 403
+    assert client.post(f"/admin/chat/message/{answer.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/inference/auditlog/add/").status_code == 403
+    assert client.post(f"/admin/inference/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    page = client.get(f"/admin/chat/conversation/{answer.conversation_id}/change/").content.decode()
+    assert "Use a cotton bud." in page
+    assert 'name="messages-0-content"' not in page  # the inline shows text, not form fields
+    assert Message.objects.filter(pk=answer.pk, content="Use a cotton bud.").exists()
+    assert AuditLog.objects.filter(pk=row.pk).exists()
+
+
+def test_it_hides_bulk_actions_from_staff_without_the_change_permission(admin_for, db) -> None:
+    viewer = User.objects.create_user("vera", is_staff=True)
+    viewer.user_permissions.add(Group.objects.get(name="Curators").permissions.get(codename="view_fallbackrule"))
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops.")
+    response = run_action(admin_for(viewer), "/admin/inference/fallbackrule/", "disable_rules", rule)
+    assert response.status_code == 200
+    rule.refresh_from_db()
+    assert rule.enabled
+
+
+# --- the try page --------------------------------------------------------------------------------
+
+
+def test_the_try_page_shows_the_matching_rules_with_scores_triage_and_the_escaped_answer(
+    curated_data, curator, admin_for
+) -> None:
+    rule = FallbackRule.objects.create(
+        title=f"Ear wax {SCRIPT}",
+        triggers="ear wax\nblocked ear\nearwax",
+        answer=f"A few drops of olive oil soften ear wax. {SCRIPT}",
+        priority=5,
+    )
+    question = "How do I clear ear wax from a blocked ear?"
+    client = admin_for(curator)
+    assert "Try a question" in client.get("/admin/inference/fallbackrule/").content.decode()
+
+    response = client.post("/admin/inference/fallbackrule/try/", {"question": question})
+    page = response.content.decode()
+    assert response.status_code == 200
+    best = rule_index.search(question, limit=3)[0]
+    assert best.rule_id == rule.pk
+    assert "Ear wax &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert f"{best.score:.2f}" in page
+    assert "Does not fire." in page
+    assert '<td class="source">rule</td>' in page
+    assert "A few drops of olive oil soften ear wax. &lt;script&gt;" in page
+    assert Disclaimer.objects.get(active=True).text in page
+    assert SCRIPT not in page
+    rule.refresh_from_db()
+    assert rule.hit_count == 0  # a curator's trial is not a user's question
+
+
+def test_the_try_page_says_which_emergency_rule_fires(curated_data, curator, admin_for) -> None:
+    response = admin_for(curator).post(
+        "/admin/inference/fallbackrule/try/", {"question": "I think I'm having a heart attack, my chest is crushing"}
+    )
+    page = response.content.decode()
+    fired = EmergencyRule.objects.get(name="Heart attack")
+    assert f'Fires: <a href="/admin/inference/emergencyrule/{fired.pk}/change/">Heart attack</a>' in page
+    assert '<td class="source">emergency</td>' in page
+    assert sum(EmergencyRule.objects.values_list("hit_count", flat=True)) == 0
+
+
+def test_the_try_page_is_refused_to_auditors(auditor, admin_for) -> None:
+    response = admin_for(auditor).post("/admin/inference/fallbackrule/try/", {"question": "ear wax"})
+    assert response.status_code == 403
+
+
+# --- rules and disclaimers reach the pipeline ----------------------------------------------------
+
+
+def test_bulk_disabling_a_rule_changes_the_next_answer_and_enabling_brings_it_back(
+    curated_data, curator, admin_for
+) -> None:
+    question = "What are the symptoms of asthma?"
+    before = pipeline.answer(question)  # warms the rule index and the answer cache
+    rule = FallbackRule.objects.get(title=before.matched_rule)
+    assert before.source == "rule"
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/inference/fallbackrule/", "disable_rules", rule)
+    assert "Disabled 1 fallback rule." in response.content.decode()
+    after = pipeline.answer(question)
+    assert after.matched_rule != rule.title
+    assert not after.cached
+
+    run_action(client, "/admin/inference/fallbackrule/", "enable_rules", rule)
+    assert pipeline.answer(question).matched_rule == rule.title
+
+
+def test_bulk_disabling_an_emergency_rule_stops_triage_on_the_next_call(curated_data, curator, admin_for) -> None:
+    question = "I think I'm having a heart attack, my chest is crushing"
+    assert pipeline.answer(question).source == "emergency"
+    heart_attack = EmergencyRule.objects.filter(name="Heart attack")
+    run_action(admin_for(curator), "/admin/inference/emergencyrule/", "disable_rules", *heart_attack)
+    assert pipeline.answer(question).matched_rule != "Heart attack"
+
+
+def test_activating_a_disclaimer_leaves_exactly_one_active_and_answers_carry_it(curator, admin_for) -> None:
+    old = Disclaimer.objects.create(text="Old wording.", version=1, active=True)
+    new = Disclaimer.objects.create(text="New wording.", version=2)
+    assert pipeline.answer("anything at all").disclaimer == "Old wording."
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/inference/disclaimer/", "activate_disclaimer", new)
+    assert "Disclaimer v2 is now shown" in response.content.decode()
+    assert list(Disclaimer.objects.filter(active=True)) == [new]
+    assert pipeline.answer("anything at all").disclaimer == "New wording."
+
+    run_action(client, "/admin/inference/disclaimer/", "activate_disclaimer", old, new)
+    assert list(Disclaimer.objects.filter(active=True)) == [new]  # two selected: refused
+
+
+def test_it_refuses_to_delete_the_active_disclaimer_but_keeps_deleting_old_ones(curator, admin_for) -> None:
+    old = Disclaimer.objects.create(text="Old wording.", version=1)
+    active = Disclaimer.objects.create(text="Current wording.", version=2, active=True)
+    client = admin_for(curator)
+
+    page = client.post(f"/admin/inference/disclaimer/{active.pk}/delete/", {"post": "yes"}).content.decode()
+    assert "the active disclaimer" in page
+    page = client.post(
+        "/admin/inference/disclaimer/",
+        {"action": "delete_selected", "_selected_action": [old.pk, active.pk], "post": "yes"},
+    ).content.decode()
+    assert "the active disclaimer" in page
+    assert Disclaimer.objects.count() == 2
+
+    assert client.post(f"/admin/inference/disclaimer/{old.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert list(Disclaimer.objects.all()) == [active]
+
+
+def test_a_disclaimers_text_is_fixed_once_saved_and_a_new_one_gets_the_next_version(curator, admin_for) -> None:
+    saved = Disclaimer.objects.create(text="Kept as shown.", version=4, active=True)
+    client = admin_for(curator)
+    assert 'value="5"' in client.get("/admin/inference/disclaimer/add/").content.decode()
+    response = client.post(f"/admin/inference/disclaimer/{saved.pk}/change/", {"text": "Rewritten.", "version": 9})
+    assert response.status_code == 403
+    saved.refresh_from_db()
+    assert (saved.text, saved.version) == ("Kept as shown.", 4)
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+def test_promoting_thumbs_down_feedback_creates_a_training_example_from_its_question(curator, alice, admin_for) -> None:
+    _, feedback = conversation_with_feedback(alice, -1)
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/chat/feedback/", "promote", feedback, follow=False)
+    promote_url = f"/admin/chat/feedback/{feedback.pk}/promote/"
+    assert response["Location"] == promote_url
+    page = client.get(promote_url).content.decode()
+    assert "How do I clear ear wax?" in page
+    assert "Never cotton buds!" in page
+
+    response = client.post(promote_url, {"answer": "Never use cotton buds; olive oil drops soften wax."})
+    assert response.status_code == 302
+    example = TrainingExample.objects.get()
+    assert example.origin == "feedback"
+    assert example.question == "How do I clear ear wax?"
+    assert example.answer == "Never use cotton buds; olive oil drops soften wax."
+    feedback.refresh_from_db()
+    assert feedback.promoted
+
+    again = client.post(promote_url, {"answer": "Twice?"}, follow=True)
+    assert "already promoted" in again.content.decode()
+    assert TrainingExample.objects.count() == 1
+
+
+def test_it_refuses_to_promote_helpful_feedback_or_an_empty_correction(curator, alice, admin_for) -> None:
+    _, helpful = conversation_with_feedback(alice, 1)
+    _, unhelpful = conversation_with_feedback(alice, -1)
+    client = admin_for(curator)
+    response = client.post(f"/admin/chat/feedback/{helpful.pk}/promote/", {"answer": "Anything"}, follow=True)
+    assert "Only answers rated not helpful are promoted." in response.content.decode()
+    response = client.post(f"/admin/chat/feedback/{unhelpful.pk}/promote/", {"answer": "   "})
+    assert "This field is required." in response.content.decode()  # blank after stripping
+    assert not TrainingExample.objects.exists()
+    assert not Feedback.objects.filter(promoted=True).exists()
+
+
+def test_auditors_see_feedback_but_cannot_promote_or_edit_it(auditor, alice, admin_for) -> None:
+    _, feedback = conversation_with_feedback(alice, -1)
+    client = admin_for(auditor)
+    assert client.post(f"/admin/chat/feedback/{feedback.pk}/promote/", {"answer": "x"}).status_code == 403
+    assert client.post(f"/admin/chat/feedback/{feedback.pk}/change/", {"comment": "x"}).status_code == 403
+    assert not TrainingExample.objects.exists()
+
+
+# --- training runs --------------------------------------------------------------------------------
+
+
+def finished_run(settings, folder: str, **fields: object) -> TrainingRun:
+    adapter = Path(settings.MEDBOT_ADAPTER_DIR) / folder
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    return TrainingRun.objects.create(
+        base_model="gpt2", status=TrainingRun.Status.SUCCEEDED, adapter_path=folder, **fields
+    )
+
+
+def test_activating_a_run_and_rolling_back_to_an_earlier_one(settings, curator, admin_for) -> None:
+    first = finished_run(settings, "run-a")
+    second = finished_run(settings, "run-b")
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/training/trainingrun/", "activate_run", second)
+    assert f"Run {second.pk} is now active" in response.content.decode()
+    assert list(TrainingRun.objects.filter(active=True)) == [second]
+    assert adapters.active_adapter().version == f"run-{second.pk}"
+
+    run_action(client, "/admin/training/trainingrun/", "activate_run", first)
+    assert list(TrainingRun.objects.filter(active=True)) == [first]
+    assert adapters.active_adapter().version == f"run-{first.pk}"
+
+    run_action(client, "/admin/training/trainingrun/", "deactivate_runs", first)
+    assert not TrainingRun.objects.filter(active=True).exists()
+
+
+def test_it_refuses_to_activate_a_failed_run_or_one_without_an_adapter(settings, curator, admin_for) -> None:
+    active = finished_run(settings, "run-a", active=True)
+    failed = TrainingRun.objects.create(base_model="gpt2", status=TrainingRun.Status.FAILED, adapter_path="run-a")
+    missing = TrainingRun.objects.create(base_model="gpt2", status=TrainingRun.Status.SUCCEEDED, adapter_path="gone")
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/training/trainingrun/", "activate_run", failed)
+    assert f"Run {failed.pk} did not succeed (failed)" in response.content.decode()
+    response = run_action(client, "/admin/training/trainingrun/", "activate_run", missing)
+    assert f"Run {missing.pk} has no adapter" in response.content.decode()
+    assert list(TrainingRun.objects.filter(active=True)) == [active]
+
+
+def test_a_runs_page_is_read_only_and_draws_its_loss_curve(settings, curator, admin_for) -> None:
+    history = [
+        {"step": 10, "epoch": 1, "train_loss": 2.5, "eval_loss": 2.6},
+        {"step": 20, "epoch": 2, "train_loss": 1.9, "eval_loss": 2.1},
+        {"step": 30, "epoch": 3, "train_loss": 1.4, "eval_loss": 1.8},
+        {"step": "<b>", "train_loss": f"{SCRIPT}", "eval_loss": None},  # not numbers: left out
+    ]
+    run = finished_run(settings, "run-a", loss_history=history, notes=SCRIPT, validation_loss=1.8)
+    client = admin_for(curator)
+    url = f"/admin/training/trainingrun/{run.pk}/change/"
+
+    page = client.get(url).content.decode()
+    assert '<polyline class="train-loss" points="' in page
+    assert '<polyline class="eval-loss" points="' in page
+    assert "last 1.800" in page
+    assert SCRIPT not in page
+    assert 'name="notes"' not in page  # shown, not editable
+    assert client.post(url, {"notes": "changed", "status": "failed"}).status_code == 403
+    assert client.get("/admin/training/trainingrun/add/").status_code == 403
+    run.refresh_from_db()
+    assert (run.notes, run.status) == (SCRIPT, "succeeded")
+
+
+def test_the_loss_curve_plots_every_evaluation_and_says_so_when_there_is_none() -> None:
+    svg = loss_curve_svg([{"step": s, "train_loss": 3.0 - s / 10, "eval_loss": 3.1 - s / 10} for s in range(1, 6)])
+    train_points = svg.split('class="train-loss" points="')[1].split('"')[0].split()
+    assert len(train_points) == 5
+    ys = [float(point.split(",")[1]) for point in train_points]
+    assert ys == sorted(ys)  # falling loss: each point lower on the chart, i.e. a larger y
+    assert "No evaluations" in loss_curve_svg([])
+    assert "No evaluations" in loss_curve_svg([{"step": 1, "train_loss": float("nan")}])
+
+
+# --- training examples ----------------------------------------------------------------------------
+
+
+def upload(name: str, content: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content.encode(), content_type="application/json")
+
+
+def test_importing_a_json_file_adds_new_examples_and_skips_duplicates(curator, admin_for) -> None:
+    TrainingExample.objects.create(question="What is a migraine?", answer="A kind of headache.")
+    data = [
+        {"question": "What is a migraine?", "answer": "Duplicate."},
+        {"question": "How much water should I drink?", "answer": "About eight cups a day."},
+        {"input": "Is a cold contagious?", "output": "Yes, for the first few days."},
+    ]
+    client = admin_for(curator)
+    assert "Import JSON" in client.get("/admin/training/trainingexample/").content.decode()
+
+    response = client.post(
+        "/admin/training/trainingexample/import/", {"file": upload("pairs.json", json.dumps(data))}, follow=True
+    )
+    assert "read 3, added 2, duplicates 1" in response.content.decode()
+    assert set(TrainingExample.objects.filter(origin="import").values_list("question", flat=True)) == {
+        "How much water should I drink?",
+        "Is a cold contagious?",
+    }
+
+
+@pytest.mark.parametrize(
+    "content,error",
+    [
+        ('[{"question": "Q?", "answer": "A."}, ', "pairs.json: invalid JSON"),
+        ('{"question": "Q?", "answer": "A."}', "pairs.json: expected a JSON list"),
+        ('[{"question": "Q?", "answer": "A."}, {"question": "No answer"}]', "pairs.json, item 2: needs"),
+    ],
+)
+def test_a_bad_import_file_shows_an_error_and_changes_nothing(curator, admin_for, content, error) -> None:
+    response = admin_for(curator).post(
+        "/admin/training/trainingexample/import/", {"file": upload("pairs.json", content)}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert error in page
+    assert "Nothing was imported." in page
+    assert not TrainingExample.objects.exists()
+
+
+def test_examples_are_exported_as_json_and_switched_in_bulk(curator, admin_for) -> None:
+    kept = TrainingExample.objects.create(question="What is a migraine?", answer="A kind of headache.")
+    other = TrainingExample.objects.create(question="Is a cold contagious?", answer="Yes.", enabled=False)
+    client = admin_for(curator)
+
+    response = run_action(client, "/admin/training/trainingexample/", "export_examples", kept, follow=False)
+    assert response["Content-Disposition"] == 'attachment; filename="medbot-training-examples.json"'
+    assert json.loads(response.content) == [
+        {"question": "What is a migraine?", "answer": "A kind of headache.", "origin": "fixture", "enabled": True}
+    ]
+    run_action(client, "/admin/training/trainingexample/", "disable_examples", kept)
+    run_action(client, "/admin/training/trainingexample/", "enable_examples", other)
+    kept.refresh_from_db()
+    other.refresh_from_db()
+    assert (kept.enabled, other.enabled) == (False, True)
+
+
+# --- the audit log export -------------------------------------------------------------------------
+
+
+def test_the_audit_log_exports_the_selected_rows_as_csv_with_formulas_defused(auditor, admin_for) -> None:
+    rows = [
+        AuditLog.objects.create(client_id="a1", source="rule", latency_ms=40, question='=HYPERLINK("http://x")'),
+        AuditLog.objects.create(client_id="a2", source="model", latency_ms=900, question="+1 and -2"),
+        AuditLog.objects.create(client_id="@a3", source="emergency", adapter_version="-run-3", question="Plain?"),
+    ]
+    AuditLog.objects.create(client_id="not-selected", source="rule")
+    response = run_action(admin_for(auditor), "/admin/inference/auditlog/", "export_audit_csv", *rows, follow=False)
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    assert table[0] == [
+        "created_at",
+        "client_id",
+        "conversation_id",
+        "source",
+        "latency_ms",
+        "adapter_version",
+        "question",
+    ]
+    body = {row[1]: row for row in table[1:]}
+    assert set(body) == {"a1", "a2", "'@a3"}
+    assert body["a1"][6] == '\'=HYPERLINK("http://x")'
+    assert body["a1"][4] == "40"
+    assert body["a2"][6] == "'+1 and -2"
+    assert body["'@a3"][5] == "'-run-3"
+    assert body["'@a3"][6] == "Plain?"
+    assert body["a1"][0] == rows[0].created_at.isoformat()
