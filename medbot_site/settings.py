@@ -3,6 +3,7 @@ development default; production values are checked by ``manage.py check --deploy
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -213,16 +214,21 @@ MEDBOT_TORCH_THREADS = env_int("MEDBOT_TORCH_THREADS", 1, minimum=1)
 MEDBOT_DTYPE = env_str("MEDBOT_DTYPE", "bfloat16")
 if MEDBOT_DTYPE not in {"float32", "bfloat16"}:
     raise ImproperlyConfigured(f"MEDBOT_DTYPE must be float32 or bfloat16, got {MEDBOT_DTYPE!r}")
-# int8: linear layers keep int8 weights (activations stay MEDBOT_DTYPE); "none" keeps them as is.
-# Agreement with fp32 and speed are measured in BENCHMARKS.md.
-MEDBOT_QUANTIZE = env_str("MEDBOT_QUANTIZE", "int8")
-if MEDBOT_QUANTIZE not in {"none", "int8"}:
-    raise ImproperlyConfigured(f"MEDBOT_QUANTIZE must be none or int8, got {MEDBOT_QUANTIZE!r}")
+# Weight-only quantisation of the linear layers (activations stay MEDBOT_DTYPE): int4 (groups of
+# 32, the grid SmolLM2's packaged GGUF weights already sit on), int8 (per output channel), or none.
+# Speed and agreement with fp32 for each are in BENCHMARKS.md.
+MEDBOT_QUANTIZE = env_str("MEDBOT_QUANTIZE", "int4")
+if MEDBOT_QUANTIZE not in {"none", "int8", "int4"}:
+    raise ImproperlyConfigured(f"MEDBOT_QUANTIZE must be none, int8 or int4, got {MEDBOT_QUANTIZE!r}")
 # Requests in flight at once that share one forward pass per token (1 turns batching off).
 MEDBOT_MAX_BATCH = env_int("MEDBOT_MAX_BATCH", 8, minimum=1, maximum=64)
+# Torch threads for prompt prefill and for two or more requests decoding together (a single
+# request decodes on MEDBOT_TORCH_THREADS). Default: two cores, as measured best for one worker
+# per two cores. Keep workers × threads ≤ cores: OpenMP threads sharing a core slow each other.
+MEDBOT_BATCH_THREADS = env_int("MEDBOT_BATCH_THREADS", min(2, os.cpu_count() or 1), minimum=1)
 MEDBOT_MAX_QUESTION_CHARS = 2000
 MEDBOT_ANSWER_CACHE_SECONDS = env_int("MEDBOT_ANSWER_CACHE_SECONDS", 3600, minimum=0)
-MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 4.0, minimum=0.0)
+MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 8.0, minimum=0.0)
 # Off: the model answers without the matched curated entry in its prompt (evaluation ablation).
 MEDBOT_GROUNDING = env_bool("MEDBOT_GROUNDING", True)
 MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
