@@ -44,10 +44,10 @@ test: setup
 	$(VENV)/bin/pytest
 
 # Scores the answer pipeline per configuration (see BENCHMARKS.md): JSON + Markdown in bench/results.
-# 200 MedQuAD questions (read in place, never copied) plus our labelled emergency set. Model configs
-# take ~4 s a question on 2 idle cores (~15 min each for MedQuAD), several times that on busy ones;
-# the 60 s generation timeout keeps a busy machine from cutting answers short. adapter is skipped
-# (with a message) when no TrainingRun is active.
+# 200 MedQuAD questions (read in place, never copied) plus our labelled emergency set. Each model
+# config costs ~5 s a question at 20+ tok/s (~15-20 min for MedQuAD); measured 45 min for base on
+# 2 cores shared with a training run (7 tok/s). rules takes seconds. The 60 s generation timeout
+# keeps a busy machine from cutting answers short; adapter is skipped when no TrainingRun is active.
 MEDQUAD ?= ../shared/data/medquad
 EVAL_CONFIGS ?= --config rules --config base --config adapter
 EVAL := MEDBOT_GENERATION_TIMEOUT=$${MEDBOT_GENERATION_TIMEOUT:-60} $(PY) manage.py evaluate $(EVAL_CONFIGS) \
@@ -55,6 +55,20 @@ EVAL := MEDBOT_GENERATION_TIMEOUT=$${MEDBOT_GENERATION_TIMEOUT:-60} $(PY) manage
 eval: fixtures
 	$(EVAL) --dataset $(MEDQUAD) --limit 200 --seed 0
 	$(EVAL) --dataset bench/data/labelled_questions.jsonl
+
+# Benchmarks (not part of `make test`): see BENCHMARKS.md. llama-cpp-python compiles llama.cpp
+# from source for a generic x86-64 CPU (GGML_NATIVE=OFF keeps the wheel portable), CPU only.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DLLAMA_CURL=OFF" $(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP)
+	$(PY) manage.py prepare_model
+	$(PY) bench/generation.py
+	$(PY) bench/concurrency.py
+	$(PY) bench/coldstart.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -108,6 +108,9 @@ def prepare_smollm2_cache(cache_root: Path) -> Path:
     if getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
     model.generation_config = gguf_model.generation_config
+    # The weights are de-quantised now: a GGUF quantization_config left in config.json would make
+    # every later load attach transformers' GGUF quantizer to plain fp32 weights.
+    _drop_gguf_quantization(model.config)
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=cache_root))
     try:
@@ -133,13 +136,15 @@ def model_folder(name: str, cache_root: Path) -> str:
 def load_base(name: str, cache_root: Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a base model and its tokenizer from local files only."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder = model_folder(name, cache_root)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        _drop_gguf_quantization(config)
         model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
+            folder, config=config, local_files_only=True, dtype=getattr(torch, dtype), low_cpu_mem_usage=True
         )
     except OSError as error:
         raise ModelNotAvailable(f"Could not load base model {name!r} from local files: {error}") from error
@@ -147,6 +152,41 @@ def load_base(name: str, cache_root: Path, dtype: str = "float32") -> tuple[PreT
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def load_config_and_tokenizer(name: str, cache_root: Path) -> tuple[Any, Any, PreTrainedTokenizerBase]:
+    """Config, generation config (None if the folder has none) and tokenizer, without weights:
+    the engine builds the model itself when it has converted weights ready."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    folder = model_folder(name, cache_root)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except OSError as error:
+        raise ModelNotAvailable(f"Could not load base model {name!r} from local files: {error}") from error
+    _drop_gguf_quantization(config)
+    try:
+        generation_config = GenerationConfig.from_pretrained(folder, local_files_only=True)
+    except OSError:
+        generation_config = None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return config, generation_config, tokenizer
+
+
+def _drop_gguf_quantization(config: Any) -> None:
+    """Forget a GGUF ``quantization_config`` on a config whose weights are plain safetensors.
+
+    Caches written before this fix carry one; loading them then attaches the GGUF quantizer
+    (and its "packed weights" warning) to ordinary fp32 tensors."""
+    quantization = getattr(config, "quantization_config", None)
+    if isinstance(quantization, dict):
+        method = quantization.get("quant_method")
+    else:
+        method = getattr(quantization, "quant_method", None)
+    if str(method).lower().endswith("gguf"):
+        del config.quantization_config
 
 
 def describe(model: Any) -> str:
