@@ -9,9 +9,16 @@ from django.db.models import Q
 
 class Source(models.TextChoices):
     MODEL = "model", "Model"
+    EXTRACT = "extract", "From trusted sources"
     RULE = "rule", "Curated answer"
     EMERGENCY = "emergency", "Emergency"
     UNAVAILABLE = "unavailable", "No reliable answer"
+
+
+class TriageLevel(models.TextChoices):
+    EMERGENCY = "emergency", "Emergency"
+    URGENT = "urgent", "Urgent"
+    ROUTINE = "routine", "Routine"
 
 
 class ConversationQuerySet(models.QuerySet):
@@ -71,6 +78,14 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     tokens = models.PositiveIntegerField(null=True, blank=True)
     partial = models.BooleanField(default=False, help_text="The client left before the answer finished.")
+    triage_level = models.CharField(
+        max_length=16, choices=TriageLevel.choices, blank=True, help_text="Triage of the question this answers."
+    )
+    citations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The sources the answer came from: a list of {title, publisher, url, source}.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
