@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export MEDBOT_MODEL_CACHE ?= $(CURDIR)/model-cache
 
-.PHONY: run test lint format setup migrate fixtures eval bench clean
+.PHONY: run test lint format setup migrate fixtures import-medquad eval bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ run: fixtures
 	$(PY) manage.py prepare_model
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
+# Imports NIH's MedQuAD (CC BY 4.0) from a local copy into the knowledge base; re-running updates in place.
+MEDQUAD ?= ../shared/data/medquad
+import-medquad: migrate
+	$(PY) manage.py import_knowledge $(MEDQUAD) --source medquad \
+		--publisher "U.S. National Institutes of Health (via MedQuAD)" \
+		--url https://github.com/abachaa/MedQuAD --licence "CC BY 4.0"
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,7 +55,6 @@ test: setup
 # config costs ~5 s a question at 20+ tok/s (~15-20 min for MedQuAD); measured 45 min for base on
 # 2 cores shared with a training run (7 tok/s). rules takes seconds. The 60 s generation timeout
 # keeps a busy machine from cutting answers short; adapter is skipped when no TrainingRun is active.
-MEDQUAD ?= ../shared/data/medquad
 EVAL_CONFIGS ?= --config rules --config base --config adapter
 EVAL := MEDBOT_GENERATION_TIMEOUT=$${MEDBOT_GENERATION_TIMEOUT:-60} $(PY) manage.py evaluate $(EVAL_CONFIGS) \
 	--max-new-tokens 96 --output bench/results

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from chat.models import Conversation, Feedback, Message
+from chat.models import Conversation, Feedback, Message, Source, TriageLevel
 from inference.text import clean_input
 
 
@@ -29,12 +29,22 @@ class QuestionField(serializers.CharField):
         return text
 
 
+class CitationSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    publisher = serializers.CharField(allow_blank=True)
+    url = serializers.CharField(allow_blank=True, help_text="Empty for MedBot's own curated entries.")
+    source = serializers.CharField(help_text="The knowledge source's name.")
+
+
 class MessageSerializer(serializers.ModelSerializer):
+    citations = CitationSerializer(many=True, read_only=True, help_text="The sources the answer came from.")
+
     class Meta:
         model = Message
         fields = [
             "id",
             "conversation",
+            "reply_to",
             "role",
             "content",
             "source",
@@ -44,6 +54,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "latency_ms",
             "tokens",
             "partial",
+            "triage_level",
+            "citations",
             "created_at",
         ]
         read_only_fields = fields
@@ -79,7 +91,9 @@ class AskSerializer(serializers.Serializer):
 
 class AskResponseSerializer(serializers.Serializer):
     answer = serializers.CharField()
-    source = serializers.ChoiceField(choices=["model", "rule", "emergency", "unavailable"])
+    source = serializers.ChoiceField(choices=[choice for choice, _ in Source.choices])
+    triage_level = serializers.ChoiceField(choices=[choice for choice, _ in TriageLevel.choices])
+    citations = CitationSerializer(many=True)
     disclaimer = serializers.CharField()
     conversation = serializers.IntegerField()
     message = MessageSerializer()

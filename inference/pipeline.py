@@ -1,39 +1,80 @@
-"""inference.answer: a question and its history in, a safe answer out, whatever the model's state.
+"""inference.answer: a question and its history in, a safe, sourced answer out, whatever the model's state.
 
-clean input → emergency triage (stop there) → best curated entry (grounding and fallback)
-→ the model if it is ready → quality gate → trim → the active disclaimer.
+clean input → triage (emergency: stop with the emergency text; urgent: flag the answer)
+→ retrieve passages (curated entries + imported sources) → none: "no reliable answer"
+→ the model, prompted with the passages, if it is ready → quality gate → faithfulness gate
+→ else the passages themselves (the curated entry, or an extract) → citations → disclaimer.
+
+The model decides how an answer is worded, never what it says: an answer it cannot support from
+the passages is replaced by them. This module is the one entry point the chat app uses.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
 
 from inference import triage, versions
 from inference.engine import GenerationError, GenerationRequest, GenerationStats, get_manager
-from inference.models import Disclaimer, EmergencyRule, FallbackRule
+from inference.grounding import extract, faithfulness_problems, grounding_text
+from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
-from inference.retrieval import RuleMatch, rule_index
+from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
+from knowledge.search import Hit
 
 logger = logging.getLogger(__name__)
 
-MODEL, RULE, EMERGENCY, UNAVAILABLE = "model", "rule", "emergency", "unavailable"
+
+class Source(enum.StrEnum):
+    MODEL = "model"  # the model's wording, grounded in the passages and through both gates
+    EXTRACT = "extract"  # sentences of the imported passages
+    RULE = "rule"  # a curated entry, in our own words
+    EMERGENCY = "emergency"
+    UNAVAILABLE = "unavailable"  # nothing in the knowledge base answers it
+
+
+MODEL, EXTRACT, RULE, EMERGENCY, UNAVAILABLE = (s.value for s in Source)
+
+
+class Fallback(enum.StrEnum):
+    """Why the answer is not the model's. Transient reasons may go away on a retry, so answers
+    given for them are never cached."""
+
+    NONE = ""
+    NO_KNOWLEDGE = "no knowledge"
+    MODEL_OFF = "model off"
+    MODEL_LOADING = "model loading"
+    MODEL_FAILED = "model failed"  # the engine could not load
+    MODEL_ERROR = "model error"  # this generation raised
+    TIMEOUT = "timeout"
+    QUALITY = "quality gate"
+    UNFAITHFUL = "faithfulness gate"
+
+    @property
+    def transient(self) -> bool:
+        return self in {Fallback.MODEL_LOADING, Fallback.MODEL_ERROR, Fallback.TIMEOUT}
+
 
 NO_RELIABLE_ANSWER = (
-    "I don't have a reliable answer to that question. For advice about your own health, please "
-    "talk to a doctor, nurse or pharmacist. If it feels urgent, call {number}."
+    "I don't have a reliable answer to that question in the sources I can use. For advice about your "
+    "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
 FALLBACK_DISCLAIMER = (
     "MedBot gives general health information, not medical advice or a diagnosis. In an emergency, call {number}."
 )
+# How many passages ground one answer, and how much of them reaches the prompt.
+PASSAGES_PER_ANSWER = 2
+GROUNDING_WORDS = 150
+EXTRACT_WORDS = 90
 
 
 @dataclass
@@ -43,68 +84,68 @@ class AnswerResult:
     text: str
     source: str
     disclaimer: str
-    matched_rule: str = ""
-    rule_score: float | None = None
+    triage_level: str = "routine"  # "emergency", "urgent" or "routine"
+    triage_note: str = ""  # the urgent banner ("see a doctor today"), shown above the answer
+    citations: list[dict[str, str]] = field(default_factory=list)
+    matched_rule: str = ""  # the emergency rule, or the title of the passage that answered
     adapter_version: str = ""
     latency_ms: int = 0
     tokens: int = 0
     cached: bool = False
     partial: bool = False
-    fallback_reason: str = ""
+    fallback: str = Fallback.NONE
+    unsupported: list[str] = field(default_factory=list)  # model sentences the gate refused
 
     @property
-    def full_text(self) -> str:
-        return f"{self.text}\n\n{self.disclaimer}"
+    def fallback_reason(self) -> Fallback:
+        return Fallback(self.fallback)
 
 
-# --- curated data, cached per process and refreshed when its version changes -------------------
+# --- the active disclaimer, cached per process --------------------------------------------------
 
 
-class _Curated:
+class _Disclaimers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rules_version: str | None = None
-        self._disclaimer_version: str | None = None
-        self.emergency: list[triage.CompiledEmergencyRule] = []
-        self.disclaimer_text = ""
+        self._version: str | None = None
+        self.text = ""
 
-    def refresh(self) -> None:
-        rules_version = versions.current(versions.RULES)
-        disclaimer_version = versions.current(versions.DISCLAIMER)
+    def current(self) -> str:
+        version = versions.current(versions.DISCLAIMER)
         with self._lock:
-            if rules_version != self._rules_version or rules_version == "unknown":
-                self.emergency = triage.compile_rules(EmergencyRule.objects.filter(enabled=True))
-                self._rules_version = rules_version
-            if disclaimer_version != self._disclaimer_version or disclaimer_version == "unknown":
+            if version != self._version or version == "unknown":
                 active = Disclaimer.objects.filter(active=True).values_list("text", flat=True).first()
-                self.disclaimer_text = active or FALLBACK_DISCLAIMER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
-                self._disclaimer_version = disclaimer_version
+                self.text = active or FALLBACK_DISCLAIMER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+                self._version = version
+            return self.text
 
 
-curated = _Curated()
+disclaimers = _Disclaimers()
 
 
-def check_emergency(question: str) -> triage.CompiledEmergencyRule | None:
-    curated.refresh()
-    return triage.find_emergency(question, curated.emergency)
+def current_disclaimer() -> str:
+    return disclaimers.current()
 
 
-def best_rule(question: str) -> RuleMatch | None:
-    return rule_index.best(question, settings.MEDBOT_RULE_MIN_SCORE)
+def interrupted(text: str) -> AnswerResult:
+    """What is kept when the client left mid-answer: the model's text so far, marked partial."""
+    return AnswerResult(text=text, source=MODEL, disclaimer=current_disclaimer(), partial=True)
 
 
 # --- the answer cache ---------------------------------------------------------------------------
 
 
-def _cache_key(question: str, adapter_version: str) -> str:
+def _cache_key(question: str, adapter_version: str, use_model: bool, gate: bool) -> str:
     parts = [
         " ".join(question.lower().split()),
         adapter_version,
         versions.current(versions.RULES),
+        versions.current(versions.KNOWLEDGE),
         versions.current(versions.DISCLAIMER),
         settings.MEDBOT_BASE_MODEL,
         str(settings.MEDBOT_MAX_NEW_TOKENS),
         str(settings.MEDBOT_TEMPERATURE),
+        f"{use_model}:{gate}",
     ]
     return "medbot:answer:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -125,122 +166,223 @@ def _cache_set(key: str, result: AnswerResult) -> None:
         logger.warning("Answer cache unreachable", exc_info=True)
 
 
-# --- the flow ---------------------------------------------------------------------------------
+# --- the stages ---------------------------------------------------------------------------------
+
+
+def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
+    """The passages that answer ``question``. A follow-up that names nothing ("how is it
+    treated?") is searched together with the person's previous question."""
+    hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
+    if not hits:
+        previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
+        if previous:
+            hits = retriever.search(f"{previous}\n{question}", limit=PASSAGES_PER_ANSWER)
+    return hits
+
+
+def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason: Fallback) -> AnswerResult:
+    """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
+    if not hits:
+        text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+        return AnswerResult(text=text, source=UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
+    top = hits[0].document
+    if rule_id(top) is not None:
+        # A curated entry is written to be read as it is: serve it whole.
+        return AnswerResult(
+            text=top.text,
+            source=RULE,
+            disclaimer=disclaimer,
+            citations=[citation_for(top).as_dict()],
+            matched_rule=top.title,
+            fallback=reason,
+        )
+    documents = [hit.document for hit in hits]
+    text, used = extract(question, documents, EXTRACT_WORDS)
+    if not text:
+        return knowledge_answer(question, [], disclaimer, Fallback.NO_KNOWLEDGE)
+    return AnswerResult(
+        text=text,
+        source=EXTRACT,
+        disclaimer=disclaimer,
+        citations=[citation_for(d).as_dict() for d in used],
+        matched_rule=top.title,
+        fallback=reason,
+    )
+
+
+def model_answer(
+    question: str, history: Sequence[Turn], hits: Sequence[Hit], engine, cancel: threading.Event, gate: bool
+) -> Iterator[str | AnswerResult]:
+    """Yield the model's pieces as they come, then its checked AnswerResult — or the knowledge
+    answer when the model fails, is cut off without a usable sentence, or the gates refuse it."""
+    disclaimer = current_disclaimer()
+    documents = [hit.document for hit in hits]
+    request = GenerationRequest(
+        question=question,
+        history=history,
+        grounding=grounding_text(question, documents, GROUNDING_WORDS),
+        max_new_tokens=settings.MEDBOT_MAX_NEW_TOKENS,
+        temperature=settings.MEDBOT_TEMPERATURE,
+        timeout=settings.MEDBOT_GENERATION_TIMEOUT,
+        cancel=cancel,
+    )
+    stats = GenerationStats()
+    pieces: list[str] = []
+    try:
+        for piece in engine.stream(request, stats):
+            pieces.append(piece)
+            yield piece
+    except Exception as error:  # GenerationError, or anything a broken engine raises
+        logger.warning(
+            "Model failed, answering from the knowledge: %s", error, exc_info=not isinstance(error, GenerationError)
+        )
+        yield knowledge_answer(question, hits, disclaimer, Fallback.MODEL_ERROR)
+        return
+
+    if stats.stopped_by == "cancelled":
+        yield AnswerResult(text="".join(pieces).strip(), source=MODEL, disclaimer=disclaimer, partial=True)
+        return
+    text = trim_to_sentences(strip_template_markers("".join(pieces)))
+    timed_out = stats.stopped_by == "timeout"
+    problem = quality_problem(text, question)
+    if problem:
+        logger.info("Model answer failed the quality gate (%s)", problem)
+        yield knowledge_answer(question, hits, disclaimer, Fallback.TIMEOUT if timed_out else Fallback.QUALITY)
+        return
+    unsupported = (
+        faithfulness_problems(text, [d.text for d in documents], question, retriever.index().is_specific)
+        if gate
+        else []
+    )
+    if unsupported:
+        logger.info("Model answer failed the faithfulness gate: %d unsupported sentence(s)", len(unsupported))
+        result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
+        result.unsupported = [check.sentence for check in unsupported]
+        yield result
+        return
+    yield AnswerResult(
+        text=text,
+        source=MODEL,
+        disclaimer=disclaimer,
+        citations=[citation_for(d).as_dict() for d in documents],
+        matched_rule=documents[0].title,
+        tokens=stats.tokens,
+        fallback=Fallback.TIMEOUT if timed_out else Fallback.NONE,
+    )
+
+
+def _count_curated_hits(result: AnswerResult, hits: Sequence[Hit]) -> None:
+    cited = {c["title"] for c in result.citations}
+    for hit in hits:
+        pk = rule_id(hit.document)
+        if pk is not None and hit.document.title in cited:
+            FallbackRule.count_hit(pk)
+
+
+@dataclass(frozen=True)
+class _Verdict:  # TEMPORARY until triage.assess lands
+    level: str
+    rule: str
+    response: str
+
+
+def _triage(question: str):
+    if hasattr(triage, "assess"):
+        return triage.assess(question)
+    from inference.models import EmergencyRule
+
+    rules = triage.compile_rules(EmergencyRule.objects.filter(enabled=True))
+    found = triage.find_emergency(question, rules)
+    if found is None:
+        return _Verdict("routine", "", "")
+    if found.rule_id:
+        EmergencyRule.count_hit(found.rule_id)
+    text = triage.render_response(found, settings.MEDBOT_EMERGENCY_NUMBER, settings.MEDBOT_CRISIS_LINE)
+    return _Verdict("emergency", found.name, text)
+
+
+# --- the flow -------------------------------------------------------------------------------------
 
 
 def stream_answer(
-    question: str, history: Sequence[Turn] = (), cancel: threading.Event | None = None
+    question: str,
+    history: Sequence[Turn] = (),
+    cancel: threading.Event | None = None,
+    *,
+    use_model: bool = True,
+    gate: bool = True,
 ) -> Iterator[str | AnswerResult]:
     """Yield the model's text pieces as they are produced, then one final AnswerResult.
 
-    Only model text comes as pieces; emergency, rule and cached answers come whole in the result.
-    The final result is the truth: it may differ from the concatenated pieces when the quality
-    gate replaced the model's text or an unfinished sentence was trimmed."""
+    Only model text comes as pieces; every other answer comes whole in the result. The final
+    result is the truth: it replaces the pieces when a gate refused them or an unfinished
+    sentence was trimmed. ``use_model`` and ``gate`` exist for the evaluation's ablations."""
     started = time.monotonic()
     question = clean_input(question)
-    curated.refresh()
-    disclaimer = curated.disclaimer_text
+    disclaimer = current_disclaimer()
 
     def done(result: AnswerResult) -> AnswerResult:
         result.latency_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    emergency = triage.find_emergency(question, curated.emergency)
-    if emergency is not None:
-        if emergency.rule_id:
-            EmergencyRule.count_hit(emergency.rule_id)
-        text = triage.render_response(emergency, settings.MEDBOT_EMERGENCY_NUMBER, settings.MEDBOT_CRISIS_LINE)
-        yield done(AnswerResult(text=text, source=EMERGENCY, disclaimer=disclaimer, matched_rule=emergency.name))
+    verdict = _triage(question)
+    if verdict.level == "emergency":
+        yield done(
+            AnswerResult(
+                text=verdict.response,
+                source=EMERGENCY,
+                disclaimer=disclaimer,
+                triage_level=verdict.level,
+                matched_rule=verdict.rule,
+            )
+        )
         return
 
-    match = best_rule(question)
-    engine = get_manager().get()
+    def flagged(result: AnswerResult) -> AnswerResult:
+        result.triage_level, result.triage_note = verdict.level, verdict.response
+        return done(result)
+
+    hits = find_passages(question, history)
+    engine = get_manager().get() if use_model and hits else None
     adapter_version = engine.version if engine is not None else ""
     cache_key = None
     if not history and settings.MEDBOT_ANSWER_CACHE_SECONDS > 0:
-        cache_key = _cache_key(question, adapter_version or "rules")
+        cache_key = _cache_key(question, adapter_version or "knowledge", use_model, gate)
         cached = _cache_get(cache_key)
         if cached is not None:
             cached.cached = True
-            if cached.matched_rule and match is not None:
-                FallbackRule.count_hit(match.rule_id)
-            yield done(cached)
+            _count_curated_hits(cached, hits)
+            yield flagged(cached)
             return
-
-    def from_rules(reason: str) -> AnswerResult:
-        if match is None:
-            text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
-            return AnswerResult(text=text, source=UNAVAILABLE, disclaimer=disclaimer, fallback_reason=reason)
-        return AnswerResult(
-            text=match.answer,
-            source=RULE,
-            disclaimer=disclaimer,
-            matched_rule=match.title,
-            rule_score=round(match.score, 3),
-            fallback_reason=reason,
-        )
 
     result: AnswerResult | None = None
     if engine is not None:
-        request = GenerationRequest(
-            question=question,
-            history=history,
-            grounding=match.answer if match and settings.MEDBOT_GROUNDING else None,
-            max_new_tokens=settings.MEDBOT_MAX_NEW_TOKENS,
-            temperature=settings.MEDBOT_TEMPERATURE,
-            timeout=settings.MEDBOT_GENERATION_TIMEOUT,
-            cancel=cancel or threading.Event(),
-        )
-        stats = GenerationStats()
-        pieces: list[str] = []
-        try:
-            for piece in engine.stream(request, stats):
-                pieces.append(piece)
-                yield piece
-        except Exception as error:  # GenerationError, or anything a broken engine raises
-            logger.warning(
-                "Model failed, answering from the rules: %s", error, exc_info=not isinstance(error, GenerationError)
-            )
-            result = from_rules(f"model error: {error}")
-        else:
-            text = trim_to_sentences(strip_template_markers("".join(pieces)))
-            cancelled = stats.stopped_by == "cancelled"
-            problem = None if cancelled else quality_problem(text, question)
-            if problem:
-                logger.info("Model answer failed the quality gate (%s); using the rules", problem)
-                result = from_rules(f"quality gate: {problem}")
+        for item in model_answer(question, history, hits, engine, cancel or threading.Event(), gate):
+            if isinstance(item, AnswerResult):
+                result = item
             else:
-                result = AnswerResult(
-                    text=text if not cancelled else "".join(pieces).strip(),
-                    source=MODEL,
-                    disclaimer=disclaimer,
-                    matched_rule=match.title if match else "",
-                    rule_score=round(match.score, 3) if match else None,
-                    tokens=stats.tokens,
-                    partial=cancelled,
-                    fallback_reason="timeout" if stats.stopped_by == "timeout" else "",
-                )
+                yield item
+        assert result is not None
         result.adapter_version = adapter_version
+    elif not hits:
+        result = knowledge_answer(question, hits, disclaimer, Fallback.NO_KNOWLEDGE)
     else:
-        state = get_manager().state
-        result = from_rules(f"model {state}")
+        state = get_manager().state if use_model else "off"
+        reason = {"loading": Fallback.MODEL_LOADING, "failed": Fallback.MODEL_FAILED}.get(state, Fallback.MODEL_OFF)
+        result = knowledge_answer(question, hits, disclaimer, reason)
 
-    if match is not None and result.matched_rule:
-        FallbackRule.count_hit(match.rule_id)
-    result = done(result)
+    _count_curated_hits(result, hits)
+    result = flagged(result)
     # Passing trouble (a model error, a timeout, a cut-off stream) is not cached: next time may do better.
-    transient = (
-        result.partial or result.fallback_reason.startswith("model error") or result.fallback_reason == "timeout"
-    )
-    if cache_key is not None and not transient:
+    if cache_key is not None and not result.partial and not result.fallback_reason.transient:
         _cache_set(cache_key, result)
     yield result
 
 
-def answer(question: str, history: Sequence[Turn] = ()) -> AnswerResult:
-    """The whole answer at once. Never raises for model trouble: the rules answer instead."""
+def answer(question: str, history: Sequence[Turn] = (), *, use_model: bool = True, gate: bool = True) -> AnswerResult:
+    """The whole answer at once. Never raises for model trouble: the knowledge answers instead."""
     final = None
-    for item in stream_answer(question, history):
+    for item in stream_answer(question, history, use_model=use_model, gate=gate):
         if isinstance(item, AnswerResult):
             final = item
     assert final is not None

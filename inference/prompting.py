@@ -27,12 +27,20 @@ class Turn:
     content: str
 
 
+GROUNDED_RULES = (
+    "Answer only from the reference passages below. Use their words for every fact, name and "
+    "number, and add nothing they do not say. If they do not answer the question, say that you "
+    "do not know."
+)
+
+
 def system_message(grounding: str | None) -> str:
-    # The curated entry is offered as reference, not as an instruction: the model should use
-    # its facts but answer the question actually asked. Timestamps and user ids are never sent.
+    # The passages are the only facts the model may use: the faithfulness gate checks its answer
+    # against them afterwards, so the prompt asks for what the gate will accept. Timestamps and
+    # user ids are never sent.
     if not grounding:
         return SYSTEM_PROMPT
-    return f"{SYSTEM_PROMPT}\n\nReference information you may use:\n{grounding}"
+    return f"{SYSTEM_PROMPT} {GROUNDED_RULES}\n\nReference passages:\n{grounding}"
 
 
 def render(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:

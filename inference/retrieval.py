@@ -1,97 +1,168 @@
-"""Find the curated entry that best matches a question (BM25 over triggers, title and answer)."""
+"""The knowledge a question may be answered from: imported passages plus the curated entries.
+
+One search index per worker, built from every enabled passage (``knowledge``) and every enabled
+curated entry (``FallbackRule``, written in our own words, so ``make run`` has knowledge with
+nothing imported). It is rebuilt when either changes (version tokens in the shared cache): in the
+background while the old index keeps answering, so a curator's edit never stalls a request.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 
-from rank_bm25 import BM25Okapi
-
-from inference import versions
 from inference.models import FallbackRule
-from inference.text import words
+from knowledge import versions
+from knowledge.models import Passage
+from knowledge.search import Document, Hit, KnowledgeIndex
 
-# Words that carry no topic: question scaffolding and filler. Medical words are never here.
-STOPWORDS = frozenset(
-    """
-    a about after again all am an and any are as at be been before being but by can could did do
-    does doing for from get gets getting had has have having he her him his how i if in into is
-    it its just know me my myself no not of off on once or other our out over own please really
-    she should so some such tell than that the their them then there these they this those to too
-    up very was we were what when where which who why will with would you your yours im ive id dont
-    cant whats hi hello thanks thank much many lot also one way good bad
-    """.split()
-)
+logger = logging.getLogger(__name__)
 
-
-ANSWER_WEIGHT = 0.5
-
-
-def tokens(text: str) -> list[str]:
-    out = []
-    for word in words(text.replace("'", "")):
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):  # "type 1" vs "type 2"
-            continue
-        # A light stemmer: plural and -ing forms meet their base word (headaches → headache).
-        for suffix in ("ing", "es", "s"):
-            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-                word = word[: -len(suffix)]
-                break
-        out.append(word)
-    return out
+CURATED_SOURCE = "MedBot curated entries"
+CURATED_PUBLISHER = "MedBot"
+RULE_PREFIX = "rule:"
+# Indexes smaller than this are rebuilt in the request that notices a change (well under a
+# second); larger ones (an imported MedQuAD: ~3 s) in the background while the old one answers.
+SYNCHRONOUS_REBUILD_BELOW = 2000
 
 
 @dataclass(frozen=True)
-class RuleMatch:
-    rule_id: int
+class Citation:
+    """Where an answer came from, as stored on the message and shown under it."""
+
     title: str
-    answer: str
-    score: float
+    publisher: str
+    url: str
+    source: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
 
 
-class RuleIndex:
-    """An in-memory BM25 index of the enabled rules, rebuilt when the rules version changes."""
+def citation_for(document: Document) -> Citation:
+    return Citation(title=document.title, publisher=document.publisher, url=document.url, source=document.source)
+
+
+def rule_id(document: Document) -> int | None:
+    """The curated entry's primary key, for a document that is one."""
+    return int(document.key.removeprefix(RULE_PREFIX)) if document.key.startswith(RULE_PREFIX) else None
+
+
+def load_documents() -> list[Document]:
+    """Every enabled curated entry and every passage of an enabled source."""
+    documents = [
+        Document(
+            key=f"{RULE_PREFIX}{rule.pk}",
+            title=rule.title,
+            focus=rule.title,
+            text=rule.answer,
+            synonyms=tuple(rule.trigger_list()),
+            source=CURATED_SOURCE,
+            publisher=CURATED_PUBLISHER,
+            priority=rule.priority,
+        )
+        for rule in FallbackRule.objects.filter(enabled=True).order_by("pk")
+    ]
+    passages = (
+        Passage.objects.filter(source__enabled=True)
+        .select_related("source")
+        .order_by("pk")
+        .only("pk", "title", "focus", "text", "synonyms", "question_type", "url", "source__name", "source__publisher")
+    )
+    documents += [
+        Document(
+            key=f"passage:{p.pk}",
+            title=p.title,
+            focus=p.focus,
+            text=p.text,
+            synonyms=tuple(p.synonym_list()),
+            question_type=p.question_type,
+            url=p.url,
+            source=p.source.name,
+            publisher=p.source.publisher,
+        )
+        for p in passages.iterator(chunk_size=2000)
+    ]
+    return documents
+
+
+class Retriever:
+    """The worker's index, rebuilt when the knowledge or the curated entries change."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._version: str | None = None
-        self._rules: list[FallbackRule] = []
-        self._bm25: BM25Okapi | None = None
-        self._bm25_answers: BM25Okapi | None = None
+        self._index: KnowledgeIndex | None = None
+        self._version: tuple[str, str] | None = None
+        self._building = False
+        self._pinned = False
 
-    def _ensure(self) -> None:
-        version = versions.current(versions.RULES)
-        if version == self._version and version != "unknown":
-            return
+    @staticmethod
+    def _current_version() -> tuple[str, str]:
+        return versions.current(versions.RULES), versions.current(versions.KNOWLEDGE)
+
+    def _build(self, version: tuple[str, str]) -> KnowledgeIndex:
+        started = time.monotonic()
+        index = KnowledgeIndex(load_documents())
+        logger.info("Knowledge index built: %d documents in %.1f s", len(index), time.monotonic() - started)
         with self._lock:
-            if version == self._version and version != "unknown":
-                return
-            rules = list(FallbackRule.objects.filter(enabled=True).order_by("pk"))
-            # Two indexes: the curated vocabulary (title and triggers) decides the topic; the
-            # answer text adds recall for words curators did not list, at a lower weight.
-            self._bm25 = BM25Okapi([tokens(f"{rule.title}\n{rule.triggers}") for rule in rules]) if rules else None
-            self._bm25_answers = BM25Okapi([tokens(rule.answer) for rule in rules]) if rules else None
-            self._rules = rules
-            self._version = version
+            self._index, self._version = index, version
+        return index
 
-    def search(self, question: str, limit: int = 3) -> list[RuleMatch]:
-        self._ensure()
-        query = tokens(question)
-        if self._bm25 is None or not query:
-            return []
-        scores = self._bm25.get_scores(query) + ANSWER_WEIGHT * self._bm25_answers.get_scores(query)
-        ranked = sorted(range(len(self._rules)), key=lambda i: (scores[i], self._rules[i].priority), reverse=True)[
-            :limit
-        ]
-        return [
-            RuleMatch(self._rules[i].pk, self._rules[i].title, self._rules[i].answer, float(scores[i]))
-            for i in ranked
-            if scores[i] > 0
-        ]
+    def _rebuild_in_background(self, version: tuple[str, str]) -> None:
+        def run() -> None:
+            from django.db import connection
 
-    def best(self, question: str, min_score: float) -> RuleMatch | None:
-        found = self.search(question, limit=1)
-        return found[0] if found and found[0].score >= min_score else None
+            try:
+                self._build(version)
+            except Exception:
+                logger.exception("Rebuilding the knowledge index failed; the previous one keeps answering")
+            finally:
+                self._building = False
+                connection.close()  # this thread's own connection
+
+        self._building = True
+        threading.Thread(target=run, name="knowledge-index", daemon=True).start()
+
+    def index(self) -> KnowledgeIndex:
+        if self._pinned and self._index is not None:
+            return self._index
+        version = self._current_version()
+        with self._lock:
+            current, building = self._index, self._building
+        if current is not None and (version == self._version or "unknown" in version):
+            # Up to date, or the cache is down and we cannot tell: keep answering from what we have.
+            return current
+        if current is None or len(current) < SYNCHRONOUS_REBUILD_BELOW:
+            # The first build, or a small index (the curated entries alone: ~0.1 s): build now.
+            return self._build(version)
+        if not building:
+            self._rebuild_in_background(version)
+        return current
+
+    def search(self, question: str, limit: int = 3, min_score: float = 0.0) -> list[Hit]:
+        return self.index().search(question, limit=limit, min_score=min_score)
+
+    @contextmanager
+    def pinned(self, index: KnowledgeIndex) -> Iterator[KnowledgeIndex]:
+        """Answer from ``index`` alone until the block ends, whatever the database holds: the
+        evaluation searches a knowledge split it built in memory."""
+        with self._lock:
+            saved = self._index, self._version, self._pinned
+            self._index, self._pinned = index, True
+        try:
+            yield index
+        finally:
+            with self._lock:
+                self._index, self._version, self._pinned = saved
+
+    def reset(self) -> None:
+        """Forget the index (tests, and a curator's "rebuild now")."""
+        with self._lock:
+            self._index, self._version = None, None
 
 
-rule_index = RuleIndex()
+retriever = Retriever()

@@ -12,6 +12,7 @@ from medbot_site.env import (
     cache_config,
     database_config,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "knowledge",
     "inference",
     "training",
     "chat",
@@ -158,12 +160,14 @@ CONTENT_SECURITY_POLICY = (
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a valid token authenticates without CSRF (a cross-site page cannot send one),
+    # a wrong token is a 401, and everything else is the session, with CSRF enforced.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "chat.authentication.CsrfEnforcedSessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "chat.authentication.CsrfEnforcedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chat.parsers.LimitedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
@@ -189,6 +193,21 @@ SPECTACULAR_SETTINGS = {
 
 # --- Rate limits (django-ratelimit, counted in the shared cache) -----------------------------
 MEDBOT_RATE_LIMIT = env_rate("MEDBOT_RATE_LIMIT", "30/m")
+# Writes that cost a row, per account (or address when anonymous); sign-ups per address.
+MEDBOT_CONVERSATION_RATE = env_rate("MEDBOT_CONVERSATION_RATE", "20/m")
+MEDBOT_FEEDBACK_RATE = env_rate("MEDBOT_FEEDBACK_RATE", "30/m")
+MEDBOT_SIGNUP_RATE = env_rate("MEDBOT_SIGNUP_RATE", "10/h")
+# New anonymous sessions from page loads, per address; past it the page is served without one
+# (a session is still made at the visitor's first question).
+MEDBOT_NEW_SESSION_RATE = env_rate("MEDBOT_NEW_SESSION_RATE", "20/m")
+# Failed logins allowed per address, and per account name from anywhere; past either, every
+# attempt is refused, the right password included, until the window ends. The per-account limit
+# lets anyone lock an account's log-in for an hour: higher, so that takes effort.
+MEDBOT_LOGIN_FAILURES_PER_ADDRESS = env_rate("MEDBOT_LOGIN_FAILURES_PER_ADDRESS", "10/15m")
+MEDBOT_LOGIN_FAILURES_PER_ACCOUNT = env_rate("MEDBOT_LOGIN_FAILURES_PER_ACCOUNT", "30/h")
+# Accounts younger than this also count their questions against their address, so opening new
+# accounts does not reset the limit. 0 turns it off.
+MEDBOT_YOUNG_ACCOUNT_HOURS = env_int("MEDBOT_YOUNG_ACCOUNT_HOURS", 24, minimum=0)
 RATELIMIT_USE_CACHE = "default"
 # When the cache (Redis) is down we fail open: answers matter more than the limit, and the
 # outage is logged. See README "Rate limits".
@@ -200,8 +219,23 @@ RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip" if MEDBOT_TRUSTED_PROXY_HEAD
 # security.W021: HSTS preload is opt-in (see SECURE_HSTS_PRELOAD above).
 SILENCED_SYSTEM_CHECKS = ["security.W021"] + (["django_ratelimit.W001"] if not REDIS_URL else [])
 
+# After a cache (Redis) failure each process skips the cache this long instead of waiting on a
+# hung server for every call; logged once per interval (medbot_site/cache_guard.py).
+MEDBOT_CACHE_BACKOFF_SECONDS = env_float("MEDBOT_CACHE_BACKOFF_SECONDS", 30.0, minimum=0.0)
+# JSON request bodies: a question is at most 2,000 characters, so these are far above any real use.
+MEDBOT_MAX_JSON_BYTES = env_int("MEDBOT_MAX_JSON_BYTES", 64 * 1024, minimum=1024)
+MEDBOT_MAX_JSON_DEPTH = env_int("MEDBOT_MAX_JSON_DEPTH", 32, minimum=2)
+
 # --- MedBot ----------------------------------------------------------------------------------
 MEDBOT_LOAD_MODEL = env_bool("MEDBOT_LOAD_MODEL", True)
+# Where answers are generated: "local" (this process's LoRA engine) or "openai" (a model server
+# speaking the OpenAI-compatible chat-completions API: vLLM, TGI, llama.cpp's server, Ollama).
+MEDBOT_ENGINE = env_choice("MEDBOT_ENGINE", "local", ("local", "openai"))
+MEDBOT_ENGINE_URL = env_str("MEDBOT_ENGINE_URL", "")  # e.g. http://model-server:8080/v1
+MEDBOT_ENGINE_MODEL = env_str("MEDBOT_ENGINE_MODEL", "")  # served name of the base model ("" = the server's first)
+MEDBOT_ENGINE_API_KEY = env_str("MEDBOT_ENGINE_API_KEY", "")
+if MEDBOT_ENGINE == "openai" and not MEDBOT_ENGINE_URL:
+    raise ImproperlyConfigured("MEDBOT_ENGINE=openai needs MEDBOT_ENGINE_URL (e.g. http://model-server:8080/v1)")
 MEDBOT_BASE_MODEL = env_str("MEDBOT_BASE_MODEL", "smollm2-135m-instruct")
 MEDBOT_ADAPTER = env_str("MEDBOT_ADAPTER", "")
 MEDBOT_MODEL_CACHE = Path(env_str("MEDBOT_MODEL_CACHE", str(BASE_DIR / "model-cache")))
@@ -211,15 +245,13 @@ MEDBOT_TEMPERATURE = env_float("MEDBOT_TEMPERATURE", 0.0, minimum=0.0, maximum=2
 MEDBOT_GENERATION_TIMEOUT = env_float("MEDBOT_GENERATION_TIMEOUT", 20.0, minimum=0.5)
 MEDBOT_HISTORY_TOKENS = env_int("MEDBOT_HISTORY_TOKENS", 384, minimum=0)
 MEDBOT_TORCH_THREADS = env_int("MEDBOT_TORCH_THREADS", 1, minimum=1)
-MEDBOT_DTYPE = env_str("MEDBOT_DTYPE", "bfloat16")
-if MEDBOT_DTYPE not in {"float32", "bfloat16"}:
-    raise ImproperlyConfigured(f"MEDBOT_DTYPE must be float32 or bfloat16, got {MEDBOT_DTYPE!r}")
+# auto: chosen for the CPU at hand (inference/engine/cpu.py): bf16 + int4 where AVX-512 with
+# native bf16 makes them fast, plain fp32 elsewhere (never a path slower than fp32).
+MEDBOT_DTYPE = env_choice("MEDBOT_DTYPE", "auto", ("auto", "float32", "bfloat16"))
 # Weight-only quantisation of the linear layers (activations stay MEDBOT_DTYPE): int4 (groups of
 # 32, the grid SmolLM2's packaged GGUF weights already sit on), int8 (per output channel), or none.
 # Speed and agreement with fp32 for each are in BENCHMARKS.md.
-MEDBOT_QUANTIZE = env_str("MEDBOT_QUANTIZE", "int4")
-if MEDBOT_QUANTIZE not in {"none", "int8", "int4"}:
-    raise ImproperlyConfigured(f"MEDBOT_QUANTIZE must be none, int8 or int4, got {MEDBOT_QUANTIZE!r}")
+MEDBOT_QUANTIZE = env_choice("MEDBOT_QUANTIZE", "auto", ("auto", "none", "int8", "int4"))
 # Requests in flight at once that share one forward pass per token (1 turns batching off).
 MEDBOT_MAX_BATCH = env_int("MEDBOT_MAX_BATCH", 8, minimum=1, maximum=64)
 # Torch threads for prompt prefill and for two or more requests decoding together (a single

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.management import call_command
 
@@ -27,7 +29,9 @@ def test_on_topic_questions_are_answered_from_the_curated_rules(curated_data, qu
     assert result.source == "rule"
     assert topic.lower() in result.matched_rule.lower()
     assert result.disclaimer == Disclaimer.objects.get(active=True).text
-    assert result.rule_score is not None
+    assert result.citations == [
+        {"title": result.matched_rule, "publisher": "MedBot", "url": "", "source": "MedBot curated entries"}
+    ]
 
 
 @pytest.mark.parametrize("question", NONSENSE)
@@ -48,7 +52,7 @@ def test_emergencies_come_back_with_the_emergency_response_and_number(curated_da
 
 
 def test_emergencies_are_checked_before_anything_else(curated_data, monkeypatch):
-    monkeypatch.setattr(pipeline, "best_rule", lambda question: pytest.fail("retrieval ran before triage"))
+    monkeypatch.setattr(pipeline, "find_passages", lambda *args: pytest.fail("retrieval ran before triage"))
     assert pipeline.answer("my dad collapsed and is not breathing").source == "emergency"
 
 
@@ -73,7 +77,7 @@ def test_a_new_disclaimer_is_used_at_once(curated_data):
     assert pipeline.answer("What are the symptoms of asthma?").disclaimer == "Version two of the disclaimer."
 
 
-def test_answers_are_cached_until_the_rules_change(curated_data, django_assert_max_num_queries):
+def test_answers_are_cached_until_the_rules_change(curated_data):
     first = pipeline.answer("What are the symptoms of asthma?")
     assert not first.cached
     second = pipeline.answer("what are the symptoms of  ASTHMA?")
@@ -109,4 +113,5 @@ def test_the_ask_command_prints_answer_source_and_timing(curated_data, capsys):
     call_command("ask", "What are the symptoms of asthma?")
     out = capsys.readouterr().out
     assert "source: rule" in out
-    assert "answer:" in out and " s" in out
+    assert "answer:" in out
+    assert re.search(r"\b\d+(\.\d+)? s\b", out), out

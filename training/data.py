@@ -2,7 +2,8 @@
 
 Formats: ``.json`` (a list of objects), ``.jsonl`` (one object a line), each object with
 ``question``/``answer`` or ``input``/``output``; and MedQuAD XML (a ``.xml`` file or a folder
-searched recursively: ``Document/QAPairs/QAPair`` with ``Question`` and ``Answer``).
+searched recursively; read by ``knowledge.importers.read_medquad_file``, which knows every root and
+layout in MedQuAD's subsets).
 
 A file is read completely before anything is saved, and the import is one transaction: a bad
 file raises DataError (naming the file and where) and changes nothing.
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
+from knowledge import importers
+from knowledge.importers import clean_answer, clean_question
 from training.models import TrainingExample
 
 FIELD_PAIRS = (("question", "answer"), ("input", "output"))
@@ -55,19 +57,6 @@ class ImportSummary:
 def normalise_question(text: str) -> str:
     """The duplicate key: case, punctuation and spacing do not make a question new."""
     return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
-
-
-def clean_question(text: str) -> str:
-    # MedQuAD writes "What is (are) Gout ?" and "Who is at risk for X? ?"; keep one tidy mark.
-    text = " ".join(text.split())
-    text = re.sub(r"\s+([?.!,;:])", r"\1", text)
-    return re.sub(r"\?{2,}", "?", text)
-
-
-def clean_answer(text: str) -> str:
-    # Keep line breaks (MedQuAD lists use them) but drop indentation and blank runs.
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
 
 
 def _pair_from_object(item: Any, where: str, result: ReadResult) -> None:
@@ -123,22 +112,13 @@ def read_jsonl(path: Path) -> ReadResult:
 
 
 def read_medquad_file(path: Path, result: ReadResult) -> None:
+    # One MedQuAD reader for training and the knowledge base: every root and layout in the subsets.
     try:
-        # ElementTree never fetches external entities, and the expat it runs on (2.4.1 and
-        # later, as bundled with Python 3.11) refuses entity-expansion bombs: safe for these files.
-        root = ET.parse(path).getroot()  # noqa: S314
-    except ET.ParseError as error:
-        line, column = error.position
-        raise DataError(f"{path}: invalid XML at line {line}, column {column}") from error
-    if root.tag != "Document":
-        raise DataError(f"{path}: not a MedQuAD file (root element <{root.tag}>, expected <Document>)")
-    for pair in root.iter("QAPair"):
-        question = clean_question(pair.findtext("Question") or "")
-        answer = clean_answer(pair.findtext("Answer") or "")
-        if question and answer:
-            result.pairs.append((question, answer))
-        else:
-            result.skipped += 1
+        records = importers.read_medquad_file(path)
+    except importers.ImportProblem as problem:
+        raise DataError(str(problem)) from problem
+    result.pairs.extend((record.title, record.text) for record in records)
+    result.skipped += records.skipped
 
 
 def read_medquad(path: Path) -> ReadResult:

@@ -21,6 +21,7 @@
   const RATED_KEY = "medbot.rated"; // message id → rating, so a reload shows what was rated
   const SOURCE_LABELS = {
     model: "AI answer",
+    extract: "From trusted sources",
     rule: "Curated answer",
     emergency: "Emergency",
     unavailable: "No reliable answer",
@@ -374,6 +375,34 @@
     };
   }
 
+  /** A web address safe to link to: http(s) only, never javascript: or data:. */
+  function safeUrl(url) {
+    try {
+      const parsed = new URL(url);
+      return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The sources an answer came from, as a list of links (text only, built without innerHTML). */
+  function citationList(citations) {
+    if (!Array.isArray(citations) || citations.length === 0) return null;
+    const items = citations.map((citation) => {
+      const title = String(citation.title || "Source");
+      const url = safeUrl(String(citation.url || ""));
+      const name = url
+        ? el("a", { text: title, attrs: { href: url, target: "_blank", rel: "noopener noreferrer" } })
+        : el("span", { text: title });
+      const publisher = citation.publisher ? ` (${citation.publisher})` : "";
+      return el("li", {}, [name, publisher]);
+    });
+    return el("div", { className: "citations" }, [
+      el("p", { className: "citations-label", text: "Sources" }),
+      el("ul", {}, items),
+    ]);
+  }
+
   /** (Re)build an answer article from a saved assistant message. */
   function fillAnswer(article, message) {
     const source = SOURCE_LABELS[message.source] ? message.source : "unavailable";
@@ -402,9 +431,20 @@
       article.append(call);
     }
 
+    if (message.triage_level === "urgent") {
+      article.append(
+        el("p", { className: "urgent-banner", attrs: { role: "note" } }, [
+          el("strong", { text: "See a doctor or urgent care today. " }),
+          "What you describe should be checked in person soon.",
+        ]),
+      );
+    }
+
     const body = el("div", { className: "message-body" });
     renderText(body, message.content);
     article.append(body);
+    const sources = citationList(message.citations);
+    if (sources) article.append(sources);
     if (message.partial) {
       article.append(el("p", { className: "message-note", text: "This answer was stopped before it finished." }));
     }

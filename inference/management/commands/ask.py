@@ -24,13 +24,16 @@ class Command(BaseCommand):
         finished = time.monotonic()
         self.stdout.write(result.text)
         self.stdout.write("")
+        for citation in result.citations:
+            self.stdout.write(f"source: {citation['title']} ({citation['publisher']}) {citation['url']}".rstrip())
         self.stdout.write(result.disclaimer)
         self.stdout.write("")
         status = manager.status()
         self.stdout.write(
             f"source: {result.source}"
-            + (f" · rule: {result.matched_rule} ({result.rule_score})" if result.matched_rule else "")
-            + (f" · fallback: {result.fallback_reason}" if result.fallback_reason else "")
+            + (f" · from: {result.matched_rule}" if result.matched_rule else "")
+            + (f" · fallback: {result.fallback}" if result.fallback else "")
+            + (f" · triage: {result.triage_level}" if result.triage_level != "routine" else "")
         )
         self.stdout.write(
             f"engine: {status['state']} · adapter: {result.adapter_version or '-'} · tokens: {result.tokens}"

@@ -1,0 +1,161 @@
+"""Keeping answers to what the passages say: the grounding text, the extract, and the gate.
+
+The knowledge decides *what* is said, the model only *how*. Three pieces enforce that:
+
+- ``grounding_text``: the passage sentences that matter to the question, within a word budget,
+  for the prompt (long prompts cost seconds of prefill on a CPU, and noise invites invention);
+- ``extract``: an answer made only of passage sentences, most relevant first, in their order;
+  served when there is no model or when the model's answer fails the gate;
+- ``faithfulness_problems``: every sentence of a model answer must be supported by the passages
+  (or, for ordinary words, the question). A number, or a name the knowledge base treats as
+  specific (a condition, drug, gene, organism — or a word it has never seen), must appear in the
+  passages themselves; otherwise the sentence is unsupported and the answer is replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from knowledge.search import DRUG_LIKE, Document
+from knowledge.text import content, normal_words
+
+# Words a faithful paraphrase may add: advice to see someone, hedges, connectives.
+PHRASING = frozenset(
+    """
+    doctor doctors gp nurse nurses pharmacist pharmacists healthcare professional professionals
+    provider providers clinic help helps helpful talk speak ask advice advise check see contact
+    important may might can usually often sometimes common commonly include includes including
+    such like also however because although while which include example examples mean means
+    called known person people someone anyone everyone body need needs needed some most many
+    more less other others different thing things way ways time times general generally information
+    answer question questions yes well each every both either neither simple simply based
+    """.split()
+)
+# A sentence is supported when at least this share of its content words is in the passages
+# or the question, and none of its specific words is missing from the passages.
+MIN_SUPPORT = 0.75
+
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_NUMBER = re.compile(r"\d")
+# Sentences that point around a source's own web page rather than answer anything.
+_NAVIGATION = re.compile(
+    r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
+    r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit|website|web site)\b",
+    re.I,
+)
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    sentence: str
+    support: float  # share of content words found in the passages or the question
+    missing: tuple[str, ...]  # specific words (names, numbers) absent from the passages
+
+    @property
+    def supported(self) -> bool:
+        return not self.missing and self.support >= MIN_SUPPORT
+
+
+def _names_something(word: str, is_specific: Callable[[str], bool]) -> bool:
+    if _NUMBER.search(word) or (len(word) >= 6 and DRUG_LIKE.search(word)):
+        return True
+    return word not in PHRASING and is_specific(word)
+
+
+def check_sentences(
+    answer: str, passages: Sequence[str], question: str, is_specific: Callable[[str], bool]
+) -> list[SentenceCheck]:
+    """Each sentence of ``answer`` with its support in ``passages`` (and ``question``).
+
+    ``is_specific(word)`` says whether a word names something (rare in the knowledge base, or
+    unknown to it): such a word must be in the passages themselves, not only in the question."""
+    passage_words = set(normal_words(" ".join(passages)))
+    question_words = set(normal_words(question))
+    checks = []
+    for sentence in sentences(answer):
+        words = content(normal_words(sentence))
+        if not words:
+            continue
+        supported = [w for w in words if w in passage_words or w in question_words or w in PHRASING]
+        missing = tuple(dict.fromkeys(w for w in words if w not in passage_words and _names_something(w, is_specific)))
+        checks.append(SentenceCheck(sentence, len(supported) / len(words), missing))
+    return checks
+
+
+def faithfulness_problems(
+    answer: str, passages: Sequence[str], question: str, is_specific: Callable[[str], bool]
+) -> list[SentenceCheck]:
+    """The unsupported sentences of ``answer``; empty when it passes the gate."""
+    return [c for c in check_sentences(answer, passages, question, is_specific) if not c.supported]
+
+
+def _informative(sentence: str) -> bool:
+    return not sentence.endswith("?") and not _NAVIGATION.search(sentence) and len(content(normal_words(sentence))) >= 3
+
+
+def select_sentences(question: str, text: str, max_words: int) -> list[str]:
+    """The sentences of ``text`` that best answer ``question``, in their original order.
+
+    The lead sentence of a reviewed answer usually says the most, so position counts as much
+    as sharing the question's words; whole sentences only, within ``max_words`` (the first
+    chosen sentence is kept even when longer)."""
+    asked = set(content(normal_words(question)))
+    candidates = [(i, s) for i, s in enumerate(sentences(text)) if _informative(s)]
+    scored = []
+    for position, (index, sentence) in enumerate(candidates):
+        words = set(content(normal_words(sentence)))
+        overlap = len(words & asked) / (len(asked) or 1)
+        scored.append((overlap + 1.0 / (1 + position), index, sentence))
+    chosen: list[tuple[int, str]] = []
+    used = 0
+    for _, index, sentence in sorted(scored, reverse=True):
+        length = len(sentence.split())
+        if chosen and used + length > max_words:
+            continue
+        chosen.append((index, sentence))
+        used += length
+        if used >= max_words:
+            break
+    return [sentence for _, sentence in sorted(chosen)]
+
+
+def extract(question: str, documents: Sequence[Document], max_words: int = 90) -> tuple[str, list[Document]]:
+    """An answer made only of passage sentences, and the passages it used: from the best
+    passage, topped up from the next ones while the budget allows. ("", []) when no passage has
+    an informative sentence."""
+    parts: list[str] = []
+    used: list[Document] = []
+    left = max_words
+    for document in documents:
+        if left < 20:
+            break
+        chosen = select_sentences(question, document.text, left)
+        if not chosen:
+            continue
+        parts.append(" ".join(chosen))
+        used.append(document)
+        left -= sum(len(s.split()) for s in chosen)
+        if document.question_type:
+            break  # a passage written for this type of question is enough on its own
+    return "\n\n".join(parts), used
+
+
+def grounding_text(question: str, documents: Sequence[Document], max_words: int = 150) -> str:
+    """The reference section of the prompt: numbered passages, cut to the sentences that matter."""
+    blocks = []
+    left = max_words
+    for number, document in enumerate(documents, start=1):
+        if left < 20:
+            break
+        chosen = select_sentences(question, document.text, left)
+        if not chosen:
+            continue
+        left -= sum(len(s.split()) for s in chosen)
+        blocks.append(f"[{number}] {document.title}\n" + " ".join(chosen))
+    return "\n\n".join(blocks)

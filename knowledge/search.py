@@ -1,0 +1,310 @@
+"""Find the passages that answer a question: its focus and its type first, words second.
+
+A question is about something (its *focus*: a condition, drug or test, by any of its names) and
+asks something about it (its *type*: symptoms, treatment, causes...). Lexical ranking alone
+confuses the two — "Can I take ibuprofen with high blood pressure?" is not a question about
+high blood pressure in general — so the index works in three steps:
+
+1. find every known focus named in the question (longest names first, synonyms included);
+2. keep the passages about those foci that also mention every *specific* word of the question
+   (a rare word, or a drug-like name) — a passage that never mentions ibuprofen cannot answer
+   a question about it;
+3. among them prefer the passage that mentions the question's other foci too, then the one of
+   the question's type, then BM25 (bm25s) over the words.
+
+Without a named focus, a passage only matches when most of its focus's words are in the
+question and it scores above a calibrated threshold. Below that there is no match, and the
+caller says it has no reliable answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import bm25s
+import numpy as np
+
+from knowledge.text import STOPWORDS, content, normal_words, phrase, tokens
+
+# Longest focus name looked up in a question, in words.
+MAX_PHRASE_WORDS = 8
+# A word in fewer than this share of passages is "specific": a passage must mention it to answer.
+SPECIFIC_DF = 0.01
+# Without a named focus, one of the focus words the question shares must be in fewer passages than this.
+DISTINCTIVE_DF = 0.02
+# Without a named focus: the share of a passage's focus words the question must contain.
+PARTIAL_FOCUS_SHARE = 0.6
+# Words too general to name a focus on their own, or to make a question specific.
+GENERIC = frozenset(
+    """
+    disease diseases disorder syndrome condition type pain problem problems health information
+    cancer symptom sign treatment cause test risk
+    """.split()
+)
+# ...and people: they narrow a focus ("heart disease in women") but never name one.
+PEOPLE = frozenset("people person adult adults child children baby babies man men woman women infant infants".split())
+# Names of medicines by their usual endings (ibuprofen, amoxicillin, lisinopril, metformin...).
+DRUG_LIKE = re.compile(
+    r"(profen|cillin|mycin|floxacin|cycline|pril|sartan|olol|statin|azole|prazole|vir|mab|nib|"
+    r"formin|gliptin|oxetine|pam|lam|codone|morphine|dronate|tidine|semide|thiazide|pine|caine)$"
+)
+
+TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("frequency", r"\b(how common|how many people|how rare|prevalence|how often do(es)? .* (occur|happen))\b"),
+        ("inheritance", r"\b(inherit\w*|hereditary|passed down|run(s)? in (the |my )?famil\w*|pass (it )?on to)\b"),
+        ("genetic changes", r"\b(genes?|genetic (change|cause|mutation)s?|mutations?|chromosome\w*)\b"),
+        ("susceptibility", r"\b(at risk|risk factors?|who gets|who can get|more likely to get)\b"),
+        ("prevention", r"\b(prevent\w*|avoid (getting|catching)|reduce (my |the )?risk|lower (my |the )?risk)\b"),
+        ("exams and tests", r"\b(diagnos\w*|tests?|tested|screening|exams?|scan|detect\w*)\b"),
+        ("complications", r"\b(complications?|lead to|long[- ]term effects?)\b"),
+        ("outlook", r"\b(outlook|prognosis|life expectancy|survival|recover\w*|go away|chances)\b"),
+        ("stages", r"\b(stages?|staging)\b"),
+        ("research", r"\b(research|clinical trials?|studies|being done)\b"),
+        ("symptoms", r"\b(symptoms?|signs?|feel like|look like|how (do|would|can) (i|you) (know|tell))\b"),
+        (
+            "treatment",
+            r"\b(treat\w*|cures?|cured|therap\w*|medicines?|medications?|drugs?|manag\w*|get rid of|"
+            r"remed\w*|relie\w*|what (can|should) i (do|take))\b",
+        ),
+        ("causes", r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?)\b"),
+        ("information", r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about)\b"),
+    )
+)
+
+
+def question_type(question: str) -> str:
+    """The kind of question, by the first matching pattern (most specific first), or ""."""
+    text = " ".join(question.lower().split())
+    for name, pattern in TYPE_PATTERNS:
+        if pattern.search(text):
+            return name
+    return ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One searchable answer: an imported passage or a curated entry."""
+
+    key: str  # "passage:12" or "rule:3": unique, stable while the row exists
+    title: str
+    focus: str
+    text: str
+    synonyms: tuple[str, ...] = ()
+    question_type: str = ""  # "" answers any type (curated entries cover a whole topic)
+    url: str = ""
+    source: str = ""  # the source's name
+    publisher: str = ""
+    priority: int = 0  # breaks near-ties between equally good passages
+
+
+@dataclass(frozen=True)
+class Hit:
+    document: Document
+    score: float  # BM25 of the question against the passage
+    focus_matched: bool  # the question names this passage's focus
+    type_matched: bool
+
+
+@dataclass
+class _Focus:
+    documents: list[int] = field(default_factory=list)
+    phrases: set[str] = field(default_factory=set)
+
+
+def focus_variants(name: str) -> set[str]:
+    """The names a focus goes by: as written, without brackets, the bracketed part, the part
+    after a dash or colon ("Parasites - Taeniasis" → "Taeniasis")."""
+    variants = {name}
+    without = re.sub(r"\s*\([^)]*\)", "", name).strip()
+    variants.add(without)
+    variants.update(part.strip() for part in re.findall(r"\(([^)]*)\)", name))
+    for separator in (" - ", ": ", "; "):
+        if separator in without:
+            variants.update(part.strip() for part in without.split(separator))
+    variants.add(re.sub(r"^what i need to know about\s+", "", without, flags=re.I))
+    return {v for v in variants if v}
+
+
+class KnowledgeIndex:
+    """An in-memory index of documents; build one per knowledge version, then only read it."""
+
+    def __init__(self, documents: Sequence[Document]) -> None:
+        self.documents = list(documents)
+        n = len(self.documents)
+        self._texts: list[str] = []  # " tok tok ... " per document, for "does it mention X" checks
+        corpus: list[list[str]] = []
+        df: dict[str, int] = defaultdict(int)
+        for doc in self.documents:
+            name_words = normal_words(" ".join((doc.focus, *doc.synonyms)))
+            body_words = normal_words(f"{doc.title}\n{doc.text}")
+            names, body = content(name_words), content(body_words)
+            corpus.append(names + names + body)  # the names count double: they say what it is about
+            self._texts.append(" " + " ".join(name_words + body_words) + " ")
+            for word in set(names + body):
+                df[word] += 1
+        self._df = df
+        self._n = n
+        self._bm25: bm25s.BM25 | None = None
+        if n:
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(corpus, show_progress=False)
+
+        # Focus names → the documents about that focus. Names with the same comparable form
+        # share one focus, so a curated "Asthma" entry and imported asthma passages meet.
+        self._foci: dict[str, _Focus] = {}
+        self._phrase_focus: dict[str, set[str]] = defaultdict(set)
+        self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
+        for index, doc in enumerate(self.documents):
+            key = phrase(doc.focus) or doc.key
+            focus = self._foci.setdefault(key, _Focus())
+            focus.documents.append(index)
+            curated = doc.key.startswith("rule:")
+            for name in focus_variants(doc.focus) | set(doc.synonyms):
+                words = normal_words(name)
+                if len(words) == 1 and len(words[0]) <= 3 and not curated:
+                    # Short names are usually abbreviations ("ALL", "MS"): only as written, in capitals.
+                    if name.strip().isupper() and len(name.strip()) >= 2:
+                        self._abbreviations[name.strip()].add(key)
+                    continue
+                if not words or len(words) > MAX_PHRASE_WORDS or all(w in STOPWORDS | GENERIC | PEOPLE for w in words):
+                    continue
+                focus.phrases.add(" ".join(words))
+                self._phrase_focus[" ".join(words)].add(key)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    # --- the question ---------------------------------------------------------------------
+
+    def named_foci(self, question: str) -> dict[str, str]:
+        """Focus key → the name the question used, longest names first, no name inside another."""
+        words = normal_words(question)
+        found: dict[str, str] = {}
+        taken = [False] * len(words)
+        for size in range(min(MAX_PHRASE_WORDS, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                if any(taken[start : start + size]):
+                    continue
+                candidate = " ".join(words[start : start + size])
+                keys = self._phrase_focus.get(candidate)
+                if not keys:
+                    continue
+                for key in keys:
+                    found.setdefault(key, candidate)
+                taken[start : start + size] = [True] * size
+        for word in question.split():
+            word = word.strip(".,?!;:()'\"")
+            for key in self._abbreviations.get(word, ()) if word.isupper() else ():
+                found.setdefault(key, phrase(word))
+        return found
+
+    def specific_words(self, question: str) -> set[str]:
+        """Words a passage must mention to answer the question: rare in the knowledge base, or
+        drug-like. Words the knowledge base has never seen are not counted (typos, names)."""
+        out = set()
+        for word in tokens(question):
+            if word in GENERIC or word in PEOPLE or word.isdigit():
+                continue
+            count = self._df.get(word, 0)
+            drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
+            rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF
+            if drug_like or rare:
+                out.add(word)
+        return out
+
+    def distinctive(self, word: str) -> bool:
+        """A word that picks out few passages ("leukemia", not "heart")."""
+        count = self._df.get(word, 0)
+        # A small knowledge base (the curated entries alone) has too few passages for a 2 % cut.
+        return 0 < count / self._n < (DISTINCTIVE_DF if self._n >= 200 else 0.25)
+
+    def is_specific(self, word: str) -> bool:
+        """A word that names something, for the faithfulness gate: distinctive, or never seen
+        in the knowledge base at all (an invented word, or a name no passage uses)."""
+        return word not in self._df or self.distinctive(word)
+
+    def mentions_focus(self, index: int, name: str) -> bool:
+        """Whether a passage talks about a focus: every telling word of its name is in it
+        ("kidney disease" is mentioned by "damage the kidneys")."""
+        words = [w for w in content(name.split()) if w not in GENERIC and w not in PEOPLE] or name.split()
+        return all(self.mentions(index, word) for word in words)
+
+    def mentions(self, index: int, name: str) -> bool:
+        return f" {name} " in self._texts[index]
+
+    # --- search -----------------------------------------------------------------------------
+
+    def search(self, question: str, limit: int = 3, min_score: float = 0.0) -> list[Hit]:
+        """The best passages for ``question``, best first; empty when nothing answers it."""
+        if self._bm25 is None:
+            return []
+        query = tokens(question)
+        if not query:
+            return []
+        scores = self._bm25.get_scores(query)
+        kind = question_type(question)
+        named = self.named_foci(question)
+        specific = self.specific_words(question)
+
+        if named:
+            candidates = {i for key in named for i in self._foci[key].documents}
+            # Every other focus the question names must be mentioned too (diabetes *and* kidney
+            # disease), and every specific word not part of a focus name.
+            focus_words = {w for name in named.values() for w in name.split()}
+            required_words = specific - focus_words
+            hits, coverage = [], {}
+            for i in candidates:
+                if not all(self.mentions(i, word) for word in required_words):
+                    continue
+                own = phrase(self.documents[i].focus) or self.documents[i].key
+                own_names = {name for key, name in named.items() if key == own}
+                coverage[i] = sum(self.mentions_focus(i, name) for name in set(named.values()) - own_names)
+                hits.append(i)
+            return self._rank(hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage)
+
+        # No focus named: a passage whose focus words are mostly in the question, scoring well.
+        top = np.argsort(-scores)[: max(limit * 10, 30)]
+        query_words = set(query)
+        hits = []
+        for i in top:
+            if scores[i] <= 0 or scores[i] < min_score:
+                break
+            focus_words = set(tokens(self.documents[i].focus)) - GENERIC
+            if not focus_words:
+                continue
+            shared = focus_words & query_words
+            if len(shared) / len(focus_words) < PARTIAL_FOCUS_SHARE or not any(map(self.distinctive, shared)):
+                continue
+            if not all(self.mentions(int(i), word) for word in specific):
+                continue
+            hits.append(int(i))
+        return self._rank(hits, scores, kind, focus_matched=False, limit=limit)
+
+    def _rank(
+        self,
+        indexes: list[int],
+        scores: np.ndarray,
+        kind: str,
+        focus_matched: bool,
+        limit: int,
+        coverage: dict[int, int] | None = None,
+    ) -> list[Hit]:
+        def type_matched(i: int) -> bool:
+            return bool(kind) and self.documents[i].question_type == kind
+
+        def key(i: int) -> tuple:
+            doc = self.documents[i]
+            # The question's type first; a curated entry (no type) answers any type of its topic
+            # but ranks after a passage written for exactly that type.
+            type_rank = 2 if type_matched(i) else (1 if not doc.question_type else 0)
+            # A passage that also mentions the question's other topics (diabetes *and* kidneys)
+            # beats one about either alone.
+            return ((coverage or {}).get(i, 0), type_rank, float(scores[i]), doc.priority)
+
+        ranked = sorted(indexes, key=key, reverse=True)[:limit]
+        return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

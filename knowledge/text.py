@@ -1,0 +1,57 @@
+"""Words as the knowledge base compares them: lower case, light stemming, one spelling.
+
+Search, focus matching and the faithfulness gate all use these functions, so a word counts as
+"the same" in the same way everywhere (headaches = headache, anaemia = anemia).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# Words that carry no topic: question scaffolding and filler. Medical words are never here.
+STOPWORDS = frozenset(
+    """
+    a about after again all am an and any are as at be been before being but by can could did do
+    does doing for from get gets getting had has have having he her him his how i if in into is
+    it its just know me my myself no not of off on once or other our out over own please really
+    she should so some such tell than that the their them then there these they this those to too
+    up very was we were what when where which who why will with would you your yours im ive id dont
+    cant whats hi hello thanks thank much many lot also one way good bad
+    """.split()
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+# British spellings meet American ones (anaemia/anemia, oesophagus/esophagus, diarrhoea/diarrhea).
+_DIGRAPH = re.compile(r"(?<=[a-z])(?:ae|oe)(?=[a-z])")
+_SUFFIXES = ("ing", "es", "s")
+
+
+@lru_cache(maxsize=500_000)  # a vocabulary, not a stream: indexing 15k passages calls this 3M times
+def stem(word: str) -> str:
+    word = _DIGRAPH.sub("e", word)
+    # A light stemmer: plural and -ing forms meet their base word (headaches → headache).
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def normal_words(text: str) -> list[str]:
+    """Every word, stemmed, stopwords kept: for phrase matching."""
+    return [stem(word) for word in _WORD.findall(text.lower().replace("'", "").replace("’", ""))]
+
+
+def content(words: list[str]) -> list[str]:
+    """The content words of already normalised ``words``."""
+    return [w for w in words if w not in STOPWORDS and (len(w) >= 2 or w.isdigit())]  # "type 1" vs "type 2"
+
+
+def tokens(text: str) -> list[str]:
+    """Content words, stemmed: for ranking and support checks."""
+    return content(normal_words(text))
+
+
+def phrase(text: str) -> str:
+    """A phrase in its comparable form: stemmed words joined by single spaces."""
+    return " ".join(normal_words(text))

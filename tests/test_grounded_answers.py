@@ -1,0 +1,144 @@
+"""Answers come from the knowledge base: the model may word them, the faithfulness gate checks
+every sentence, and anything it cannot support is replaced by the passages themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference import pipeline
+from inference.pipeline import Fallback
+
+FAITHFUL = (
+    "Gout attacks are treated with anti-inflammatory medicines such as naproxen, or with colchicine, "
+    "started as early as possible. Resting and cooling the joint helps."
+)
+
+
+def test_a_faithful_model_answer_is_served_with_its_citations(curated_data, knowledge_base, scripted_model):
+    fake = scripted_model(FAITHFUL)
+    result = pipeline.answer("How is gout treated?")
+    assert result.source == "model"
+    assert result.text == FAITHFUL
+    assert result.fallback == Fallback.NONE
+    assert result.citations[0] == {
+        "title": "How is gout treated?",
+        "publisher": "Test Clinic",
+        "url": "https://clinic.example/gout-2",
+        "source": "Test leaflets",
+    }
+    # The passage reached the prompt: the model answers from it, not from memory.
+    assert "colchicine" in fake.requests[0].grounding
+
+
+def test_the_gate_replaces_an_answer_with_an_invented_drug_name_by_the_extract(
+    curated_data, knowledge_base, scripted_model
+):
+    scripted_model(
+        "Gout attacks are treated with anti-inflammatory medicines such as naproxen. "
+        "Doctors also give zyloprofen injections to cure gout for good."
+    )
+    result = pipeline.answer("How is gout treated?")
+    assert result.source == "extract"
+    assert result.fallback == Fallback.UNFAITHFUL
+    assert result.unsupported == ["Doctors also give zyloprofen injections to cure gout for good."]
+    assert "zyloprofen" not in result.text
+    assert "colchicine" in result.text  # the passage's own sentences
+    assert result.citations[0]["url"] == "https://clinic.example/gout-2"
+
+
+@pytest.mark.parametrize(
+    "invented",
+    [
+        "Gout attacks are treated with naproxen at 500 mg twice a day.",  # a dose
+        "Gout is treated with naproxen, and it usually starts at age 40.",  # an age
+        "Gout is a kind of arthritis caused by a Streptococcus infection of the joint.",  # an organism
+        "Gout attacks are usually treated with colchicine or with methotrexate.",  # a drug not in the passage
+    ],
+)
+def test_numbers_and_names_absent_from_the_passages_fail_the_gate(
+    curated_data, knowledge_base, scripted_model, invented
+):
+    scripted_model(invented)
+    result = pipeline.answer("How is gout treated?")
+    assert result.source == "extract"
+    assert result.unsupported == [invented]
+
+
+def test_without_the_gate_the_invented_answer_gets_through_the_ablation(curated_data, knowledge_base, scripted_model):
+    scripted_model("Gout attacks are usually treated with colchicine or with methotrexate.")
+    assert pipeline.answer("How is gout treated?", gate=False).source == "model"
+
+
+def test_with_no_passage_no_model_text_is_produced(curated_data, knowledge_base, scripted_model):
+    fake = scripted_model("Zollinger syndrome is cured with zylofenamab.")
+    result = pipeline.answer("What are the treatments for Zollinger-Ellison syndrome?")
+    assert result.source == "unavailable"
+    assert "reliable answer" in result.text
+    assert result.citations == []
+    assert fake.requests == []  # the model never ran
+
+
+def test_with_the_model_off_an_imported_passage_answers_as_an_extract(curated_data, knowledge_base):
+    result = pipeline.answer("how do you treat gout?")
+    assert result.source == "extract"
+    assert result.fallback == Fallback.MODEL_OFF
+    assert "colchicine" in result.text
+    assert [c["title"] for c in result.citations] == ["How is gout treated?"]
+
+
+def test_a_curated_entry_answers_whole_with_medbot_as_its_publisher(curated_data):
+    result = pipeline.answer("What are the symptoms of asthma?")
+    assert result.source == "rule"
+    assert result.citations[0]["publisher"] == "MedBot"
+
+
+def test_streamed_pieces_are_replaced_by_the_final_answer_when_the_gate_refuses(
+    curated_data, knowledge_base, scripted_model
+):
+    scripted_model("Gout is cured by zylofenamab in one week.")
+    items = list(pipeline.stream_answer("How is gout treated?"))
+    pieces, final = items[:-1], items[-1]
+    assert "".join(pieces) == "Gout is cured by zylofenamab in one week."
+    assert final.source == "extract" and "zylofenamab" not in final.text
+
+
+def test_a_timed_out_answer_that_falls_back_is_not_cached(curated_data, knowledge_base, scripted_model):
+    scripted_model("Gout is", stopped_by="timeout")
+    first = pipeline.answer("How is gout treated?")
+    assert first.source == "extract"
+    assert first.fallback == Fallback.TIMEOUT and first.fallback_reason.transient
+    second = pipeline.answer("How is gout treated?")
+    assert not second.cached
+
+
+def test_a_model_error_falls_back_to_the_passages_and_is_not_cached(curated_data, knowledge_base, scripted_model):
+    scripted_model(error=RuntimeError("out of memory"))
+    first = pipeline.answer("How is gout treated?")
+    assert first.source == "extract" and first.fallback == Fallback.MODEL_ERROR
+    assert not pipeline.answer("How is gout treated?").cached
+
+
+def test_a_refused_answer_is_cached_since_the_same_model_would_write_it_again(
+    curated_data, knowledge_base, scripted_model
+):
+    scripted_model("Gout is cured by zylofenamab in one week.")
+    pipeline.answer("How is gout treated?")
+    assert pipeline.answer("How is gout treated?").cached
+
+
+def test_a_follow_up_that_names_nothing_is_searched_with_the_previous_question(curated_data, knowledge_base):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
+    result = pipeline.answer("and how is it treated?", history)
+    assert result.source == "extract"
+    assert "colchicine" in result.text
+
+
+def test_disabling_a_source_takes_its_passages_out_of_answers_at_once(curated_data, knowledge_base):
+    assert pipeline.answer("how do you treat gout?").source == "extract"
+    knowledge_base.enabled = False
+    knowledge_base.save()
+    result = pipeline.answer("how do you treat gout?")
+    assert result.source != "extract"
+    assert all(c["source"] != "Test leaflets" for c in result.citations)

@@ -1,0 +1,86 @@
+"""Retrieval: a question's focus and type decide which passage answers, before shared words."""
+
+from __future__ import annotations
+
+from inference.retrieval import retriever
+from knowledge.search import Document, KnowledgeIndex, question_type
+
+
+def doc(key: str, focus: str, text: str, kind: str = "", synonyms: tuple[str, ...] = ()) -> Document:
+    return Document(key=key, title=f"About {focus}", focus=focus, text=text, question_type=kind, synonyms=synonyms)
+
+
+def test_it_finds_the_question_type_from_its_wording() -> None:
+    assert question_type("What are the symptoms of gout?") == "symptoms"
+    assert question_type("how do you treat gout") == "treatment"
+    assert question_type("Is gout inherited?") == "inheritance"
+    assert question_type("what causes gout") == "causes"
+    assert question_type("How can I prevent gout?") == "prevention"
+    assert question_type("What is gout?") == "information"
+
+
+def test_a_drug_the_passage_never_mentions_keeps_the_general_entry_from_answering(curated_data, knowledge_base):
+    # The knowledge base has a general high-blood-pressure entry, but nothing about ibuprofen.
+    hits = retriever.search("Can I take ibuprofen if I have high blood pressure?")
+    assert all("ibuprofen" in hit.document.text.lower() for hit in hits)
+
+
+def test_a_question_on_a_normal_heart_rate_does_not_get_palpitations(curated_data, knowledge_base):
+    hits = retriever.search("What is a normal resting heart rate?")
+    assert all("palpitation" not in hit.document.title.lower() for hit in hits)
+
+
+def test_the_passage_of_the_questions_type_wins_over_more_shared_words(curated_data, knowledge_base):
+    top = retriever.search("How is gout treated?")[0]
+    assert top.document.title == "How is gout treated?"
+    assert top.focus_matched and top.type_matched
+    assert retriever.search("What is gout?")[0].document.title == "What is gout?"
+
+
+def test_synonyms_and_british_spellings_name_the_same_focus() -> None:
+    index = KnowledgeIndex(
+        [
+            doc("a", "Anemia", "Anemia means too few red blood cells.", "information", ("low iron blood",)),
+            doc("b", "Asthma", "Asthma narrows the airways.", "information"),
+        ]
+    )
+    assert index.search("what is anaemia")[0].document.key == "a"
+    assert index.search("tell me about low iron blood")[0].document.key == "a"
+
+
+def test_a_question_that_also_names_a_second_focus_prefers_the_passage_mentioning_both() -> None:
+    index = KnowledgeIndex(
+        [
+            doc("d1", "Diabetes", "Diabetes means high blood sugar over a long time.", "information"),
+            doc("d2", "Diabetes", "Over years diabetes can damage the kidneys and the eyes.", "complications"),
+            doc("k", "Kidney disease", "Kidney disease means the kidneys filter less blood."),
+        ]
+    )
+    assert index.search("Can diabetes cause kidney disease?")[0].document.key == "d2"
+
+
+def test_abbreviations_only_count_when_written_in_capitals() -> None:
+    leukaemia = doc("all", "Acute lymphoblastic leukemia", "A cancer of white blood cells.", synonyms=("ALL",))
+    index = KnowledgeIndex([leukaemia, doc("x", "Gout", "Gout is arthritis from uric acid crystals.")])
+    assert index.search("How is ALL treated?")[0].document.key == "all"
+    assert index.search("is it all in my head?") == []
+
+
+def test_nothing_matches_a_topic_the_knowledge_base_does_not_cover(curated_data, knowledge_base):
+    assert retriever.search("What are the treatments for Zollinger-Ellison syndrome?") == []
+    assert retriever.search("what is the capital of France") == []
+
+
+def test_the_index_is_rebuilt_when_a_passage_is_added(curated_data, knowledge_base):
+    from knowledge.models import Passage
+
+    assert retriever.search("What is sarcoidosis?") == []
+    Passage.objects.create(
+        source=knowledge_base,
+        external_id="sarc-1",
+        title="What is sarcoidosis?",
+        focus="Sarcoidosis",
+        question_type="information",
+        text="Sarcoidosis is an illness in which small clumps of inflammatory cells grow in organs.",
+    )
+    assert retriever.search("What is sarcoidosis?")[0].document.focus == "Sarcoidosis"
