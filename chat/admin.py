@@ -21,7 +21,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from chat.forms import ThrottledAdminAuthenticationForm
 from chat.models import Conversation, Feedback, Message
+
+# The admin's log-in obeys the same failed-login limits as the site's.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 def excerpt(text: str, length: int = 100) -> str:
@@ -54,14 +58,18 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     """Read-only. Deleting stays with the model permission (superusers, for a data-deletion
-    request); nobody rewrites what was said."""
+    request); nobody rewrites what was said.
+
+    Nothing that owns an anonymous conversation is shown (not even ``owner_key_hash``, which
+    cannot log anyone in but is nobody's business): staff read transcripts, they do not
+    become their visitors."""
 
     inlines = [MessageInline]
     list_display = ["__str__", "owner", "message_count", "created_at", "updated_at"]
     search_fields = ["title", "owner__username"]
     date_hierarchy = "created_at"
     list_select_related = ["owner"]
-    fields = ["title", "owner", "session_key", "created_at", "updated_at"]
+    fields = ["title", "owner", "created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(_message_count=Count("messages"))
@@ -103,12 +111,9 @@ class PromotionError(ValueError):
 
 
 def question_for(answer: Message) -> Message | None:
-    """The user's question the answer replied to: the last user message before it."""
-    return (
-        Message.objects.filter(conversation_id=answer.conversation_id, role=Message.Role.USER, id__lt=answer.id)
-        .order_by("-id")
-        .first()
-    )
+    """The user's question the answer replied to (its ``reply_to`` link, never a guess by order:
+    two asks in flight at once would pair an answer with the wrong question)."""
+    return answer.reply_to
 
 
 def check_promotable(feedback: Feedback) -> Message:

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import DatabaseError
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
@@ -26,8 +27,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chat import ratelimits, services
-from chat.models import Conversation, Message
+from chat import locks, ownership, ratelimits, services
+from chat.models import Conversation, Feedback, Message
 from chat.serializers import (
     AskResponseSerializer,
     AskSerializer,
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 RATE_LIMITED = OpenApiResponse(ErrorSerializer, description="Too many questions; see Retry-After.")
+BUSY = OpenApiResponse(ErrorSerializer, description="An answer is still being written in this conversation.")
 
 
 class RateLimited(APIException):
@@ -53,9 +55,18 @@ class RateLimited(APIException):
     default_detail = "Too many questions. Please wait a moment and try again."
     default_code = "rate_limited"
 
-    def __init__(self, wait: int) -> None:
-        super().__init__()
+    def __init__(self, wait: int, detail: str | None = None) -> None:
+        super().__init__(detail)
         self.wait = wait
+
+
+class AnswerInProgress(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = (
+        "MedBot is still answering your previous question in this conversation. "
+        "Wait for that answer to finish, then ask again."
+    )
+    default_code = "answer_in_progress"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -82,23 +93,23 @@ class EventStreamRenderer(renderers.BaseRenderer):
         return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def session_key_for(request: Request, create: bool) -> str | None:
-    """The anonymous visitor's session key, creating the session when asked to."""
+def owner_key_for(request: Request, create: bool) -> str | None:
+    """The anonymous visitor's owner key (``chat.ownership``), creating their secret when asked to."""
     if request.user.is_authenticated:
         return None
     if create:
         return ensure_session(request._request)
-    return request._request.session.session_key
+    return ownership.owner_key(request._request.session)
 
 
 def owned_conversations(request: Request):
-    return Conversation.objects.owned_by(request.user, session_key_for(request, create=False))
+    return Conversation.objects.owned_by(request.user, owner_key_for(request, create=False))
 
 
 def new_conversation(request: Request, title: str = "") -> Conversation:
     if request.user.is_authenticated:
         return Conversation.objects.create(owner=request.user, title=title)
-    return Conversation.objects.create(session_key=session_key_for(request, create=True), title=title)
+    return Conversation.objects.create(owner_key_hash=owner_key_for(request, create=True), title=title)
 
 
 def client_label(request: Request) -> str:
@@ -112,6 +123,44 @@ def check_rate(request: Request) -> None:
     wait = ratelimits.retry_after(request._request)
     if wait is not None:
         raise RateLimited(wait)
+
+
+def check_write_rate(request: Request, group: str, rate: str, what: str) -> None:
+    wait = ratelimits.hit(request._request, group, rate)
+    if wait is not None:
+        raise RateLimited(wait, f"Too many {what}. Please wait a moment and try again.")
+
+
+def ask_once(conversation: Conversation, text: str, client: str) -> Message:
+    """``services.ask`` holding the conversation's lock; AnswerInProgress (409) if it is taken."""
+    try:
+        with locks.answering(conversation):
+            return services.ask(conversation, text, client)
+    except locks.ConversationBusy:
+        raise AnswerInProgress from None
+
+
+class LockedStream:
+    """The event stream, holding the conversation's lock until the response is closed.
+
+    The WSGI server closes the response whether the stream ran to the end, failed, or was never
+    started (a generator closed before it starts runs no ``finally``, hence this class)."""
+
+    def __init__(self, conversation: Conversation, events: Iterator[bytes]) -> None:
+        self.conversation = conversation
+        self.events = events
+
+    def __iter__(self) -> LockedStream:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.events)
+
+    def close(self) -> None:
+        try:
+            self.events.close()
+        finally:
+            locks.release(self.conversation)
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -136,7 +185,7 @@ def stream_events(conversation: Conversation, text: str, client: str) -> Iterato
 
 @extend_schema_view(
     list=extend_schema(summary="Your conversations, newest first", parameters=[OpenApiParameter("search", str)]),
-    create=extend_schema(summary="Start a conversation"),
+    create=extend_schema(summary="Start a conversation", responses={201: ConversationSerializer, 429: RATE_LIMITED}),
     retrieve=extend_schema(summary="A conversation with its messages"),
     partial_update=extend_schema(summary="Rename a conversation"),
     destroy=extend_schema(summary="Delete a conversation and its messages"),
@@ -166,7 +215,14 @@ class ConversationViewSet(
         return ConversationSerializer
 
     def perform_create(self, serializer: ConversationSerializer) -> None:
+        check_write_rate(self.request, ratelimits.CONVERSATIONS, settings.MEDBOT_CONVERSATION_RATE, "new conversations")
         serializer.instance = new_conversation(self.request, serializer.validated_data.get("title", ""))
+
+    def perform_update(self, serializer: ConversationSerializer) -> None:
+        # Only the title: a full save would write back a stale ``answering_since`` (chat.locks).
+        conversation = serializer.instance
+        conversation.title = serializer.validated_data.get("title", conversation.title)
+        conversation.save(update_fields=["title", "updated_at"])
 
     def finalize_response(self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -188,7 +244,9 @@ class ConversationViewSet(
         if kind == "md":
             response = HttpResponse(services.export_markdown(conversation), content_type="text/markdown; charset=utf-8")
         else:
-            response = JsonResponse(ConversationDetailSerializer(conversation).data, json_dumps_params={"indent": 2})
+            data = ConversationDetailSerializer(conversation).data
+            data["messages"] = MessageSerializer(conversation.transcript(), many=True).data  # answers by question
+            response = JsonResponse(data, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
         response["Cache-Control"] = "no-store"
         return response
@@ -202,7 +260,7 @@ class ConversationViewSet(
         description="Returns the saved assistant message. With `Accept: text/event-stream` the answer "
         'streams as Server-Sent Events: `piece` events (`{"text"}`), then `done` with the saved message.',
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer, 429: RATE_LIMITED},
+        responses={201: MessageSerializer, 409: BUSY, 429: RATE_LIMITED},
     )
     @action(
         detail=True,
@@ -219,13 +277,16 @@ class ConversationViewSet(
         check_rate(request)
         text = serializer.validated_data["content"]
         if "text/event-stream" in request.headers.get("Accept", ""):
-            response = StreamingHttpResponse(
-                stream_events(conversation, text, client_label(request)), content_type="text/event-stream"
-            )
+            try:
+                locks.acquire(conversation)
+            except locks.ConversationBusy:
+                raise AnswerInProgress from None
+            events = LockedStream(conversation, stream_events(conversation, text, client_label(request)))
+            response = StreamingHttpResponse(events, content_type="text/event-stream")
             response["Cache-Control"] = "no-store"
             response["X-Accel-Buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
             return response
-        message = services.ask(conversation, text, client_label(request))
+        message = ask_once(conversation, text, client_label(request))
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
@@ -235,7 +296,13 @@ class AskView(APIView):
     @extend_schema(
         summary="Ask a question",
         request=AskSerializer,
-        responses={200: AskResponseSerializer, 400: OpenApiTypes.OBJECT, 404: ErrorSerializer, 429: RATE_LIMITED},
+        responses={
+            200: AskResponseSerializer,
+            400: OpenApiTypes.OBJECT,
+            404: ErrorSerializer,
+            409: BUSY,
+            429: RATE_LIMITED,
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = AskSerializer(data=request.data)
@@ -246,10 +313,12 @@ class AskView(APIView):
             conversation = get_object_or_404(owned_conversations(request), pk=conversation_id)
         else:
             conversation = new_conversation(request)
-        message = services.ask(conversation, serializer.validated_data["question"], client_label(request))
+        message = ask_once(conversation, serializer.validated_data["question"], client_label(request))
         body = {
             "answer": message.content,
             "source": message.source,
+            "triage_level": message.triage_level,
+            "citations": message.citations,
             "disclaimer": message.disclaimer,
             "conversation": conversation.pk,
             "message": MessageSerializer(message).data,
@@ -270,7 +339,7 @@ class LegacyAskView(APIView):
         serializer.is_valid(raise_exception=True)
         check_rate(request)
         question = serializer.validated_data["question"]
-        message = services.ask(new_conversation(request), question, client_label(request))
+        message = ask_once(new_conversation(request), question, client_label(request))
         return Response(
             {"response": f"{message.content}\n\n{message.disclaimer}", "question": question}, headers=NO_STORE
         )
@@ -278,7 +347,10 @@ class LegacyAskView(APIView):
 
 class FeedbackView(APIView):
     @extend_schema(
-        summary="Rate an answer", request=FeedbackSerializer, responses={201: FeedbackSerializer, 404: ErrorSerializer}
+        summary="Rate an answer",
+        description="One rating per answer: rating it again replaces the earlier rating (200).",
+        request=FeedbackSerializer,
+        responses={200: FeedbackSerializer, 201: FeedbackSerializer, 404: ErrorSerializer, 429: RATE_LIMITED},
     )
     def post(self, request: Request, pk: int) -> Response:
         message = get_object_or_404(
@@ -286,5 +358,20 @@ class FeedbackView(APIView):
         )
         serializer = FeedbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        serializer.save(message=message)
-        return Response(serializer.data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        check_write_rate(request, ratelimits.FEEDBACK, settings.MEDBOT_FEEDBACK_RATE, "ratings")
+        feedback, created = rate_answer(message, serializer.validated_data)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(FeedbackSerializer(feedback).data, status=code, headers=NO_STORE)
+
+
+def rate_answer(message: Message, values: dict[str, Any]) -> tuple[Feedback, bool]:
+    """Create the answer's one rating, or replace it. Returns (feedback, created).
+
+    Two ratings racing on one answer: the loser of the unique constraint updates instead."""
+    values = {"reason": "", "comment": "", **values}
+    try:
+        with transaction.atomic():
+            return Feedback.objects.update_or_create(message=message, defaults=values)
+    except IntegrityError:
+        Feedback.objects.filter(message=message).update(**values)
+        return Feedback.objects.get(message=message), False

@@ -11,13 +11,15 @@ class CsrfEnforcedSessionAuthentication(SessionAuthentication):
     """Session authentication that checks CSRF for anonymous browsers too.
 
     DRF only checks CSRF for logged-in session users, but an anonymous visitor also owns
-    data through their session cookie. Any request that carries cookies and no Authorization
-    header is checked; scripts that send a token, or no cookies at all, are not (a forged
-    cross-site request always carries the victim's cookies, and can't set Authorization)."""
+    data through their session cookie. Any request that carries cookies is checked, whatever
+    its headers: this class only runs when token authentication did not succeed (it comes
+    first in DEFAULT_AUTHENTICATION_CLASSES, and a wrong token is a 401 there), so a request
+    that skips CSRF is one a cross-site page could not have made. Requests with no cookies at
+    all carry no session and are not checked."""
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
         django_request = request._request
-        if django_request.COOKIES and "HTTP_AUTHORIZATION" not in django_request.META:
+        if django_request.COOKIES:
             self.enforce_csrf(request)
         user = getattr(django_request, "user", None)
         if not user or not user.is_active or not user.is_authenticated:

@@ -22,13 +22,14 @@ class TriageLevel(models.TextChoices):
 
 
 class ConversationQuerySet(models.QuerySet):
-    def owned_by(self, user, session_key: str | None) -> ConversationQuerySet:
-        """Conversations the requester may see: a signed-in user's own, or an anonymous session's."""
+    def owned_by(self, user, owner_key: str | None) -> ConversationQuerySet:
+        """Conversations the requester may see: a signed-in user's own, or an anonymous visitor's,
+        found by the hash of the owner secret in their session (``chat.ownership.owner_key``)."""
         if user is not None and user.is_authenticated:
             return self.filter(owner=user)
-        if not session_key:
+        if not owner_key:
             return self.none()
-        return self.filter(owner__isnull=True, session_key=session_key)
+        return self.filter(owner__isnull=True, owner_key_hash=owner_key)
 
 
 class Conversation(models.Model):
@@ -38,9 +39,20 @@ class Conversation(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="conversations",
-        help_text="Empty for anonymous visitors, who own conversations through their session.",
+        help_text="Empty for anonymous visitors, who own conversations through a secret in their session.",
     )
-    session_key = models.CharField(max_length=64, blank=True, db_index=True)
+    owner_key_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Anonymous visitors only: SHA-256 of a random owner secret kept in their session (never "
+        "the session key). Not shown in the admin.",
+    )
+    answering_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set while an answer is being written; a second question waits for it (409).",
+    )
     title = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
@@ -51,12 +63,41 @@ class Conversation(models.Model):
         ordering = ["-updated_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(owner__isnull=False) | ~Q(session_key=""), name="conversation_has_an_owner"
+                condition=Q(owner__isnull=False) | ~Q(owner_key_hash=""), name="conversation_has_an_owner"
             )
         ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
+
+    def transcript(self, before: Message | None = None, last_questions: int | None = None) -> list[Message]:
+        """The messages oldest first, each answer right after the question it replies to, even when
+        answers were saved out of order. Answers with no link (older rows) stay where they fall.
+
+        ``before``: only messages older than this one. ``last_questions``: start at the Nth
+        newest question, so long conversations are not read whole (answers linked to an earlier
+        question are then left out)."""
+        messages = self.messages.order_by("id")
+        if before is not None:
+            messages = messages.filter(id__lt=before.id)
+        if last_questions is not None:
+            questions = messages.filter(role=Message.Role.USER).order_by("-id").values_list("id", flat=True)
+            first = list(questions[:last_questions])[-1:]
+            if first:
+                messages = messages.filter(id__gte=first[0])
+        rows = list(messages)
+        question_ids = {m.pk for m in rows if m.role == Message.Role.USER}
+        replies: dict[int, list[Message]] = {}
+        for message in rows:
+            if message.role == Message.Role.ASSISTANT and message.reply_to_id in question_ids:
+                replies.setdefault(message.reply_to_id, []).append(message)
+        ordered: list[Message] = []
+        for message in rows:
+            if message.role == Message.Role.USER:
+                ordered += [message, *replies.get(message.pk, [])]
+            elif message.reply_to_id is None:
+                ordered.append(message)
+        return ordered
 
     def title_from(self, question: str) -> str:
         words = " ".join(question.split())
@@ -70,6 +111,14 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
+    reply_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        help_text="Answers only: the question this answers.",
+    )
     content = models.TextField()
     source = models.CharField(max_length=16, choices=Source.choices, blank=True)
     matched_rule = models.CharField(max_length=200, blank=True, help_text="Title of the curated entry used, if any.")
@@ -121,6 +170,7 @@ class Feedback(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["message"], name="one_rating_per_message")]
 
     def __str__(self) -> str:
         return f"{self.get_rating_display()} on message {self.message_id}"

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from django.db import transaction
 from django.utils import timezone
 
+from chat import ownership
 from chat.models import Conversation, Message
 from inference import audit
-from inference.pipeline import MODEL, AnswerResult, curated, stream_answer
+from inference.pipeline import AnswerResult, interrupted, stream_answer
 from inference.prompting import Turn
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,9 @@ HISTORY_TURNS = 8  # the engine trims further to its token budget
 
 def history_for(conversation: Conversation, before: Message) -> list[Turn]:
     """The latest turns before ``before``, oldest first. Only role and text reach the model."""
-    rows = conversation.messages.filter(id__lt=before.id).order_by("-id").values_list("role", "content")[:HISTORY_TURNS]
-    return [Turn(role, content) for role, content in reversed(rows)]
+    # Answers follow the question they reply to (``reply_to``), even when two asks interleaved.
+    turns = [Turn(m.role, m.content) for m in conversation.transcript(before=before, last_questions=HISTORY_TURNS)]
+    return turns[-HISTORY_TURNS:]
 
 
 @transaction.atomic
@@ -36,10 +38,13 @@ def save_question(conversation: Conversation, text: str) -> Message:
     return message
 
 
-def save_answer(conversation: Conversation, result: AnswerResult, client: str, question: str) -> Message:
+def save_answer(
+    conversation: Conversation, result: AnswerResult, client: str, question: str, reply_to: Message | None = None
+) -> Message:
     message = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
+        reply_to=reply_to,
         content=result.text,
         source=result.source,
         matched_rule=result.matched_rule,
@@ -48,6 +53,8 @@ def save_answer(conversation: Conversation, result: AnswerResult, client: str, q
         latency_ms=result.latency_ms,
         tokens=result.tokens,
         partial=result.partial,
+        triage_level=result.triage_level,
+        citations=result.citations,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     audit.record(
@@ -86,12 +93,13 @@ def ask_stream(conversation: Conversation, text: str, client: str = "") -> Itera
             if partial_text:
                 saved = save_answer(
                     conversation,
-                    AnswerResult(text=partial_text, source=MODEL, disclaimer=curated.disclaimer_text, partial=True),
+                    interrupted(partial_text),
                     client,
                     text,
+                    reply_to=question,
                 )
                 logger.info("Client left mid-answer; saved partial message %s", saved.pk)
-    message = save_answer(conversation, result, client, text)
+    message = save_answer(conversation, result, client, text, reply_to=question)
     if not pieces:
         yield result.text
     yield message
@@ -107,6 +115,13 @@ def ask(conversation: Conversation, text: str, client: str = "") -> Message:
     return message
 
 
+def citation_line(citation: dict[str, str]) -> str:
+    """One source as plain text: title, publisher and address (never a Markdown link, whose
+    text and target could differ)."""
+    parts = [citation.get("title", ""), f"({citation['publisher']})" if citation.get("publisher") else ""]
+    return " ".join(p for p in [*parts, citation.get("url", "")] if p)
+
+
 def export_markdown(conversation: Conversation) -> str:
     lines = [
         f"# {conversation.title or 'Conversation'}",
@@ -114,27 +129,27 @@ def export_markdown(conversation: Conversation) -> str:
         f"Exported from MedBot on {timezone.now():%Y-%m-%d %H:%M} UTC.",
         "",
     ]
-    for message in conversation.messages.all():
+    for message in conversation.transcript():  # each answer right under the question it answers
         who = "You" if message.role == Message.Role.USER else f"MedBot ({message.get_source_display()})"
         lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", "", message.content, ""]
+        if message.citations:
+            lines += ["Sources:", *(f"- {citation_line(c)}" for c in message.citations), ""]
         if message.role == Message.Role.ASSISTANT and message.disclaimer:
             lines += [f"> {message.disclaimer}", ""]
     return "\n".join(lines)
 
 
-def adopt_anonymous_conversations(user, session_key: str | None) -> int:
-    """At login, the visitor's anonymous conversations become the account's."""
-    if not session_key:
+def adopt_anonymous_conversations(user, session) -> int:
+    """At login, the visitor's anonymous conversations become the account's, and the session's
+    owner secret is dropped (it owns nothing any more). Returns how many moved."""
+    key = ownership.owner_key(session)
+    if key is None:
         return 0
-    return Conversation.objects.filter(owner__isnull=True, session_key=session_key).update(owner=user, session_key="")
+    session.pop(ownership.SECRET_SESSION_KEY, None)
+    return Conversation.objects.filter(owner__isnull=True, owner_key_hash=key).update(owner=user, owner_key_hash="")
 
 
 def ensure_session(request) -> str:
-    """The anonymous visitor's session key, creating the session if needed. The key is also kept
-    inside the session, since login changes the key and history must follow the visitor."""
-    session = request.session
-    if session.session_key is None:
-        session.save()
-    if session.get("medbot_previous_session") != session.session_key and not request.user.is_authenticated:
-        session["medbot_previous_session"] = session.session_key
-    return session.session_key
+    """The anonymous visitor's owner key (see ``chat.ownership``), creating the owner secret, and
+    so the session, if needed. The secret survives login's new session key, so history follows."""
+    return ownership.owner_key(request.session, create=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 
@@ -11,4 +11,13 @@ def move_anonymous_history(sender: type, request: Any, user: Any, **kwargs: Any)
     from chat.services import adopt_anonymous_conversations
 
     if request is not None and hasattr(request, "session"):
-        adopt_anonymous_conversations(user, request.session.get("medbot_previous_session"))
+        adopt_anonymous_conversations(user, request.session)
+
+
+@receiver(user_login_failed)
+def count_failed_login(sender: str, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    """Every failed password check, from any form, counts towards the failed-login limits."""
+    from chat import ratelimits
+
+    if request is not None:
+        ratelimits.record_login_failure(request, str(credentials.get("username", "")))

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from knowledge.search import DRUG_LIKE, Document
 from knowledge.text import content, normal_words
 
-# Words a faithful paraphrase may add: advice to see someone, hedges, connectives.
+# Words a faithful paraphrase may add: advice to see someone, hedges, connectives, and everyday
+# verbs and adjectives. They count as supported and are never treated as names: a small
+# knowledge base (the curated entries alone) has never seen many ordinary words, which would
+# otherwise look like invented ones. Medical words never belong here.
 PHRASING = frozenset(
     """
     doctor doctors gp nurse nurses pharmacist pharmacists healthcare professional professionals
@@ -31,6 +34,17 @@ PHRASING = frozenset(
     called known person people someone anyone everyone body need needs needed some most many
     more less other others different thing things way ways time times general generally information
     answer question questions yes well each every both either neither simple simply based
+    make makes made making take takes took taken give gives given keep keeps kept become becomes
+    feel feels felt seem seems look looks find found happen happens happened start starts started
+    stop stops stopped go goes went come comes came let lets put puts use used using try tries
+    show shows shown work works worked live lives lead leads cause causes caused affect affects
+    change changes changed develop develops grow grows increase increases reduce reduces lower
+    raise raises rise rises fall falls turn turns bring brings hold holds follow follows
+    good better best bad worse worst big bigger small smaller large long short high low new old
+    early late easy hard hot cold warm normal serious mild severe sudden slow fast quick quickly
+    right wrong main major minor certain several few little enough whole full part parts
+    day days week weeks month months year years hour hours minute minutes night morning
+    first second last next often rarely always never already still again soon later
     """.split()
 )
 # A sentence is supported when at least this share of its content words is in the passages

@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
 
 from inference import triage, versions
 from inference.engine import GenerationError, GenerationRequest, GenerationStats, get_manager
@@ -30,6 +29,7 @@ from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
 from knowledge.search import Hit
+from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +151,13 @@ def _cache_key(question: str, adapter_version: str, use_model: bool, gate: bool)
 
 
 def _cache_get(key: str) -> AnswerResult | None:
-    try:
-        stored = cache.get(key)
-    except Exception:
-        logger.warning("Answer cache unreachable", exc_info=True)
-        return None
+    # A dead or hung cache is skipped for a back-off (and logged once), never waited on per call.
+    stored = cache_guard.safe_get(key)
     return AnswerResult(**stored) if stored else None
 
 
 def _cache_set(key: str, result: AnswerResult) -> None:
-    try:
-        cache.set(key, asdict(result), settings.MEDBOT_ANSWER_CACHE_SECONDS)
-    except Exception:
-        logger.warning("Answer cache unreachable", exc_info=True)
+    cache_guard.safe_set(key, asdict(result), settings.MEDBOT_ANSWER_CACHE_SECONDS)
 
 
 # --- the stages ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.core.cache import cache
+from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
 
@@ -25,20 +25,21 @@ def _key(name: str) -> str:
 
 
 def current(name: str) -> str:
-    try:
-        value = cache.get(_key(name))
-        if value is None:
-            value = uuid.uuid4().hex
-            if not cache.add(_key(name), value, _TIMEOUT):
-                value = cache.get(_key(name)) or value
+    """The version token, or "unknown" when the cache cannot say (callers then keep what they have)."""
+    if not cache_guard.available():
+        return "unknown"  # backing off after a failure: no call, no wait
+    value = cache_guard.safe_get(_key(name))
+    if value is not None:
         return value
-    except Exception:
-        logger.warning("Cache unreachable while reading the %s version", name, exc_info=True)
+    if not cache_guard.available():
+        return "unknown"  # that read just failed
+    value = uuid.uuid4().hex
+    added = cache_guard.safe_add(_key(name), value, _TIMEOUT)
+    if added is None:
         return "unknown"
+    return value if added else (cache_guard.safe_get(_key(name)) or value)
 
 
 def bump(name: str) -> None:
-    try:
-        cache.set(_key(name), uuid.uuid4().hex, _TIMEOUT)
-    except Exception:
-        logger.warning("Cache unreachable: could not signal a %s change", name, exc_info=True)
+    if not cache_guard.safe_set(_key(name), uuid.uuid4().hex, _TIMEOUT):
+        logger.warning("Cache unavailable: could not signal a %s change; workers notice when it is back", name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat import ownership
 from chat.models import Conversation, Message
 from inference.models import Disclaimer
 
@@ -46,7 +47,7 @@ def test_anonymous_visitors_get_a_session_owned_conversation(curated_data, clien
     assert response.status_code == 200
     conversation = Conversation.objects.get(pk=response.json()["conversation"])
     assert conversation.owner is None
-    assert conversation.session_key == client.session.session_key
+    assert conversation.owner_key_hash == ownership.owner_key(client.session)
 
 
 def test_emergencies_are_answered_with_source_emergency(curated_data, client_for, alice):

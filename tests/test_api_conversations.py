@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
 
+from chat import api, services
 from chat.models import Conversation, Feedback, Message
 from inference import pipeline
+from training.models import TrainingExample
 
 
 @pytest.fixture
@@ -258,3 +264,125 @@ def test_feedback_validates_its_rating(client_for, alice, alices):
 def test_feedback_is_only_for_answers(client_for, alice, alices):
     question = alices.messages.get(role="user")
     assert client_for(alice).post(f"/api/v1/messages/{question.pk}/feedback", {"rating": 1}).status_code == 404
+
+
+# --- answers linked to their questions, one answer at a time -----------------------------------
+
+
+def test_each_answer_is_linked_to_the_question_it_answers(curated_data, client_for, alice, alices):
+    body = client_for(alice).post(
+        f"/api/v1/conversations/{alices.pk}/messages/", {"content": "how do I use an inhaler?"}, format="json"
+    )
+    answer = Message.objects.get(pk=body.json()["id"])
+    assert answer.reply_to == alices.messages.get(content="how do I use an inhaler?")
+    assert body.json()["reply_to"] == answer.reply_to_id
+
+
+def test_a_second_question_while_an_answer_is_being_written_is_a_409(
+    curated_data, client_for, alice, alices, fake_engine
+):
+    fake_engine(FakeEngine(["Asthma makes the airways narrow ", "and causes wheezing."]))
+    client = client_for(alice)
+    url = f"/api/v1/conversations/{alices.pk}/messages/"
+    first = client.post(
+        url, {"content": "What are the symptoms of asthma?"}, format="json", HTTP_ACCEPT="text/event-stream"
+    )
+    stream = iter(first.streaming_content)
+    next(stream)  # the first answer is being written
+
+    for accept in ("application/json", "text/event-stream"):
+        second = client.post(url, {"content": "And diabetes?"}, format="json", HTTP_ACCEPT=accept)
+        assert second.status_code == 409
+        assert "still answering your previous question" in second.content.decode()  # JSON, or an SSE error
+    other_endpoint = client.post("/api/v1/ask", {"question": "And diabetes?", "conversation": alices.pk}, format="json")
+    assert other_endpoint.status_code == 409
+    assert not alices.messages.filter(content="And diabetes?").exists()
+
+    list(stream)  # the first answer finishes and frees the conversation
+    assert client.post(url, {"content": "And diabetes?"}, format="json").status_code == 201
+
+
+def test_a_lock_left_by_a_worker_that_died_goes_stale(curated_data, client_for, alice, alices):
+    Conversation.objects.filter(pk=alices.pk).update(answering_since=timezone.now() - timedelta(minutes=10))
+    response = client_for(alice).post(f"/api/v1/conversations/{alices.pk}/messages/", {"content": "asthma?"})
+    assert response.status_code == 201
+    alices.refresh_from_db()
+    assert alices.answering_since is None
+
+
+@pytest.fixture
+def interleaved(alice) -> Conversation:
+    """Two asks that overlapped before answers were serialised: the asthma answer came last."""
+    conversation = Conversation.objects.create(owner=alice, title="Two at once")
+    asthma = Message.objects.create(conversation=conversation, role="user", content="What triggers asthma?")
+    diabetes = Message.objects.create(conversation=conversation, role="user", content="What is diabetes?")
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="Diabetes is high blood sugar.", reply_to=diabetes
+    )
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="Pollen and cold air trigger asthma.", reply_to=asthma
+    )
+    return conversation
+
+
+def test_exports_put_each_answer_under_its_question(client_for, alice, interleaved):
+    client = client_for(alice)
+    md = client.get(f"/api/v1/conversations/{interleaved.pk}/export?format=md").content.decode()
+    order = ["What triggers asthma?", "Pollen and cold air", "What is diabetes?", "Diabetes is high blood sugar."]
+    assert [md.index(text) for text in order] == sorted(md.index(text) for text in order)
+    js = client.get(f"/api/v1/conversations/{interleaved.pk}/export?format=json").json()
+    assert [m["content"][:12] for m in js["messages"]] == [text[:12] for text in order]
+
+
+def test_the_models_history_pairs_each_answer_with_its_question(alice, interleaved):
+    question = Message.objects.create(conversation=interleaved, role="user", content="And for children?")
+    history = services.history_for(interleaved, question)
+    assert [turn.content[:12] for turn in history] == [
+        "What trigger",
+        "Pollen and c",
+        "What is diab",
+        "Diabetes is ",
+    ]
+
+
+def test_promoting_feedback_pairs_the_answer_with_its_own_question(db, interleaved, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    asthma_answer = interleaved.messages.get(content__startswith="Pollen")
+    feedback = Feedback.objects.create(message=asthma_answer, rating=-1)
+    curator = User.objects.create_superuser("root", password="root-password-1")
+    admin = Client()
+    admin.force_login(curator)
+    response = admin.post(f"/admin/chat/feedback/{feedback.pk}/promote/", {"answer": "Pollen, smoke and cold air."})
+    assert response.status_code == 302
+    example = TrainingExample.objects.get(origin="feedback")
+    assert example.question == "What triggers asthma?"
+
+
+# --- one rating per answer --------------------------------------------------------------------
+
+
+def test_rating_an_answer_again_replaces_the_rating(client_for, alice, alices):
+    answer = alices.messages.get(role="assistant")
+    client = client_for(alice)
+    first = client.post(f"/api/v1/messages/{answer.pk}/feedback", {"rating": -1, "reason": "unclear", "comment": "?"})
+    assert first.status_code == 201
+    again = client.post(f"/api/v1/messages/{answer.pk}/feedback", {"rating": 1})
+    assert again.status_code == 200
+    feedback = Feedback.objects.get()
+    assert (feedback.pk, feedback.rating, feedback.reason, feedback.comment) == (first.json()["id"], 1, "", "")
+    assert again.json()["rating"] == 1
+
+
+def test_renaming_during_an_answer_does_not_leave_the_conversation_locked(
+    curated_data, client_for, alice, alices, monkeypatch
+):
+    Conversation.objects.filter(pk=alices.pk).update(answering_since=timezone.now())
+    loaded_mid_answer = Conversation.objects.get(pk=alices.pk)
+    Conversation.objects.filter(pk=alices.pk).update(answering_since=None)  # then the answer finished
+    monkeypatch.setattr(api.ConversationViewSet, "get_object", lambda view: loaded_mid_answer)
+    client = client_for(alice)
+    assert client.patch(f"/api/v1/conversations/{alices.pk}/", {"title": "Renamed"}, format="json").status_code == 200
+    monkeypatch.undo()
+    assert client.post(f"/api/v1/conversations/{alices.pk}/messages/", {"content": "asthma?"}).status_code == 201
+    alices.refresh_from_db()
+    assert alices.title == "Renamed"

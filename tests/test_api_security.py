@@ -9,7 +9,7 @@ from django.core.cache import caches
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from chat.models import Message
+from chat.models import Conversation, Message
 
 
 def csrf_client() -> Client:
@@ -49,15 +49,81 @@ def test_scripts_with_a_token_need_no_csrf(curated_data, alice):
     assert Message.objects.filter(conversation__owner=alice).count() == 2
 
 
-def test_a_wrong_token_is_refused(curated_data):
+def test_a_wrong_token_is_a_401(curated_data):
     response = Client().post(
         "/api/v1/ask", {"question": "asthma"}, content_type="application/json", HTTP_AUTHORIZATION="Token nope"
     )
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_wrong_token_does_not_fall_back_to_the_session(curated_data, alice):
+    """Before: any Authorization header skipped CSRF, and a bad token fell back to the cookie."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(
+        "/api/v1/conversations/", {}, content_type="application/json", HTTP_AUTHORIZATION="Token forged"
+    )
+    assert response.status_code == 401
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.parametrize("header", ["Bearer abc", "Basic YWxpY2U6eA==", "Token"])
+def test_an_authorization_header_that_is_not_a_valid_token_does_not_skip_csrf(curated_data, header):
+    client = csrf_client()
+    response = client.post(
+        "/api/v1/ask", {"question": "asthma?"}, content_type="application/json", HTTP_AUTHORIZATION=header
+    )
     assert response.status_code in (401, 403)
+    assert not Message.objects.exists()
+
+
+def test_a_valid_token_beside_a_session_cookie_needs_no_csrf(curated_data, alice, bob):
+    """Token authentication succeeded: the request is the token's user, whatever the cookie says."""
+    token = Token.objects.create(user=alice)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    response = client.post(
+        "/api/v1/conversations/", {}, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}"
+    )
+    assert response.status_code == 201
+    assert Conversation.objects.get().owner == alice
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(curated_data, client_for, alice):
+    client = client_for(alice)
+    client.raise_request_exception = False
+    deep = "[" * 30_000 + "]" * 30_000  # under the size limit: refused for its depth
+    for body in (deep, '{"question": ' + deep + "}", '{"question": "x", "a": ' + "[" * 40 + "]" * 40 + "}"):
+        response = client.post("/api/v1/ask", body, content_type="application/json")
+        assert response.status_code == 400
+        assert "nested deeper than" in response.json()["detail"]
+    # The attack as reported, 100k levels, is over the size limit before its depth is counted.
+    response = client.post("/api/v1/ask", "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["detail"]
+    assert not Message.objects.exists()
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(curated_data, client_for, alice):
+    response = client_for(alice).post(
+        "/api/v1/ask",
+        '{"question": "asthma [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ \\" ?"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+
+
+def test_an_oversized_json_body_is_refused(curated_data, client_for, alice, settings):
+    settings.MEDBOT_MAX_JSON_BYTES = 4096
+    response = client_for(alice).post("/api/v1/ask", {"question": "asthma?", "padding": "x" * 5000}, format="json")
+    assert response.status_code == 413
+    assert "larger than 4096 bytes" in response.json()["detail"]
 
 
 def test_asking_is_rate_limited_with_retry_after(curated_data, client_for, alice, bob, settings):
     settings.MEDBOT_RATE_LIMIT = "3/m"
+    settings.MEDBOT_YOUNG_ACCOUNT_HOURS = 0  # established accounts: limited per account only
     client = client_for(alice)
     codes = [client.post("/api/v1/ask", {"question": "asthma?"}).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -95,18 +161,25 @@ def test_the_trusted_proxy_header_names_the_client(curated_data, settings):
     assert Client().post("/ask", HTTP_X_FORWARDED_FOR="198.51.100.9, 203.0.113.6", **ask).status_code == 429
 
 
-def test_an_unreachable_rate_limit_store_fails_open_and_logs(
+def test_an_unreachable_rate_limit_store_fails_open_fast_and_logs_once(
     curated_data, client_for, alice, settings, monkeypatch, caplog
 ):
+    """A hung Redis: the first call pays the socket timeout, the next ones skip the cache."""
     settings.MEDBOT_RATE_LIMIT = "1/m"
+    calls = []
 
-    def down(*args, **kwargs):
-        raise ConnectionError("redis is down")
+    def hung(*args, **kwargs):
+        calls.append(1)
+        raise TimeoutError("Timeout reading from socket")
 
-    monkeypatch.setattr("chat.ratelimits.get_usage", down)
+    monkeypatch.setattr("chat.ratelimits.get_usage", hung)
     client = client_for(alice)
     assert [client.post("/api/v1/ask", {"question": "asthma?"}).status_code for _ in range(3)] == [200, 200, 200]
-    assert "Rate-limit store unreachable" in caplog.text
+    assert len(calls) == 1
+    warnings = [r for r in caplog.records if r.name == "medbot_site.cache_guard"]
+    assert len(warnings) == 1
+    assert "skipping the cache" in warnings[0].getMessage()
+    assert warnings[0].exc_info is None  # one line, not a traceback per hit
 
 
 def test_rate_limited_requests_save_nothing(curated_data, client_for, alice, settings):

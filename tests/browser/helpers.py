@@ -20,10 +20,17 @@ def ask(page: Page, question: str) -> None:
     expect(finished_answers(page)).to_have_count(before + 1, timeout=ANSWER_TIMEOUT_MS)
 
 
-def session_key(page: Page) -> str:
-    """The anonymous visitor's session key, which owns their conversations on the server."""
+def owner_key(page: Page) -> str:
+    """The hash that owns the anonymous visitor's conversations on the server (from the secret
+    kept in their session; the session key itself owns nothing)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from chat import ownership
+
     cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
-    return cookies["sessionid"]
+    key = ownership.owner_key(SessionStore(cookies["sessionid"]))
+    assert key is not None, "the page load gave this visitor no owner secret"
+    return key
 
 
 def has_horizontal_scroll(page: Page) -> bool:

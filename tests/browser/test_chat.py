@@ -15,8 +15,9 @@ from tests.browser.helpers import ask, finished_answers
 pytestmark = pytest.mark.browser
 
 COLD_PIECES = [
-    "Rest, fluids and time help most colds get better. ",
-    "Most colds clear up on their own within seven to ten days. ",
+    # Faithful to the curated "Common cold" entry, so the faithfulness gate lets it through.
+    "Rest and plenty of fluids help with a cold. ",
+    "Symptoms usually improve within a week to ten days. ",
     "Paracetamol can ease aches and a high temper",  # unfinished: the server trims it away
 ]
 
@@ -40,7 +41,7 @@ def test_it_streams_a_model_answer_piece_by_piece_then_shows_the_saved_text(cura
     fake.release()
     expect(answer.locator(".message-disclaimer")).to_be_visible()
     expect(answer.locator(".badge")).to_have_text("AI answer")
-    expect(answer.locator(".message-body")).to_contain_text("seven to ten days.")
+    expect(answer.locator(".message-body")).to_contain_text("a week to ten days.")
     # The saved message wins over the streamed pieces: the server trimmed the unfinished sentence.
     expect(answer.locator(".message-body")).not_to_contain_text("high temper")
     expect(page.locator("#stop")).to_be_hidden()
@@ -187,3 +188,26 @@ def test_it_shows_curated_html_as_literal_text_and_never_runs_it(curated_rules, 
     expect(page.locator("#history-list .history-title")).to_have_text(question)
     assert page.locator("#log img, #log script, #log b, #history-list b").count() == 0
     assert page.evaluate("() => window.__pwned") is None
+
+
+def test_an_answer_from_the_knowledge_base_shows_its_sources_as_links(curated_rules, knowledge_base, page) -> None:
+    from knowledge.models import Passage
+
+    # A hostile address never becomes a link; a title is text, never markup.
+    Passage.objects.filter(external_id="gout-1").update(url="javascript:alert(1)", title="<b>What is gout?</b>")
+    ask(page, "How is gout treated?")
+    answer = page.locator("#log .answer:not(.pending)").last
+    expect(answer.locator(".badge")).to_have_text("From trusted sources")
+    expect(answer.locator(".message-body")).to_contain_text("colchicine")
+    link = answer.locator(".citations a")
+    expect(link).to_have_text("How is gout treated?")
+    expect(link).to_have_attribute("href", "https://clinic.example/gout-2")
+    expect(answer.locator(".citations li")).to_contain_text("(Test Clinic)")
+    saved = Message.objects.get(role="assistant")
+    assert saved.source == "extract"
+    assert saved.citations[0]["url"] == "https://clinic.example/gout-2"
+
+    ask(page, "What is gout?")
+    second = page.locator("#log .answer:not(.pending)").last
+    expect(second.locator(".citations li").first).to_contain_text("<b>What is gout?</b>")
+    expect(second.locator(".citations a")).to_have_count(0)

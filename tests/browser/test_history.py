@@ -7,13 +7,13 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.models import Conversation, Feedback, Message
-from tests.browser.helpers import ask, session_key
+from tests.browser.helpers import ask, owner_key
 
 pytestmark = pytest.mark.browser
 
 
 def make_conversation(key: str, title: str, question: str, answer: str) -> Conversation:
-    conversation = Conversation.objects.create(session_key=key, title=title)
+    conversation = Conversation.objects.create(owner_key_hash=key, title=title)
     Message.objects.create(conversation=conversation, role="user", content=question)
     Message.objects.create(
         conversation=conversation, role="assistant", content=answer, source="rule", disclaimer="Not a diagnosis."
@@ -44,7 +44,7 @@ def test_it_keeps_history_across_reloads_newest_first(curated_rules, page) -> No
 
 
 def test_it_searches_renames_exports_and_deletes_conversations(page) -> None:
-    key = session_key(page)
+    key = owner_key(page)
     knee = make_conversation(key, "Knee pain after running", "My knee hurts after runs", "Rest it for a few days.")
     make_conversation(key, "Sleep trouble", "I can't sleep", "Keep a regular bedtime.")
     page.reload()

@@ -1,0 +1,67 @@
+"""Citations travel with every answer: the ask endpoint, the SSE done event, the stored message,
+and both export formats. The original POST /ask keeps its shape."""
+
+from __future__ import annotations
+
+import json
+
+from chat.models import Conversation, Message
+
+GOUT_CITATION = {
+    "title": "How is gout treated?",
+    "publisher": "Test Clinic",
+    "url": "https://clinic.example/gout-2",
+    "source": "Test leaflets",
+}
+
+
+def sse_events(raw: bytes) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.decode().strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_the_ask_endpoint_returns_and_stores_the_citations(curated_data, knowledge_base, client_for, alice):
+    body = client_for(alice).post("/api/v1/ask", {"question": "How is gout treated?"}, format="json").json()
+    assert body["source"] == "extract"
+    assert body["triage_level"] == "routine"
+    assert body["citations"] == [GOUT_CITATION]
+    assert body["message"]["citations"] == [GOUT_CITATION]
+    assert Message.objects.get(pk=body["message"]["id"]).citations == [GOUT_CITATION]
+
+
+def test_a_no_reliable_answer_cites_nothing(curated_data, knowledge_base, client_for, alice):
+    body = client_for(alice).post("/api/v1/ask", {"question": "What is sarcoidosis?"}, format="json").json()
+    assert body["source"] == "unavailable"
+    assert body["citations"] == []
+
+
+def test_the_streamed_done_event_carries_the_citations(curated_data, knowledge_base, client_for, alice):
+    conversation = Conversation.objects.create(owner=alice)
+    response = client_for(alice).post(
+        f"/api/v1/conversations/{conversation.pk}/messages/",
+        {"content": "How is gout treated?"},
+        format="json",
+        HTTP_ACCEPT="text/event-stream",
+    )
+    name, final = sse_events(b"".join(response.streaming_content))[-1]
+    assert name == "done"
+    assert final["citations"] == [GOUT_CITATION]
+
+
+def test_exports_list_the_sources_under_each_answer(curated_data, knowledge_base, client_for, alice):
+    client = client_for(alice)
+    conversation = client.post("/api/v1/ask", {"question": "How is gout treated?"}, format="json").json()[
+        "conversation"
+    ]
+    markdown = client.get(f"/api/v1/conversations/{conversation}/export/?format=md").content.decode()
+    assert "Sources:\n- How is gout treated? (Test Clinic) https://clinic.example/gout-2" in markdown
+    exported = client.get(f"/api/v1/conversations/{conversation}/export/?format=json").json()
+    assert exported["messages"][-1]["citations"] == [GOUT_CITATION]
+
+
+def test_the_original_ask_endpoint_keeps_its_shape(curated_data, knowledge_base, client):
+    response = client.post("/ask", {"question": "How is gout treated?"}, content_type="application/json")
+    assert set(response.json()) == {"response", "question"}

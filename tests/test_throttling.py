@@ -1,0 +1,228 @@
+"""Limits on sign-up, log-in, young accounts, and writes that cost a row; and a hung cache that
+is skipped instead of waited on."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from chat import ratelimits
+from chat.models import Conversation, Feedback, Message
+from medbot_site import cache_guard
+
+ASK = {"data": {"question": "asthma?"}, "content_type": "application/json"}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def sign_up(address: str, username: str) -> int:
+    password = "a-long-unusual-passphrase-7"
+    form = {"username": username, "password1": password, "password2": password}
+    return Client(REMOTE_ADDR=address).post("/accounts/signup/", form).status_code
+
+
+def log_in(address: str, username: str, password: str, path: str = "/accounts/login/") -> Client:
+    client = Client(REMOTE_ADDR=address)
+    client.response = client.post(path, {"username": username, "password": password})
+    return client
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+# --- sign-up and log-in -------------------------------------------------------------------------
+
+
+def test_sign_ups_are_limited_per_address(db, settings):
+    settings.MEDBOT_SIGNUP_RATE = "2/h"
+    assert [sign_up("10.0.0.1", name) for name in ("ann", "ben", "cat")] == [302, 302, 429]
+    assert not User.objects.filter(username="cat").exists()
+    assert sign_up("10.0.0.2", "cat") == 302
+
+
+def test_a_refused_sign_up_says_why_and_when_to_retry(db, settings):
+    settings.MEDBOT_SIGNUP_RATE = "1/h"
+    sign_up("10.0.0.1", "ann")
+    response = Client(REMOTE_ADDR="10.0.0.1").post("/accounts/signup/", {"username": "ben"})
+    assert response.status_code == 429
+    assert "Too many new accounts from your network" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+
+
+def test_after_too_many_wrong_passwords_the_address_is_refused_even_the_right_one(alice, settings):
+    settings.MEDBOT_LOGIN_FAILURES_PER_ADDRESS = "5/15m"
+    wrong = [log_in("10.0.0.1", "alice", f"guess-{n}").response.status_code for n in range(5)]
+    assert wrong == [200] * 5
+    client = log_in("10.0.0.1", "alice", "alice-password-1")
+    assert client.response.status_code == 429
+    assert "Too many failed log-in attempts" in client.response.content.decode()
+    assert not logged_in(client)
+    # Another address is not locked out.
+    assert logged_in(log_in("10.0.0.2", "alice", "alice-password-1"))
+
+
+def test_an_account_is_protected_from_guessing_spread_over_many_addresses(alice, settings):
+    settings.MEDBOT_LOGIN_FAILURES_PER_ACCOUNT = "5/h"
+    for n in range(5):
+        log_in(f"10.0.1.{n}", "Alice", "wrong")  # the name as typed, in any case
+    assert not logged_in(log_in("10.0.2.1", "alice", "alice-password-1"))
+    assert log_in("10.0.2.1", "bob", "whatever").response.status_code == 200  # other accounts unaffected
+
+
+def test_the_admin_log_in_obeys_the_same_limits(alice, settings):
+    alice.is_staff = True
+    alice.save()
+    settings.MEDBOT_LOGIN_FAILURES_PER_ADDRESS = "3/15m"
+    for _ in range(3):
+        log_in("10.0.0.1", "alice", "wrong", path="/admin/login/")
+    client = log_in("10.0.0.1", "alice", "alice-password-1", path="/admin/login/")
+    assert not logged_in(client)
+    assert "Too many failed log-in attempts" in client.response.content.decode()
+
+
+def test_young_accounts_count_their_questions_against_their_address(curated_data, settings):
+    """The reported hole: a new account per question dodged a per-account limit."""
+    settings.MEDBOT_RATE_LIMIT = "2/m"
+    codes = []
+    for name in ("ann", "ben", "cat"):
+        client = Client(REMOTE_ADDR="10.0.0.1")
+        client.force_login(User.objects.create_user(name))
+        codes.append(client.post("/api/v1/ask", **ASK).status_code)
+    assert codes == [200, 200, 429]
+    # An established account on the same address is limited on its own count only.
+    old = User.objects.create_user("olga", date_joined=timezone.now() - timedelta(days=30))
+    client = Client(REMOTE_ADDR="10.0.0.1")
+    client.force_login(old)
+    assert client.post("/api/v1/ask", **ASK).status_code == 200
+
+
+# --- writes that cost a row ---------------------------------------------------------------------
+
+
+def test_creating_conversations_is_limited(client_for, alice, settings):
+    settings.MEDBOT_CONVERSATION_RATE = "2/m"
+    client = client_for(alice)
+    codes = [client.post("/api/v1/conversations/", {}, format="json").status_code for _ in range(3)]
+    assert codes == [201, 201, 429]
+    assert Conversation.objects.count() == 2
+    assert "Too many new conversations" in client.post("/api/v1/conversations/", {}, format="json").json()["detail"]
+
+
+def test_anonymous_conversation_creation_is_limited_per_address(db, settings):
+    settings.MEDBOT_CONVERSATION_RATE = "1/m"
+    first = Client(REMOTE_ADDR="10.0.0.1").post("/api/v1/conversations/", {}, content_type="application/json")
+    fresh_session = Client(REMOTE_ADDR="10.0.0.1").post("/api/v1/conversations/", {}, content_type="application/json")
+    assert (first.status_code, fresh_session.status_code) == (201, 429)
+
+
+def test_rating_is_limited(client_for, alice, settings):
+    settings.MEDBOT_FEEDBACK_RATE = "2/m"
+    conversation = Conversation.objects.create(owner=alice)
+    question = Message.objects.create(conversation=conversation, role="user", content="asthma?")
+    answer = Message.objects.create(conversation=conversation, role="assistant", content="A.", reply_to=question)
+    client = client_for(alice)
+    codes = [client.post(f"/api/v1/messages/{answer.pk}/feedback", {"rating": r}).status_code for r in (1, -1, 1)]
+    assert codes == [201, 200, 429]
+    assert Feedback.objects.get().rating == -1
+
+
+def test_page_loads_make_sessions_only_under_the_per_address_limit(curated_data, settings):
+    settings.MEDBOT_NEW_SESSION_RATE = "2/m"
+    visitors = [Client(REMOTE_ADDR="10.0.0.1") for _ in range(3)]
+    assert [visitor.get("/").status_code for visitor in visitors] == [200, 200, 200]
+    assert Session.objects.count() == 2
+    assert "sessionid" not in visitors[2].cookies
+    # Returning visitors are not new sessions, and the page still works past the limit...
+    assert visitors[0].get("/").status_code == 200
+    assert Session.objects.count() == 2
+    # ... where the first question makes the session.
+    assert visitors[2].post("/api/v1/ask", **ASK).status_code == 200
+    assert "sessionid" in visitors[2].cookies
+
+
+# --- a hung cache -------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class HungCache:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hung = True
+
+    def get(self, key: str, default: object = None) -> object:
+        self.calls += 1
+        if self.hung:
+            raise TimeoutError("Timeout reading from socket")
+        return "value"
+
+
+def test_after_a_cache_failure_the_cache_is_skipped_for_the_back_off_and_logged_once(settings, monkeypatch, caplog):
+    settings.MEDBOT_CACHE_BACKOFF_SECONDS = 30
+    clock = Clock()
+    monkeypatch.setattr(cache_guard, "time", clock)
+    cache = HungCache()
+    monkeypatch.setattr(cache_guard, "cache", cache)
+    assert [cache_guard.safe_get("k", "miss") for _ in range(5)] == ["miss"] * 5
+    assert cache.calls == 1
+    assert cache_guard.degraded() == "TimeoutError: Timeout reading from socket"
+    clock.now += 31  # the back-off is over: try again, still failing, log again
+    cache_guard.safe_get("k")
+    assert cache.calls == 2
+    logs = [r.getMessage() for r in caplog.records if r.name == "medbot_site.cache_guard"]
+    assert len(logs) == 2
+    assert "4 calls skipped" in logs[1]
+
+    cache.hung = False
+    clock.now += 31
+    assert cache_guard.safe_get("k") == "value"
+    assert cache_guard.degraded() is None
+
+
+@pytest.fixture
+def hung_redis(settings):
+    """The default cache is a TCP server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    original = settings.CACHES
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{server.getsockname()[1]}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3},
+        }
+    }
+    yield
+    settings.CACHES = original  # before the shared teardown clears the cache
+    server.close()
+
+
+def test_a_hung_redis_costs_one_timeout_per_back_off_not_one_per_call(settings, hung_redis, caplog):
+    settings.MEDBOT_RATE_LIMIT = "5/m"
+    request = RequestFactory().post("/api/v1/ask", REMOTE_ADDR="10.0.0.1")
+    started = time.monotonic()
+    waits = [ratelimits.retry_after(request) for _ in range(10)]
+    elapsed = time.monotonic() - started
+    assert waits == [None] * 10  # fails open
+    assert elapsed < 1.5  # one 0.3 s timeout, not ten
+    warnings = [r for r in caplog.records if r.name == "medbot_site.cache_guard" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
