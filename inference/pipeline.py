@@ -273,28 +273,6 @@ def _count_curated_hits(result: AnswerResult, hits: Sequence[Hit]) -> None:
             FallbackRule.count_hit(pk)
 
 
-@dataclass(frozen=True)
-class _Verdict:  # TEMPORARY until triage.assess lands
-    level: str
-    rule: str
-    response: str
-
-
-def _triage(question: str):
-    if hasattr(triage, "assess"):
-        return triage.assess(question)
-    from inference.models import EmergencyRule
-
-    rules = triage.compile_rules(EmergencyRule.objects.filter(enabled=True))
-    found = triage.find_emergency(question, rules)
-    if found is None:
-        return _Verdict("routine", "", "")
-    if found.rule_id:
-        EmergencyRule.count_hit(found.rule_id)
-    text = triage.render_response(found, settings.MEDBOT_EMERGENCY_NUMBER, settings.MEDBOT_CRISIS_LINE)
-    return _Verdict("emergency", found.name, text)
-
-
 # --- the flow -------------------------------------------------------------------------------------
 
 
@@ -319,7 +297,7 @@ def stream_answer(
         result.latency_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    verdict = _triage(question)
+    verdict = triage.assess(question)
     if verdict.level == "emergency":
         yield done(
             AnswerResult(

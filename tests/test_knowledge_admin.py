@@ -117,3 +117,12 @@ def test_an_auditor_can_view_sources_and_passages_but_not_change_them(audrey, me
     passage.refresh_from_db()
     assert medquad.enabled is True
     assert passage.text == "A short answer about hiccups."
+
+
+def test_deleting_a_source_signals_the_change_once_not_once_per_passage(knowledge_base, monkeypatch) -> None:
+    from knowledge import versions
+
+    bumps = []
+    monkeypatch.setattr(versions, "bump", bumps.append)
+    knowledge_base.delete()  # four passages cascade
+    assert bumps == [versions.KNOWLEDGE]
