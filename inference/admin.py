@@ -20,12 +20,13 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 
-from inference import pipeline, versions
-from inference.models import AuditLog, Disclaimer, EmergencyRule, FallbackRule
-from inference.retrieval import rule_index
+from inference import pipeline, triage, versions
+from inference.models import AuditLog, Concept, Disclaimer, EmergencyRule, FallbackRule
+from inference.retrieval import retriever, rule_id
 from inference.text import clean_input
+from knowledge.search import Hit
 
 admin.site.site_header = "MedBot administration"
 admin.site.site_title = "MedBot admin"
@@ -39,6 +40,8 @@ def set_enabled(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
     without it, workers would keep answering from the rules as they were."""
     changed = queryset.update(enabled=enabled)
     versions.bump(versions.RULES)
+    if modeladmin.model in (EmergencyRule, Concept):
+        versions.bump(triage.TRIAGE)
     noun = modeladmin.model._meta.verbose_name if changed == 1 else modeladmin.model._meta.verbose_name_plural
     modeladmin.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} {noun}.", messages.SUCCESS)
 
@@ -62,11 +65,21 @@ class TryQuestionForm(forms.Form):
 
 
 @dataclass
-class ScoredRule:
-    rule_id: int
+class FoundPassage:
     title: str
-    score: float
-    answers: bool  # at or above MEDBOT_RULE_MIN_SCORE: this rule grounds or answers
+    source: str
+    admin_url: str  # where a curator edits it
+    focus_matched: bool  # the question names its focus
+    type_matched: bool  # it answers the question's kind (symptoms, treatment...)
+
+
+def found_passage(hit: Hit) -> FoundPassage:
+    pk = rule_id(hit.document)
+    if pk is not None:
+        url = reverse("admin:inference_fallbackrule_change", args=[pk])
+    else:
+        url = reverse("admin:knowledge_passage_change", args=[int(hit.document.key.split(":")[1])])
+    return FoundPassage(hit.document.title, hit.document.source, url, hit.focus_matched, hit.type_matched)
 
 
 @dataclass
@@ -76,7 +89,8 @@ class TryResult:
     question: str
     emergency_rule_id: int | None
     emergency_name: str
-    candidates: list[ScoredRule] = field(default_factory=list)
+    triage: triage.Explanation | None = None  # level, concepts found, the rule, the classifier's opinion
+    candidates: list[FoundPassage] = field(default_factory=list)
     answer: pipeline.AnswerResult | None = None
 
 
@@ -87,19 +101,16 @@ def try_question(question: str) -> TryResult:
     question, so the answer runs in a transaction that is rolled back. The answer cache may
     keep the result: it is exactly what a user asking the same question would get."""
     cleaned = clean_input(question)
-    emergency = pipeline.check_emergency(cleaned)
-    minimum = settings.MEDBOT_RULE_MIN_SCORE
-    candidates = [
-        ScoredRule(match.rule_id, match.title, round(match.score, 2), match.score >= minimum)
-        for match in rule_index.search(cleaned, limit=3)
-    ]
+    explanation = triage.explain(cleaned)  # counts no hit
+    candidates = [found_passage(hit) for hit in retriever.search(cleaned, limit=3)]
     with transaction.atomic():
         result = pipeline.answer(question)
         transaction.set_rollback(True)
     return TryResult(
         question=cleaned,
-        emergency_rule_id=emergency.rule_id if emergency else None,
-        emergency_name=emergency.name if emergency else "",
+        emergency_rule_id=explanation.rule_id if explanation.result.level == triage.EMERGENCY else None,
+        emergency_name=explanation.result.rule if explanation.result.level == triage.EMERGENCY else "",
+        triage=explanation,
         candidates=candidates,
         answer=result,
     )
@@ -130,7 +141,11 @@ class FallbackRuleAdmin(RuleAdmin):
     def try_view(self, request: HttpRequest) -> HttpResponse:
         """POST, not GET: questions can be personal and should not end up in access logs."""
         # Linked from both rule lists: either view permission is enough to look.
-        if not (self.has_view_permission(request) or request.user.has_perm("inference.view_emergencyrule")):
+        if not (
+            self.has_view_permission(request)
+            or request.user.has_perm("inference.view_emergencyrule")
+            or request.user.has_perm("inference.view_concept")
+        ):
             raise PermissionDenied
         form = TryQuestionForm(request.POST or None)
         result = try_question(form.cleaned_data["question"]) if request.method == "POST" and form.is_valid() else None
@@ -140,16 +155,53 @@ class FallbackRuleAdmin(RuleAdmin):
             "title": "Try a question",
             "form": form,
             "result": result,
-            "min_score": settings.MEDBOT_RULE_MIN_SCORE,
         }
         return TemplateResponse(request, "admin/inference/fallbackrule/try.html", context)
 
 
 @admin.register(EmergencyRule)
 class EmergencyRuleAdmin(RuleAdmin):
-    list_display = ["name", "priority", "enabled", "hit_count", "updated_at"]
-    search_fields = ["name", "patterns", "response"]
-    fields = ["name", "patterns", "response", "priority", "enabled", "hit_count", "created_at", "updated_at"]
+    """Red-flag rules: concept names combined in plain words. Regular expressions stay possible for
+    experts, folded away."""
+
+    list_display = ["name", "level", "condition", "priority", "enabled", "hit_count", "updated_at"]
+    list_filter = ["level", "enabled"]
+    search_fields = ["name", "condition", "patterns", "response"]
+    fieldsets = [
+        (None, {"fields": ["name", "level", "condition", "response", "priority", "enabled"]}),
+        ("Advanced: regular expressions", {"classes": ["collapse"], "fields": ["patterns"]}),
+        (None, {"fields": ["hit_count", "created_at", "updated_at"]}),
+    ]
+
+    def get_form(self, request: HttpRequest, obj: EmergencyRule | None = None, **kwargs: Any) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, **kwargs)
+        condition = form.base_fields.get("condition")
+        if condition is not None:
+            # The names a condition can use, so curators need not switch pages to look them up.
+            names = ", ".join(Concept.objects.filter(enabled=True).order_by("name").values_list("name", flat=True))
+            condition.help_text = f"{EmergencyRule._meta.get_field('condition').help_text} Concepts: {names}."
+        return form
+
+
+@admin.register(Concept)
+class ConceptAdmin(admin.ModelAdmin):
+    """Concepts as curators write them: a name, a kind and the phrases people use, one per line."""
+
+    actions = [enable_rules, disable_rules]
+    list_display = ["name", "kind", "phrases", "enabled", "updated_at"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "synonyms", "description"]
+    fields = ["name", "kind", "synonyms", "ranges", "description", "enabled", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
+    list_per_page = 100
+    # The same list template as the rules: a "Try a question" link above the list.
+    change_list_template = "admin/inference/emergencyrule/change_list.html"
+
+    @admin.display(description="Phrases")
+    def phrases(self, obj: Concept) -> str:
+        listed = obj.synonym_list()
+        shown = ", ".join(listed[:6])
+        return f"{shown}, … ({len(listed)})" if len(listed) > 6 else shown
 
 
 # --- disclaimers -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Curated safety data: fallback answers, emergency rules, disclaimers, and the audit log."""
+"""Curated safety data: fallback answers, triage concepts and red-flag rules, disclaimers, and the audit log."""
 
 from __future__ import annotations
 
@@ -47,16 +47,87 @@ class FallbackRule(models.Model):
         cls.objects.filter(pk=pk).update(hit_count=F("hit_count") + 1)
 
 
+class Concept(models.Model):
+    """A clinical concept triage looks for, written as plain phrases rather than regular expressions.
+
+    Red-flag rules (``EmergencyRule.condition``) combine concepts by name. See ``inference.triage.matcher``
+    for how phrases match; the admin's help text repeats the essentials for curators."""
+
+    class Kind(models.TextChoices):
+        SYMPTOM = "symptom", "Symptom (what the person feels)"
+        SIGN = "sign", "Sign (what others see)"
+        MODIFIER = "modifier", "Modifier (sudden, severe, spreading)"
+        PERSON = "person", "Person (baby, pregnant, diabetic)"
+        MEASUREMENT = "measurement", "Measurement (a number in a range)"
+        CONDITION = "condition", "Named condition (heart attack, stroke)"
+        INTENT = "intent", "Intent (self-harm: never read as a question)"
+        CONTEXT = "context", "Context cue (negation, past, now: used by the matcher itself)"
+
+    name = models.SlugField(
+        max_length=60,
+        unique=True,
+        help_text="The name rules use, lower case with underscores, e.g. 'chest_discomfort'.",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SYMPTOM)
+    synonyms = models.TextField(
+        help_text="How people say it, one phrase per line, in plain words: 'chest pain', 'elephant on my chest'. "
+        "A trailing * matches any ending ('vomit*'); '...' stands for up to three words ('pain ... chest'); "
+        "a line starting with ! is an exclusion ('!choking hazard'). Case, apostrophes and punctuation do not matter."
+    )
+    ranges = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Measurements only: the values that count, e.g. '38-43, 100.4-110' for a fever in °C or °F. "
+        "A number in range within three words of a phrase ('temperature of 38.4') finds the concept.",
+    )
+    description = models.TextField(blank=True, help_text="What this concept means, for other curators.")
+    enabled = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def synonym_list(self) -> list[str]:
+        return split_lines(self.synonyms)
+
+    def clean(self) -> None:
+        from inference.triage.matcher import parse_ranges
+
+        if self.kind == self.Kind.MEASUREMENT and not parse_ranges(self.ranges):
+            raise ValidationError({"ranges": "A measurement needs at least one range, written low-high (e.g. 38-43)."})
+        if all(line.startswith("!") for line in self.synonym_list()):
+            raise ValidationError({"synonyms": "Write at least one phrase that is not an exclusion."})
+
+
 class EmergencyRule(models.Model):
-    """A red-flag symptom pattern. A match answers with the emergency text before any model runs."""
+    """A red-flag rule. An emergency match answers with the emergency text before any model runs; an
+    urgent match answers normally under a "see a doctor today" banner."""
+
+    class Level(models.TextChoices):
+        EMERGENCY = "emergency", "Emergency: call the emergency number now"
+        URGENT = "urgent", "Urgent: see a doctor or urgent care today"
 
     name = models.CharField(max_length=200, help_text="The red flag, e.g. 'Heart attack signs'.")
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.EMERGENCY)
+    condition = models.TextField(
+        blank=True,
+        help_text="Concept names combined with AND, OR, NOT and brackets, e.g. "
+        "'chest_discomfort AND (spreading OR sweating OR breathless OR faint)'. "
+        "The rule fires when the message reports the concepts as happening now (not negated, not long ago, "
+        "not a general question).",
+    )
     patterns = models.TextField(
-        help_text="Regular expressions (case-insensitive) matched against the normalised question, "
-        "one per line. Write them for acute, first-hand descriptions, not educational questions."
+        blank=True,
+        help_text="Optional, for experts: regular expressions (case-insensitive) matched against the normalised "
+        "question, one per line. Prefer concepts: they handle negation, tense and questions.",
     )
     response = models.TextField(
-        help_text="What to do now. '{number}' becomes the emergency number and '{crisis_line}' the crisis line."
+        help_text="Emergency: what to do now. Urgent: the banner shown above the answer. "
+        "'{number}' becomes the emergency number and '{crisis_line}' the crisis line."
     )
     priority = models.IntegerField(default=0, help_text="When several rules match, the highest priority answers.")
     enabled = models.BooleanField(default=True, db_index=True)
@@ -74,6 +145,18 @@ class EmergencyRule(models.Model):
         return split_lines(self.patterns)
 
     def clean(self) -> None:
+        from inference.triage.matcher import ConditionError, condition_names, parse_condition
+
+        if not self.condition.strip() and not self.pattern_list():
+            raise ValidationError({"condition": "Write a condition (or, for experts, a pattern)."})
+        if self.condition.strip():
+            try:
+                names = condition_names(parse_condition(self.condition))
+            except ConditionError as error:
+                raise ValidationError({"condition": f"Cannot read this condition: {error}."}) from error
+            unknown = sorted(names - set(Concept.objects.values_list("name", flat=True)))
+            if unknown:
+                raise ValidationError({"condition": f"No concept is called {', '.join(unknown)}."})
         for pattern in self.pattern_list():
             try:
                 re.compile(pattern)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "inference",
     "training",
     "chat",
+    *(["bench"] if (BASE_DIR / "bench" / "apps.py").exists() else []),  # `evaluate`; not in the image
 ]
 
 MIDDLEWARE = [
@@ -267,6 +268,8 @@ MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
 MEDBOT_CRISIS_LINE = env_str(
     "MEDBOT_CRISIS_LINE", "call or text 988 (Suicide & Crisis Lifeline, US), available 24 hours a day"
 )
+# Triage's learned second opinion (scikit-learn, trained from the shipped concepts): off leaves the rules alone.
+MEDBOT_TRIAGE_CLASSIFIER = env_bool("MEDBOT_TRIAGE_CLASSIFIER", True)
 MEDBOT_AUDIT_LOG = env_bool("MEDBOT_AUDIT_LOG", False)
 MEDBOT_AUDIT_LOG_TEXT = env_bool("MEDBOT_AUDIT_LOG_TEXT", False)
 MEDBOT_AUDIT_SALT = env_str("MEDBOT_AUDIT_SALT", "")

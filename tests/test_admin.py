@@ -4,7 +4,6 @@ activating adapters, disclaimers, bulk switches reaching the pipeline, imports a
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 from collections.abc import Callable
@@ -20,12 +19,10 @@ from django.test import Client
 from chat.models import Conversation, Feedback, Message
 from inference import adapters, pipeline
 from inference.models import AuditLog, Disclaimer, EmergencyRule, FallbackRule
-from inference.retrieval import rule_index
 from training.admin import loss_curve_svg
 from training.models import TrainingExample, TrainingRun
 
 SCRIPT = "<script>alert(1)</script>"
-make_groups = importlib.import_module("inference.migrations.0002_groups").make_groups
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +65,14 @@ def run_action(client: Client, changelist: str, action: str, *objects: object, f
 def conversation_with_feedback(owner: User, rating: int) -> tuple[Message, Feedback]:
     """Two turns; the feedback is on the first answer, so its question is the first question."""
     conversation = Conversation.objects.create(owner=owner, title="Ears")
-    Message.objects.create(conversation=conversation, role="user", content="How do I clear ear wax?")
+    question = Message.objects.create(conversation=conversation, role="user", content="How do I clear ear wax?")
     first = Message.objects.create(
-        conversation=conversation, role="assistant", content="Use a cotton bud.", source="model"
+        conversation=conversation, role="assistant", content="Use a cotton bud.", source="model", reply_to=question
     )
-    Message.objects.create(conversation=conversation, role="user", content="And for children?")
-    Message.objects.create(conversation=conversation, role="assistant", content="The same.", source="model")
+    second = Message.objects.create(conversation=conversation, role="user", content="And for children?")
+    Message.objects.create(
+        conversation=conversation, role="assistant", content="The same.", source="model", reply_to=second
+    )
     feedback = Feedback.objects.create(message=first, rating=rating, reason="unsafe", comment="Never cotton buds!")
     return first, feedback
 
@@ -86,7 +85,15 @@ def test_it_gives_the_curators_and_auditors_groups_only_their_permissions(db) ->
         permissions = Group.objects.get(name=name).permissions.select_related("content_type")
         return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
 
-    curated = ["inference.fallbackrule", "inference.emergencyrule", "inference.disclaimer", "training.trainingexample"]
+    curated = [
+        "inference.fallbackrule",
+        "inference.emergencyrule",
+        "inference.concept",
+        "inference.disclaimer",
+        "training.trainingexample",
+        "knowledge.knowledgesource",
+        "knowledge.passage",
+    ]
     expected_curators = {
         f"{app}.{action}_{model}"
         for app, model in (name.split(".") for name in curated)
@@ -103,10 +110,12 @@ def test_it_gives_the_curators_and_auditors_groups_only_their_permissions(db) ->
         "chat.view_conversation",
         "chat.view_message",
         "chat.view_feedback",
+        "knowledge.view_knowledgesource",
+        "knowledge.view_passage",
     }
 
 
-def test_rerunning_the_group_setup_brings_hand_edited_groups_back_to_their_permissions(db) -> None:
+def test_rerunning_the_group_setup_brings_hand_edited_groups_back_to_their_permissions(db, rebuild_groups) -> None:
     curators = Group.objects.get(name="Curators")
     expected = set(curators.permissions.all())
     curators.permissions.add(Permission.objects.get(codename="delete_auditlog"))
@@ -114,10 +123,10 @@ def test_rerunning_the_group_setup_brings_hand_edited_groups_back_to_their_permi
     inference_config = apps.get_app_config("inference")
     models_module = inference_config.models_module
 
-    make_groups(apps, None)  # what live-server tests do after a flush, with the global registry
+    rebuild_groups()  # what live-server tests do after a flush, with the global registry
 
     assert set(curators.permissions.all()) == expected
-    assert Group.objects.get(name="Auditors").permissions.count() == 4
+    assert Group.objects.get(name="Auditors").permissions.count() == 6
     assert inference_config.models_module is models_module
 
 
@@ -191,7 +200,7 @@ def test_it_hides_bulk_actions_from_staff_without_the_change_permission(admin_fo
 # --- the try page --------------------------------------------------------------------------------
 
 
-def test_the_try_page_shows_the_matching_rules_with_scores_triage_and_the_escaped_answer(
+def test_the_try_page_shows_where_the_answer_comes_from_triage_and_the_escaped_answer(
     curated_data, curator, admin_for
 ) -> None:
     rule = FallbackRule.objects.create(
@@ -207,10 +216,8 @@ def test_the_try_page_shows_the_matching_rules_with_scores_triage_and_the_escape
     response = client.post("/admin/inference/fallbackrule/try/", {"question": question})
     page = response.content.decode()
     assert response.status_code == 200
-    best = rule_index.search(question, limit=3)[0]
-    assert best.rule_id == rule.pk
-    assert "Ear wax &lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert f"{best.score:.2f}" in page
+    assert f'<a href="/admin/inference/fallbackrule/{rule.pk}/change/">Ear wax &lt;script&gt;' in page
+    assert "The question names its topic" in page and "used first" in page
     assert "Does not fire." in page
     assert '<td class="source">rule</td>' in page
     assert "A few drops of olive oil soften ear wax. &lt;script&gt;" in page

@@ -3,12 +3,10 @@ answers with it on the next question, without a restart."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect
 
@@ -23,12 +21,12 @@ ANSWER = "Sip ice-cold water slowly or hold your breath for a few seconds; most 
 
 
 @pytest.fixture
-def curator(settings) -> User:
+def curator(settings, rebuild_groups) -> User:
     """A staff user in the Curators group. Live-server tests flush the database between tests,
     which takes the migration's groups with it, so they are made again the way the migration does."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if not Group.objects.filter(name="Curators").exists():
-        importlib.import_module("inference.migrations.0002_groups").make_groups(apps, None)
+        rebuild_groups()
     user = User.objects.create_user("carol", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name="Curators"))
     return user

@@ -1,0 +1,263 @@
+"""Emergency triage: the check that runs before any model sees a question.
+
+``assess(text)`` says whether a message reports an emergency (answer only with the emergency text), an
+urgent problem (answer normally under a "see a doctor today" banner) or nothing that needs triage.
+
+Two opinions are combined. The rules: curated concepts (``Concept``: symptoms, signs, modifiers, people,
+measurements, each as plain phrases) read with negation, tense and question-versus-report handling
+(``matcher``), and red-flag rules (``EmergencyRule.condition``) that combine them. The classifier: a
+small scikit-learn model trained on phrasings generated from the shipped concepts plus hand-written ones
+(``classifier``), which can only raise a message to emergency. Either saying emergency is enough.
+
+Compiled concepts and rules are cached per process and rebuilt when the ``triage`` version token changes
+(model signals bump it on every save and delete), so a curator's new synonym works on the next message,
+in every worker, without a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+
+from inference import versions
+from inference.triage.engine import EMERGENCY, LEVELS, ROUTINE, URGENT, CompiledRule, Decision, Triage
+from inference.triage.legacy import CompiledEmergencyRule, compile_rules, find_emergency, render_response
+from inference.triage.matcher import Reading
+from inference.triage.text import normalise
+
+__all__ = [
+    "EMERGENCY",
+    "LEVELS",
+    "ROUTINE",
+    "TRIAGE",
+    "URGENT",
+    "CompiledEmergencyRule",
+    "Explanation",
+    "TriageResult",
+    "assess",
+    "compile_rules",
+    "explain",
+    "find_emergency",
+    "normalise",
+    "render_response",
+]
+
+logger = logging.getLogger("inference.triage")
+
+TRIAGE = "triage"  # the version token bumped when concepts or red-flag rules change
+UNKNOWN_VERSION_REBUILD_S = 10.0  # with the shared cache down, how often to re-read concepts and rules
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+CONCEPTS_FIXTURE = FIXTURES / "triage_concepts.json"
+RULES_FIXTURE = FIXTURES / "emergency_rules.json"
+KNOWN_WORDS_FROM = ("fallback_rules.json", "training_examples.json")
+
+# What a classifier-only emergency answers with: no rule fired, so there is no rule text to use.
+GENERIC_EMERGENCY = (
+    "This may be an emergency. Call {number} now, or go to the nearest emergency department. "
+    "If you are thinking about harming yourself, you can also {crisis_line}."
+)
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    level: str  # "emergency" | "urgent" | "routine"
+    rule: str  # name of the red-flag rule that fired ("" if none / classifier only)
+    concepts: tuple[str, ...]  # names of the concepts found in the text
+    by: str  # "rules", "classifier", "both" or ""
+    response: str  # emergency: the text to show; urgent: the banner; routine: ""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything the admin's try page shows about one message."""
+
+    result: TriageResult
+    rule_id: int | None
+    rule_level: str  # the level the rules alone gave
+    prepared: str  # the text as the matcher read it
+    found: tuple[tuple[str, str, str], ...]  # (concept, matched words, status) in reading order
+    context: tuple[str, ...]  # context cues seen ("now", "past", "asking_about", ...)
+    about: bool  # read as a question about a condition
+    probability: float | None  # the classifier's probability of emergency; None when it is off
+    threshold: float  # the classifier fires at this with a symptom or sign reported...
+    sure: float  # ...and at this without one
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- the compiled set, per process ---------------------------------------------------------------
+
+
+def rows_from_fixture(path: Path) -> list[SimpleNamespace]:
+    """A fixture's rows as plain objects with the model's attributes (pk and fields)."""
+    return [SimpleNamespace(pk=entry["pk"], **entry["fields"]) for entry in json.loads(path.read_text("utf-8"))]
+
+
+@functools.cache
+def known_words() -> frozenset[str]:
+    """Ordinary English words, so typo repair leaves them alone ("heard" is not a typo of "heart"):
+    every word in the curated answers and training examples that ship with MedBot."""
+    words: set[str] = set()
+    for name in KNOWN_WORDS_FROM:
+        try:
+            words.update(re.findall(r"[a-z]+", (FIXTURES / name).read_text("utf-8").lower()))
+        except OSError:
+            logger.warning("Triage: cannot read %s for the known-word list", name)
+    return frozenset(words)
+
+
+def fixture_triage() -> Triage:
+    """The shipped concepts and rules, read from the fixtures without a database."""
+    return Triage.from_rows(rows_from_fixture(CONCEPTS_FIXTURE), rows_from_fixture(RULES_FIXTURE), known_words())
+
+
+class _Compiled:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self.triage: Triage | None = None
+        self._built_at = 0.0
+
+    def get(self) -> Triage:
+        version = versions.current(TRIAGE)
+        if self.triage is not None and not self._stale(version):
+            return self.triage
+        with self._lock:
+            if self.triage is None or self._stale(version):
+                self.triage = self._build()
+                self._version = version
+                self._built_at = time.monotonic()
+            return self.triage
+
+    def _stale(self, version: str) -> bool:
+        if version == "unknown":
+            # The shared cache is down, so changes cannot be signalled: rebuild now and then rather than
+            # on every message (a rebuild costs 100-250 ms).
+            return time.monotonic() - self._built_at > UNKNOWN_VERSION_REBUILD_S
+        return version != self._version
+
+    def _build(self) -> Triage:
+        from inference.models import Concept, EmergencyRule
+
+        try:
+            concepts = list(Concept.objects.filter(enabled=True))
+            rules = list(EmergencyRule.objects.filter(enabled=True))
+        except Exception:
+            # No database (or no tables yet): triage must still work, from the shipped data.
+            logger.warning("Triage: cannot read concepts and rules; using the shipped fixtures", exc_info=True)
+            return fixture_triage()
+        if not concepts:
+            logger.warning("Triage: no concepts in the database (run load_curated_data); using the shipped concepts")
+            concepts = rows_from_fixture(CONCEPTS_FIXTURE)
+        return Triage.from_rows(concepts, rules, known_words())
+
+    def reset(self) -> None:
+        with self._lock:
+            self._version = None
+            self.triage = None
+            self._built_at = 0.0
+
+
+compiled = _Compiled()
+
+
+# --- assess --------------------------------------------------------------------------------------
+
+
+def _render(template: str) -> str:
+    # str.replace rather than str.format: curated text may contain other braces.
+    return template.replace("{number}", settings.MEDBOT_EMERGENCY_NUMBER).replace(
+        "{crisis_line}", settings.MEDBOT_CRISIS_LINE
+    )
+
+
+def _classifier_probability(text: str) -> float | None:
+    if not settings.MEDBOT_TRIAGE_CLASSIFIER:
+        return None
+    from inference.triage import classifier
+
+    return classifier.probability(text)
+
+
+def _combine(decision: Decision, probability: float | None) -> TriageResult:
+    from inference.triage import classifier
+
+    rule: CompiledRule | None = decision.rule
+    classifier_says = classifier.raises(decision.reading, probability)
+    level = decision.level
+    by = "rules" if rule is not None else ""
+    if classifier_says:
+        by = "both" if level == EMERGENCY else "classifier"
+        if level != EMERGENCY:
+            level, rule = EMERGENCY, None
+    if level == EMERGENCY:
+        response = _render(rule.response if rule is not None else GENERIC_EMERGENCY)
+    elif level == URGENT and rule is not None:
+        response = _render(rule.response)
+    else:
+        response = ""
+    return TriageResult(
+        level=level,
+        rule=rule.name if rule is not None else "",
+        concepts=decision.reading.concepts,
+        by=by,
+        response=response,
+    )
+
+
+def _decide(text: Any) -> tuple[Decision, float | None]:
+    text = "" if text is None else str(text)
+    text = text[: getattr(settings, "MEDBOT_MAX_QUESTION_CHARS", 4000) * 2]
+    decision = compiled.get().decide(text)
+    probability = _classifier_probability(text) if text.strip() else None
+    return decision, probability
+
+
+def assess(text: str, *, count_hits: bool = True) -> TriageResult:
+    """Triage one raw user message. Never raises: on an internal error it logs and answers routine.
+
+    Counts a hit on the rule that fired (``count_hits=False`` for a curator's trial). Returns a
+    ``TriageResult`` whose ``response`` is ready to show (placeholders filled from settings)."""
+    try:
+        decision, probability = _decide(text)
+        result = _combine(decision, probability)
+        if count_hits and result.rule and decision.rule is not None and decision.rule.rule_id:
+            from inference.models import EmergencyRule
+
+            EmergencyRule.count_hit(decision.rule.rule_id)
+        return result
+    except Exception:
+        logger.exception("Triage failed; answering as routine")
+        return TriageResult(level=ROUTINE, rule="", concepts=(), by="", response="")
+
+
+def explain(text: str) -> Explanation:
+    """``assess`` without counting hits, with what the try page shows: concepts, cues, the rule."""
+    from inference.triage.classifier import SURE, THRESHOLD
+
+    started = time.perf_counter()
+    decision, probability = _decide(text)
+    result = _combine(decision, probability)
+    reading: Reading = decision.reading
+    return Explanation(
+        result=result,
+        rule_id=decision.rule.rule_id if decision.rule is not None and result.rule else None,
+        rule_level=decision.level,
+        prepared=reading.prepared.strip(),
+        found=tuple((o.concept, o.text, o.status) for o in sorted(reading.occurrences, key=lambda o: o.start)),
+        context=tuple(sorted(reading.context)),
+        about=reading.about,
+        probability=probability,
+        threshold=THRESHOLD,
+        sure=SURE,
+        timings={"total_ms": (time.perf_counter() - started) * 1000},
+    )

@@ -1,0 +1,212 @@
+"""The learned second opinion: a small scikit-learn model that says how likely a message is an emergency.
+
+Character n-grams (2 to 5 letters, so typos and run-together words still share features) and word
+unigrams and bigrams, TF-IDF weighted, into a logistic regression. It is trained on the corpus generated
+from the *shipped* concepts and rules plus the hand-written phrasings (``corpus``), never on the held-out
+evaluation set.
+
+Loading: lazily, once per process, on the first message. The fitted model is cached on disk under
+``MEDBOT_MODEL_CACHE/triage/`` keyed by a hash of everything it is trained from (the fixtures, the
+generator version, the scikit-learn version), so a worker start reads it in tens of milliseconds and
+only the first process after a data or code change trains it (a few seconds).
+``manage.py triage_classifier`` trains it ahead of time and reports how it scores.
+
+A curator's edit in the admin reaches the rules at once; the classifier keeps the shipped data until
+the fixtures change. That is deliberate: retraining inside a request would cost seconds, and the rules
+side is what makes a new synonym fire.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from inference.triage import corpus
+from inference.triage.matcher import Reading
+from inference.triage.text import normalise
+
+logger = logging.getLogger("inference.triage")
+
+THRESHOLD = 0.6  # probability of emergency at or above which the classifier says emergency...
+# ...when the rules' reading found a symptom or sign reported as happening now; without one (nothing
+# named, or only negated, past or hypothetical mentions) the classifier must be this sure on its own.
+# The classifier cannot read negation and tense; the matcher can.
+SURE = 0.9
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
+
+_lock = threading.Lock()
+_models: dict[str, Any] = {}  # cache key -> fitted pipeline, so tests and reloads train once per process
+
+
+@functools.cache
+def cache_key() -> str:
+    """Hash of what the model is trained from; read once per process (a data change ships with a restart)."""
+    import sklearn
+
+    digest = hashlib.sha256()
+    for name in TRAINED_FROM:
+        digest.update((FIXTURES / name).read_bytes())
+    digest.update(f"generator {corpus.GENERATOR_VERSION} sklearn {sklearn.__version__}".encode())
+    return digest.hexdigest()[:16]
+
+
+def training_data() -> tuple[list[str], list[int], list[corpus.Example]]:
+    """Texts (normalised), labels (1 = emergency) and the examples they came from."""
+    from inference.triage import CONCEPTS_FIXTURE, RULES_FIXTURE, rows_from_fixture
+
+    examples = list(corpus.iter_corpus(rows_from_fixture(CONCEPTS_FIXTURE), rows_from_fixture(RULES_FIXTURE)))
+    return [normalise(example.text) for example in examples], [int(e.level == "emergency") for e in examples], examples
+
+
+def build() -> Any:
+    """An unfitted pipeline. Imports scikit-learn here: nothing heavy at import time."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    features = FeatureUnion(
+        [
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+            ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=1, sublinear_tf=True)),
+        ]
+    )
+    return Pipeline(
+        [("features", features), ("model", LogisticRegression(C=8.0, max_iter=2000, class_weight="balanced"))]
+    )
+
+
+def train() -> Any:
+    texts, labels, _ = training_data()
+    model = build()
+    model.fit(texts, labels)
+    return model
+
+
+def _path(key: str) -> Path:
+    return Path(settings.MEDBOT_MODEL_CACHE) / "triage" / f"classifier-{key}.joblib"
+
+
+def _save(model: Any, path: Path) -> None:
+    import joblib
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: another worker never reads half a file.
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        joblib.dump(model, temporary)
+        os.replace(temporary, path)
+        for stale in path.parent.glob("classifier-*.joblib"):  # models trained from older data
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        logger.warning("Triage classifier: could not cache the model at %s", path, exc_info=True)
+
+
+def get() -> Any:
+    """The fitted model for the current data: from memory, from the disk cache, or trained now."""
+    key = cache_key()
+    model = _models.get(key)
+    if model is not None:
+        return model
+    with _lock:
+        if key in _models:
+            return _models[key]
+        path = _path(key)
+        started = time.monotonic()
+        if path.exists():
+            import joblib
+
+            try:
+                model = joblib.load(path)
+                logger.info("Triage classifier loaded from %s in %.2f s", path, time.monotonic() - started)
+            except Exception:
+                logger.warning("Triage classifier: unreadable cache %s; training again", path, exc_info=True)
+                model = None
+        if model is None:
+            model = train()
+            logger.info("Triage classifier trained in %.1f s", time.monotonic() - started)
+            _save(model, path)
+        _models[key] = model
+        return model
+
+
+class LinearScorer:
+    """The fitted pipeline's arithmetic in plain Python dictionaries, for one message at a time.
+
+    scikit-learn's per-call overhead (input validation, sparse matrices) is several milliseconds for a
+    single short text; a TF-IDF + logistic regression score is a few hundred dictionary lookups. Gives
+    the same probability as ``predict_proba`` (checked in the tests)."""
+
+    def __init__(self, model: Any) -> None:
+        union = model.named_steps["features"]
+        coefficients = model.named_steps["model"].coef_[0]
+        self.intercept = float(model.named_steps["model"].intercept_[0])
+        self.parts = []
+        offset = 0
+        for _, vectorizer in union.transformer_list:
+            vocabulary = vectorizer.vocabulary_
+            idf = vectorizer.idf_
+            weights = {
+                term: (float(idf[index]), float(coefficients[offset + index])) for term, index in vocabulary.items()
+            }
+            self.parts.append((vectorizer.build_analyzer(), weights, bool(vectorizer.sublinear_tf)))
+            offset += len(vocabulary)
+
+    def probability(self, normalised: str) -> float:
+        score = self.intercept
+        for analyse, weights, sublinear in self.parts:
+            counts: dict[str, int] = {}
+            for term in analyse(normalised):
+                if term in weights:
+                    counts[term] = counts.get(term, 0) + 1
+            if not counts:
+                continue
+            norm, dot = 0.0, 0.0
+            for term, count in counts.items():
+                idf, coefficient = weights[term]
+                value = (1.0 + math.log(count) if sublinear else count) * idf
+                norm += value * value
+                dot += value * coefficient
+            score += dot / math.sqrt(norm)
+        return 1.0 / (1.0 + math.exp(-score))
+
+
+_scorers: dict[str, LinearScorer] = {}
+
+
+def scorer() -> LinearScorer:
+    key = cache_key()
+    found = _scorers.get(key)
+    if found is None:
+        found = _scorers[key] = LinearScorer(get())
+    return found
+
+
+def probability(text: str) -> float | None:
+    """The probability that ``text`` is an emergency, or None (with a warning) if the model fails."""
+    try:
+        return scorer().probability(normalise(text))
+    except Exception:
+        logger.warning("Triage classifier unavailable; the rules decide alone", exc_info=True)
+        return None
+
+
+def raises(reading: Reading, probability: float | None) -> bool:
+    """Whether the classifier's opinion makes this message an emergency (it never lowers a level).
+
+    A question about a condition with nobody in it stays a question whatever the classifier thinks."""
+    if probability is None or reading.about:
+        return False
+    return probability >= SURE or (probability >= THRESHOLD and reading.reports_symptom)

@@ -1,0 +1,133 @@
+"""``triage.assess``: the API the pipeline calls, over the curated data in the database."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference import triage
+from inference.models import Concept, EmergencyRule
+from inference.triage import classifier
+
+
+@pytest.fixture
+def rules_only(settings) -> None:
+    settings.MEDBOT_TRIAGE_CLASSIFIER = False
+
+
+def test_an_emergency_answers_with_the_rules_text_and_the_local_number(curated_data, rules_only, settings) -> None:
+    settings.MEDBOT_EMERGENCY_NUMBER = "112"
+    result = triage.assess("My chest feels crushed and the pain goes into my jaw, I'm sweating")
+    assert result.level == "emergency"
+    assert result.rule == "Heart attack"
+    assert result.by == "rules"
+    assert {"chest_discomfort", "sweating"} <= set(result.concepts)
+    assert result.response.startswith("Call 112 now.")
+    assert "{number}" not in result.response
+
+
+def test_a_self_harm_answer_carries_the_crisis_line(curated_data, rules_only, settings) -> None:
+    settings.MEDBOT_CRISIS_LINE = "call 116 123"
+    result = triage.assess("i keep thinking about ending my life")
+    assert result.rule == "Suicidal thoughts and self-harm"
+    assert "call 116 123" in result.response
+
+
+def test_an_urgent_problem_gets_a_see_a_doctor_today_banner(curated_data, rules_only) -> None:
+    result = triage.assess("my calf has been hot and swollen since I flew back from Sydney")
+    assert result.level == "urgent"
+    assert result.rule == "Possible blood clot in the leg"
+    assert result.response.startswith("See a doctor or urgent care today")
+
+
+def test_a_routine_question_gets_no_response_text(curated_data, rules_only) -> None:
+    result = triage.assess("what helps with dry skin in winter?")
+    assert result == triage.TriageResult(level="routine", rule="", concepts=(), by="", response="")
+
+
+def test_it_counts_a_hit_on_the_rule_that_fired_unless_told_not_to(curated_data, rules_only) -> None:
+    triage.assess("he's having a seizure and it won't stop", count_hits=False)
+    rule = EmergencyRule.objects.get(name="Long or first seizure")
+    assert rule.hit_count == 0
+    triage.assess("he's having a seizure and it won't stop")
+    rule.refresh_from_db()
+    assert rule.hit_count == 1
+
+
+def test_the_classifier_alone_raises_a_message_to_emergency_with_the_general_text(
+    curated_data, monkeypatch, settings
+) -> None:
+    settings.MEDBOT_EMERGENCY_NUMBER = "999"
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    result = triage.assess("my husband looks awful and grey and is not himself")
+    assert (result.level, result.rule, result.by) == ("emergency", "", "classifier")
+    assert "Call 999 now" in result.response
+
+
+def test_the_classifier_never_lowers_what_the_rules_say(curated_data, monkeypatch) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.01)
+    result = triage.assess("my dad collapsed and is not breathing")
+    assert (result.level, result.by) == ("emergency", "rules")
+
+
+def test_both_agreeing_is_reported_as_both(curated_data, monkeypatch) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.99)
+    assert triage.assess("my dad collapsed and is not breathing").by == "both"
+
+
+def test_the_classifier_does_not_override_a_question_about_a_condition(curated_data, monkeypatch) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.99)
+    assert triage.assess("what is the survival rate for cardiac arrest?").level == "routine"
+
+
+def test_a_saved_concept_is_used_on_the_next_message_without_a_restart(curated_data, rules_only) -> None:
+    text = "my grandad has a gobstopper feeling in his chest and feels sick"
+    assert triage.assess(text).level != "emergency"
+    chest = Concept.objects.get(name="chest_crushing")
+    chest.synonyms += "\ngobstopper feeling"
+    chest.save()  # post_save bumps the triage version
+    assert triage.assess(text).rule == "Heart attack"
+
+
+@pytest.mark.parametrize("text", [None, "", " ", "\x00", "💔" * 500, "x" * 100_000, 42])
+def test_assess_never_raises_for_odd_input(curated_data, text) -> None:
+    assert triage.assess(text).level in triage.LEVELS
+
+
+def test_assess_answers_routine_and_logs_when_triage_itself_fails(curated_data, monkeypatch, caplog) -> None:
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(triage.compiled, "get", broken)
+    assert triage.assess("my dad collapsed").level == "routine"
+    assert "Triage failed" in caplog.text
+
+
+def test_without_database_tables_it_falls_back_to_the_shipped_data(monkeypatch, rules_only, caplog) -> None:
+    # No ``db`` fixture: pytest-django blocks database access, as a broken database would.
+    triage.compiled.reset()
+    assert triage.assess("she is unconscious and not breathing", count_hits=False).level == "emergency"
+    assert "using the shipped fixtures" in caplog.text
+    triage.compiled.reset()
+
+
+def test_the_old_find_emergency_api_answers_from_assess(curated_data, rules_only) -> None:
+    rules = triage.compile_rules(EmergencyRule.objects.all())
+    assert all(rule.name for rule in rules)
+    found = triage.find_emergency("my mum collapsed and will not wake up", rules)
+    assert found is not None and found.name == "Unresponsive or not breathing"
+    assert "911" in triage.render_response(found, "911", "988")
+    assert triage.find_emergency("my calf is hot and swollen after a long flight", rules) is None  # urgent
+
+
+def test_with_the_shared_cache_down_it_rebuilds_now_and_then_not_on_every_message(
+    curated_data, rules_only, monkeypatch
+) -> None:
+    monkeypatch.setattr(triage.versions, "current", lambda name: "unknown")
+    triage.compiled.reset()
+    builds = []
+    build = triage.compiled._build
+    monkeypatch.setattr(triage.compiled, "_build", lambda: builds.append(1) or build())
+    for _ in range(3):
+        assert triage.assess("she is not breathing").level == "emergency"
+    assert len(builds) == 1
+    triage.compiled.reset()
