@@ -130,6 +130,9 @@ class Message(models.Model):
     triage_level = models.CharField(
         max_length=16, choices=TriageLevel.choices, blank=True, help_text="Triage of the question this answers."
     )
+    triage_note = models.TextField(
+        blank=True, help_text="The urgent banner shown above the answer (what to do today), if any."
+    )
     citations = models.JSONField(
         default=list,
         blank=True,

@@ -55,6 +55,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "tokens",
             "partial",
             "triage_level",
+            "triage_note",
             "citations",
             "created_at",
         ]

@@ -54,6 +54,7 @@ def save_answer(
         tokens=result.tokens,
         partial=result.partial,
         triage_level=result.triage_level,
+        triage_note=result.triage_note,
         citations=result.citations,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())

@@ -434,8 +434,8 @@
     if (message.triage_level === "urgent") {
       article.append(
         el("p", { className: "urgent-banner", attrs: { role: "note" } }, [
-          el("strong", { text: "See a doctor or urgent care today. " }),
-          "What you describe should be checked in person soon.",
+          el("strong", { text: "Get checked today. " }),
+          message.triage_note || "See a doctor or urgent care today: what you describe should be checked in person soon.",
         ]),
       );
     }
