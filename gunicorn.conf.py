@@ -5,8 +5,8 @@ Why it looks like this:
 - ``gthread`` workers. An answer can stream as Server-Sent Events for as long as
   MEDBOT_GENERATION_TIMEOUT. A sync worker serves one request at a time and is killed when a
   request outlives ``timeout``; a threaded worker keeps heart-beating from its main loop while
-  its threads stream, serves health checks and history meanwhile, and its engine still runs one
-  generation at a time.
+  its threads stream, serves health checks and history meanwhile, and its engine decodes every
+  answer in flight together (up to MEDBOT_MAX_BATCH): sizes below.
 - One engine per worker, loaded after the fork. No ``preload_app``: the master never imports
   Django's apps or torch (forking a process whose torch thread pools are running is unsafe, and
   a copy-on-write model is soon copied anyway). Each worker starts loading its own model in a
@@ -51,11 +51,28 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
 # publishes it on the host's loopback only, for the TLS proxy.
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 
-# Each worker holds its own model (a few hundred MB for SmolLM2-135M), so workers cost memory;
-# threads are cheap and carry the slow streamed answers. WEB_CONCURRENCY is the common
-# platform convention; GUNICORN_WORKERS wins when both are set.
-workers = _env_int("GUNICORN_WORKERS", _env_int("WEB_CONCURRENCY", 2))
-threads = _env_int("GUNICORN_THREADS", 4)
+# One batching engine per worker. Its decode thread runs up to MEDBOT_MAX_BATCH answers in one
+# forward pass on MEDBOT_BATCH_THREADS torch threads, so:
+# - threads ≥ MEDBOT_MAX_BATCH, or a worker never has a full batch in flight (4 threads used to
+#   cap a batch of 8); two more carry health checks and history while a full batch streams;
+# - workers × MEDBOT_BATCH_THREADS ≤ cores: OpenMP threads sharing a core slow each other down
+#   far more than one worker batching twice the requests. A remote engine (MEDBOT_ENGINE=openai)
+#   runs no torch here: one worker per core.
+# WEB_CONCURRENCY is the common platform convention; GUNICORN_WORKERS wins when both are set.
+# Cores this process may use (a container's CPU set), not the host's.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+MAX_BATCH = _env_int("MEDBOT_MAX_BATCH", 8)
+BATCH_THREADS = _env_int("MEDBOT_BATCH_THREADS", min(2, CORES))
+LOCAL_ENGINE = os.environ.get("MEDBOT_ENGINE", "local").strip() in ("", "local")
+DEFAULT_WORKERS = max(1, CORES // BATCH_THREADS) if LOCAL_ENGINE else CORES
+workers = _env_int("GUNICORN_WORKERS", _env_int("WEB_CONCURRENCY", DEFAULT_WORKERS))
+threads = _env_int("GUNICORN_THREADS", MAX_BATCH + 2)
+if LOCAL_ENGINE and workers * BATCH_THREADS > CORES:
+    print(
+        f"gunicorn.conf.py: {workers} workers × {BATCH_THREADS} batch threads exceed {CORES} cores; "
+        "answers will be slower than with fewer workers",
+        file=sys.stderr,
+    )
 worker_class = "gthread"
 
 # With gthread, `timeout` only fires when a worker's main loop stops heart-beating (stuck in C

@@ -72,10 +72,18 @@ def main() -> None:
             print(f"start {number + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
             starts.append(one_start(folder, database, number))
     keys = ["http_ready_s", "engine_ready_s", "engine_load_s", "worker_rss_ready_mib", "worker_rss_after_answers_mib"]
+    common.setup_django(MEDBOT_LOAD_MODEL="0")
+    from inference.engine import EngineConfig
+
+    engine = EngineConfig.from_settings()  # what the worker resolved (auto included), for the record
     common.save(
         "coldstart",
         {
-            "settings": {"repeats": args.repeats, "workers": 1},
+            "settings": {
+                "repeats": args.repeats,
+                "workers": 1,
+                "engine": {"kind": engine.kind, "dtype": engine.dtype, "quantize": engine.quantize},
+            },
             "summary": {key: common.median([s[key] for s in starts if s[key] is not None]) for key in keys},
             "runs": starts,
         },

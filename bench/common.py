@@ -76,6 +76,12 @@ def machine() -> dict[str, Any]:
         info["ram_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         pass
+    try:
+        from inference.engine import cpu  # instruction-set flags and torch's CPU capability
+
+        info["cpu"] = cpu.describe()
+    except ImportError:
+        pass
     for package in ("torch", "transformers", "peft", "llama_cpp", "gunicorn", "django"):
         try:
             module = __import__(package)

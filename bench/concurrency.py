@@ -33,23 +33,11 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 def engine_worker(levels: list[int], repeats: int) -> dict[str, Any]:
     common.setup_django(MEDBOT_LOAD_MODEL="0")
-    from django.conf import settings
-
-    from inference.engine import GenerationRequest, GenerationStats, LoraEngine
+    from inference.engine import EngineConfig, GenerationRequest, GenerationStats, LoraEngine, cpu
 
     # Built exactly as EngineManager builds it, on the base model: an adapter that happens to be
     # active in the development database must not change what is measured.
-    engine = LoraEngine.load(
-        settings.MEDBOT_BASE_MODEL,
-        None,
-        Path(settings.MEDBOT_MODEL_CACHE),
-        dtype=settings.MEDBOT_DTYPE,
-        threads=settings.MEDBOT_TORCH_THREADS,
-        history_tokens=settings.MEDBOT_HISTORY_TOKENS,
-        quantize=settings.MEDBOT_QUANTIZE,
-        max_batch=settings.MEDBOT_MAX_BATCH,
-        batch_threads=settings.MEDBOT_BATCH_THREADS,
-    )
+    engine = LoraEngine.load(EngineConfig.from_settings(kind="local"))
     list(engine.stream(GenerationRequest("warm up", max_new_tokens=4), GenerationStats()))
 
     def one_round(clients: int, offset: int) -> dict[str, Any]:
@@ -103,13 +91,14 @@ def engine_worker(levels: list[int], repeats: int) -> dict[str, Any]:
     return {
         "levels": results,
         "config": {
-            "dtype": settings.MEDBOT_DTYPE,
-            "quantize": settings.MEDBOT_QUANTIZE,
-            "threads": settings.MEDBOT_TORCH_THREADS,
-            "batch_threads": settings.MEDBOT_BATCH_THREADS,
-            "max_batch": settings.MEDBOT_MAX_BATCH,
+            "dtype": engine.config.dtype,
+            "quantize": engine.config.quantize,
+            "threads": engine.config.threads,
+            "batch_threads": engine.config.batch_threads,
+            "max_batch": engine.config.max_batch,
         },
-        "peak_batch": engine._batcher.peak_batch,
+        "cpu": cpu.describe(),
+        "peak_batch": engine.peak_batch,
         "rss_mib": common.rss_mib(),
     }
 
@@ -117,17 +106,17 @@ def engine_worker(levels: list[int], repeats: int) -> dict[str, Any]:
 def llama_worker(repeats: int) -> dict[str, Any]:
     """llama.cpp (2 threads) answering the same prompts one at a time: its single-stream rate."""
     common.setup_django(MEDBOT_LOAD_MODEL="0")
-    from django.conf import settings
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
     from inference import registry
-    from inference.engine import LoraEngine
+    from inference.engine import EngineConfig, LoraEngine
 
-    folder = registry.model_folder(settings.MEDBOT_BASE_MODEL, Path(settings.MEDBOT_MODEL_CACHE))
+    config = EngineConfig.from_settings(kind="local")
+    folder = registry.model_folder(config.base_model, config.cache_root)
     shim = LoraEngine.__new__(LoraEngine)
     shim.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    shim.history_tokens = settings.MEDBOT_HISTORY_TOKENS
+    shim.history_tokens = config.history_tokens
     # 2 threads as asked, and 1: llama.cpp's spinning threads suffer badly when another process
     # holds a core, so the faster of the two is the reference (the conservative choice for us).
     best: dict[str, Any] = {}

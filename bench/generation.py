@@ -51,12 +51,11 @@ def build_prompts() -> dict[str, Any]:
     """Token ids every variant receives: one 40-token speed prompt, and MedBot's real prompt
     (system message + question, no grounding) for each agreement question."""
     common.setup_django(MEDBOT_LOAD_MODEL="0")
-    from django.conf import settings
-
     from inference import registry
-    from inference.engine import GenerationRequest, LoraEngine
+    from inference.engine import EngineConfig, GenerationRequest, LoraEngine
 
-    folder = registry.model_folder(settings.MEDBOT_BASE_MODEL, Path(settings.MEDBOT_MODEL_CACHE))
+    config = EngineConfig.from_settings(kind="local")
+    folder = registry.model_folder(config.base_model, config.cache_root)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -70,7 +69,7 @@ def build_prompts() -> dict[str, Any]:
             break
         words.pop()
     shim = LoraEngine.__new__(LoraEngine)  # prompt building needs only the tokenizer
-    shim.tokenizer, shim.history_tokens = tokenizer, settings.MEDBOT_HISTORY_TOKENS
+    shim.tokenizer, shim.history_tokens = tokenizer, config.history_tokens
     agreement = [shim.prompt_ids(GenerationRequest(q))["input_ids"][0].tolist() for q in common.QUESTIONS]
     return {"speed": speed, "agreement": agreement, "eos": [tokenizer.eos_token_id]}
 
@@ -93,7 +92,7 @@ def teacher_forced(score: Scorer, prompts: dict[str, Any]) -> dict[str, Any]:
     At each position the variant sees fp32's prefix and we ask whether its greedy choice (with
     the same repetition penalty) is fp32's token: one early difference does not spoil the rest,
     unlike the free-running measure. The NLL is the variant's mean negative log-likelihood of
-    fp32's tokens (fp32's own value is the floor). The measures of PERFORMANCE-NOTES."""
+    fp32's tokens (fp32's own value is the floor)."""
     import torch
 
     matched = total = 0
@@ -225,20 +224,11 @@ def transformers_fp32(prompts: dict[str, Any]) -> tuple[TokenStream, Scorer]:
 def medbot_engine(prompts: dict[str, Any], options: dict[str, Any]) -> tuple[TokenStream, Scorer, Any]:
     """MedBot's own engine, built the way EngineManager builds it, with ``options`` overriding."""
     import torch
-    from django.conf import settings
 
-    from inference.engine import GenerationRequest, GenerationStats, LoraEngine
+    from inference.engine import EngineConfig, GenerationRequest, GenerationStats, LoraEngine
 
-    engine = LoraEngine.load(
-        settings.MEDBOT_BASE_MODEL,
-        None,
-        Path(settings.MEDBOT_MODEL_CACHE),
-        dtype=options.get("dtype", settings.MEDBOT_DTYPE),
-        threads=options.get("threads", settings.MEDBOT_TORCH_THREADS),
-        quantize=options.get("quantize", settings.MEDBOT_QUANTIZE),
-        max_batch=settings.MEDBOT_MAX_BATCH,
-        batch_threads=options.get("batch_threads", settings.MEDBOT_BATCH_THREADS),
-    )
+    # On the base model: an adapter active in the development database must not change what is measured.
+    engine = LoraEngine.load(EngineConfig.from_settings(kind="local", **options))
 
     def generate(ids: list[int], new_tokens: int) -> Iterator[int]:
         stats = GenerationStats()
@@ -315,14 +305,16 @@ def worker(variant: str, prompts_path: str) -> dict[str, Any]:
         peak_rss_mib=common.peak_rss_mib(),
     )
     if engine is not None:
-        from django.conf import settings
+        from inference.engine import cpu
 
+        config = engine.config  # as resolved by EngineConfig.from_settings (auto included)
         result["config"] = {
-            "dtype": ENGINE_VARIANTS[variant].get("dtype", settings.MEDBOT_DTYPE),
-            "quantize": ENGINE_VARIANTS[variant].get("quantize", settings.MEDBOT_QUANTIZE),
-            "threads": ENGINE_VARIANTS[variant].get("threads", settings.MEDBOT_TORCH_THREADS),
-            "prefill_threads": ENGINE_VARIANTS[variant].get("batch_threads", settings.MEDBOT_BATCH_THREADS),
+            "dtype": config.dtype,
+            "quantize": config.quantize,
+            "threads": config.threads,
+            "prefill_threads": config.batch_threads,
         }
+        result["cpu"] = cpu.describe()
     return result
 
 

@@ -187,7 +187,3 @@ def _drop_gguf_quantization(config: Any) -> None:
         method = getattr(quantization, "quant_method", None)
     if str(method).lower().endswith("gguf"):
         del config.quantization_config
-
-
-def describe(model: Any) -> str:
-    return f"{model.config.model_type} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters)"

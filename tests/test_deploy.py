@@ -105,8 +105,9 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str,
 @pytest.mark.parametrize(
     "env,workers,threads",
     [
-        ({}, 2, 4),
-        ({"WEB_CONCURRENCY": "3"}, 3, 4),
+        # The defaults (one worker per MEDBOT_BATCH_THREADS cores, MEDBOT_MAX_BATCH + 2 threads)
+        # depend on the core count: tests/test_engine_startup.py checks them with a faked one.
+        ({"WEB_CONCURRENCY": "3", "MEDBOT_MAX_BATCH": "8"}, 3, 10),
         ({"WEB_CONCURRENCY": "3", "GUNICORN_WORKERS": "5", "GUNICORN_THREADS": "8"}, 5, 8),
     ],
 )

@@ -1,48 +1,41 @@
-"""The engine on a tiny GPT-2: load, LoRA on c_attn/c_proj, merge, generate, stream, fall back."""
+"""The engine on a tiny GPT-2: load, LoRA on c_attn/c_proj, merge, stream, the manager's states,
+and the pipeline falling back to the rules when the model fails or is too slow."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from inference import adapters, engine, pipeline
-from inference.engine import GenerationRequest, GenerationStats, LoraEngine
+from inference.engine import EngineConfig, GenerationError, GenerationRequest, GenerationStats
 from inference.models import FallbackRule
+from tests.tiny_model import load_engine, make_adapter
 
 pytestmark = pytest.mark.slow
 
-
-def make_adapter(base: Path, folder: Path, seed: int = 1) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from inference.registry import lora_targets
-
-    model = AutoModelForCausalLM.from_pretrained(base)
-    config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=lora_targets("gpt2"), fan_in_fan_out=True, task_type="CAUSAL_LM"
-    )
-    peft_model = get_peft_model(model, config)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.5)  # a trained adapter is never all zeros
-    peft_model.save_pretrained(folder)
-    return folder
+__all__ = ["make_adapter"]  # tests/test_evaluation.py imports it from here
 
 
-def test_it_loads_a_local_model_and_streams_text(tiny_gpt2, tmp_path):
-    loaded = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
-    stats = GenerationStats()
-    pieces = list(loaded.stream(GenerationRequest("what are the symptoms of asthma", max_new_tokens=12), stats))
+def test_it_loads_a_local_model_and_streams_text_returning_the_stop_reason(tiny_gpt2, tmp_path):
+    loaded = load_engine(tiny_gpt2, tmp_path)
+    stream = loaded.stream(GenerationRequest("what are the symptoms of asthma", max_new_tokens=12))
+    pieces = list(stream)
     assert pieces and "".join(pieces).strip()
-    assert 0 < stats.tokens <= 12
-    assert stats.stopped_by in {"eos", "max_tokens"}
+    assert 0 < stream.stats.tokens <= 12
+    assert stream.stats.stopped_by in {"eos", "max_tokens"}
     assert loaded.version == "base"
+
+
+def test_the_older_stream_call_fills_the_stats_it_is_given(tiny_gpt2, tmp_path):
+    loaded = load_engine(tiny_gpt2, tmp_path)
+    stats = GenerationStats()
+    stream = loaded.stream(GenerationRequest("what helps a headache", max_new_tokens=8), stats)
+    text = "".join(stream)
+    assert stream.stats is stats
+    assert stats.stopped_by in {"eos", "max_tokens"} and 0 < stats.tokens <= 8
+    whole = loaded.generate(GenerationRequest("what helps a headache", max_new_tokens=8))
+    assert whole.text == text and whole.stopped_by == stats.stopped_by
 
 
 def test_it_attaches_a_lora_adapter_on_gpt2_projections_and_merges_it(tiny_gpt2, tmp_path):
@@ -51,8 +44,8 @@ def test_it_attaches_a_lora_adapter_on_gpt2_projections_and_merges_it(tiny_gpt2,
     adapter_dir = make_adapter(tiny_gpt2, tmp_path / "adapter")
     config = (adapter_dir / "adapter_config.json").read_text()
     assert '"c_attn"' in config and '"c_proj"' in config
-    base = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
-    tuned = LoraEngine.load(str(tiny_gpt2), adapters.AdapterRef("run-7", str(adapter_dir)), tmp_path)
+    base = load_engine(tiny_gpt2, tmp_path)
+    tuned = load_engine(tiny_gpt2, tmp_path, adapter=adapters.AdapterRef("run-7", str(adapter_dir)))
     assert tuned.version == "run-7"
     # Merged: plain modules, no LoRA layers left at inference time.
     assert not any("lora" in name for name, _ in tuned.model.named_modules())
@@ -61,42 +54,131 @@ def test_it_attaches_a_lora_adapter_on_gpt2_projections_and_merges_it(tiny_gpt2,
         assert not torch.allclose(base.model(ids).logits, tuned.model(ids).logits)
 
 
-def test_the_manager_loads_in_the_background_and_reports_ready(tiny_gpt2, settings, db):
+def test_a_too_slow_model_is_stopped_at_its_deadline(tiny_gpt2, tmp_path, monkeypatch):
+    loaded = load_engine(tiny_gpt2, tmp_path)
+    forward = loaded.model.forward
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(0.1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "forward", slow_forward)
+    started = time.monotonic()
+    stream = loaded.stream(GenerationRequest("what are the symptoms of asthma", max_new_tokens=200, timeout=0.5))
+    list(stream)
+    assert time.monotonic() - started < 3
+    assert stream.stats.stopped_by == "timeout"
+    assert stream.stats.tokens < 200
+
+
+def test_a_failing_model_raises_the_engines_one_error_type(tiny_gpt2, tmp_path, monkeypatch):
+    loaded = load_engine(tiny_gpt2, tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(loaded.model, "forward", broken)
+    stream = loaded.stream(GenerationRequest("what are the symptoms of asthma"))
+    with pytest.raises(GenerationError, match="out of memory"):
+        list(stream)
+    assert stream.stats.stopped_by == "error"
+
+
+# --- settings → engine options --------------------------------------------------------------
+
+
+def test_engine_options_come_from_the_settings_in_one_place(settings):
+    settings.MEDBOT_DTYPE = "float32"
+    settings.MEDBOT_QUANTIZE = "int8"
+    settings.MEDBOT_MAX_BATCH = 3
+    settings.MEDBOT_BATCH_THREADS = 2
+    settings.MEDBOT_HISTORY_TOKENS = 100
+    config = EngineConfig.from_settings()
+    assert (config.kind, config.dtype, config.quantize) == ("local", "float32", "int8")
+    assert (config.max_batch, config.batch_threads, config.history_tokens) == (3, 2, 100)
+    assert EngineConfig.from_settings(quantize="none").quantize == "none"  # benchmarks' variants
+
+
+def test_auto_picks_fp32_on_a_cpu_without_fast_bf16_and_keeps_explicit_values(settings, monkeypatch):
+    from inference.engine import cpu
+
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX2")
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "fma", "f16c"}))
+    settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE = "auto", "auto"
+    config = EngineConfig.from_settings()
+    assert (config.dtype, config.quantize) == ("float32", "none")
+    settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE = "bfloat16", "auto"
+    assert (EngineConfig.from_settings().dtype, EngineConfig.from_settings().quantize) == ("bfloat16", "none")
+
+
+def test_auto_picks_bf16_and_int4_where_avx512_has_native_bf16(settings, monkeypatch):
+    from inference.engine import cpu
+
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX512")
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE = "auto", "auto"
+    config = EngineConfig.from_settings()
+    assert (config.dtype, config.quantize) == ("bfloat16", "int4")
+
+
+# --- the manager ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_settings(tiny_gpt2, settings, db):
     settings.MEDBOT_LOAD_MODEL = True
     settings.MEDBOT_BASE_MODEL = str(tiny_gpt2)
     settings.MEDBOT_DTYPE = "float32"
+    settings.MEDBOT_QUANTIZE = "none"
+    settings.MEDBOT_MAX_NEW_TOKENS = 24
+    return settings
+
+
+def test_the_manager_is_off_only_when_the_model_is_switched_off(settings):
+    assert engine.get_manager().state == "off"
+    assert engine.get_manager().get() is None
+    settings.MEDBOT_LOAD_MODEL = True
+    assert engine.get_manager().state == "loading"
+
+
+def test_the_manager_loads_in_the_background_and_reports_ready(tiny_settings):
     manager = engine.get_manager()
-    assert manager.state == "disabled"
     manager.start(wait=True)
-    assert manager.status()["state"] == "ready"
+    assert manager.state == "ready"
+    assert manager.public_status() == {
+        "state": "ready",
+        "adapter_version": "base",
+        "load_seconds": pytest.approx(manager.load_seconds, abs=0.01),
+    }
     assert manager.get() is not None
 
 
-def test_a_missing_model_leaves_the_manager_failed_and_answers_still_come(settings, db):
+def test_a_missing_model_leaves_the_manager_failed_and_the_rules_answer(settings, asthma_rule):
     settings.MEDBOT_LOAD_MODEL = True
     settings.MEDBOT_BASE_MODEL = "no-such-model"
     manager = engine.get_manager()
     manager.start(wait=True)
-    assert manager.status()["state"] == "failed"
-    assert "no-such-model" in manager.status()["error"]
+    assert manager.state == "failed"
+    assert "no-such-model" in manager.status()["error"]  # for operators and the log
+    assert "no-such-model" not in str(manager.public_status())
     result = pipeline.answer("what are the symptoms of asthma?")
-    assert result.source in {"rule", "unavailable"}
-    assert result.disclaimer
+    assert result.source != "model"
+    assert result.fallback_reason == pipeline.Fallback.MODEL_FAILED
 
 
-def test_the_manager_picks_up_a_newly_activated_adapter(tiny_gpt2, settings, db, tmp_path, monkeypatch):
-    settings.MEDBOT_LOAD_MODEL = True
-    settings.MEDBOT_BASE_MODEL = str(tiny_gpt2)
-    settings.MEDBOT_DTYPE = "float32"
+def test_the_manager_picks_up_a_newly_activated_adapter(tiny_settings, tmp_path, monkeypatch):
     manager = engine.get_manager()
     manager.start(wait=True)
     assert manager.get().version == "base"
-    adapter_dir = make_adapter(tiny_gpt2, tmp_path / "adapter")
-    settings.MEDBOT_ADAPTER = str(adapter_dir)
+    adapter_dir = make_adapter(tiny_settings.MEDBOT_BASE_MODEL, tmp_path / "adapter")
+    tiny_settings.MEDBOT_ADAPTER = str(adapter_dir)
     monkeypatch.setattr(engine, "ADAPTER_CHECK_SECONDS", 0.0)
     manager.get()  # notices the change and reloads in the background; the old engine serves meanwhile
     manager._loading_thread.join()
     assert manager.get().version == "path:adapter"
+
+
+# --- the pipeline over the engine -------------------------------------------------------------
 
 
 @pytest.fixture
@@ -113,11 +195,7 @@ def asthma_rule(db, settings):
 
 
 @pytest.fixture
-def ready_engine(tiny_gpt2, settings, db):
-    settings.MEDBOT_LOAD_MODEL = True
-    settings.MEDBOT_BASE_MODEL = str(tiny_gpt2)
-    settings.MEDBOT_DTYPE = "float32"
-    settings.MEDBOT_MAX_NEW_TOKENS = 24
+def ready_engine(tiny_settings):
     manager = engine.get_manager()
     manager.start(wait=True)
     return manager.get()
@@ -129,13 +207,12 @@ def test_a_failing_model_falls_back_to_the_rules(ready_engine, asthma_rule, monk
 
     monkeypatch.setattr(ready_engine.model, "forward", broken)
     result = pipeline.answer("what are the symptoms of asthma?")
-    assert result.source == "rule"
-    assert result.text == asthma_rule.answer
-    assert "model error" in result.fallback_reason
-    assert "answering from the rules" in caplog.text
+    assert result.source != "model"
+    assert result.fallback_reason == pipeline.Fallback.MODEL_ERROR
+    assert "out of memory" in caplog.text
 
 
-def test_a_too_slow_model_is_cut_off_and_falls_back_to_the_rules(ready_engine, asthma_rule, settings, monkeypatch):
+def test_a_too_slow_model_is_cut_off_and_the_rules_answer(ready_engine, asthma_rule, settings, monkeypatch):
     settings.MEDBOT_GENERATION_TIMEOUT = 0.3
     settings.MEDBOT_MAX_NEW_TOKENS = 200
     forward = ready_engine.model.forward
@@ -148,24 +225,22 @@ def test_a_too_slow_model_is_cut_off_and_falls_back_to_the_rules(ready_engine, a
     started = time.monotonic()
     result = pipeline.answer("what are the symptoms of asthma?")
     assert time.monotonic() - started < 3
-    assert result.source == "rule"
-    assert result.fallback_reason == "quality gate: too short"
+    assert result.source != "model"
+    assert result.fallback_reason == pipeline.Fallback.TIMEOUT  # not "too short": never cached
 
 
-def test_model_answers_that_pass_the_gate_are_used_and_trimmed(ready_engine, asthma_rule, monkeypatch):
-    def fake_stream(request, stats):
-        stats.tokens = 30
-        stats.stopped_by = "max_tokens"
-        yield "Asthma narrows the airways and often causes wheezing and coughing. "
-        yield "A doctor can check your inhaler technique and adjust"
-
-    monkeypatch.setattr(ready_engine, "stream", fake_stream)
+def test_model_answers_that_pass_the_gate_are_used_and_trimmed(fake_engine, asthma_rule):
+    fake_engine.pieces = [
+        "Asthma is a long-term condition of the airways. ",
+        "See a doctor if your inhaler is not helping. And",
+    ]
+    fake_engine.tokens, fake_engine.stopped_by = 30, "max_tokens"
     result = pipeline.answer("what are the symptoms of asthma?")
     assert result.source == "model"
-    assert result.text == "Asthma narrows the airways and often causes wheezing and coughing."
+    assert result.text == "Asthma is a long-term condition of the airways. See a doctor if your inhaler is not helping."
     assert result.tokens == 30
-    assert result.adapter_version == "base"
-    assert result.matched_rule == "Asthma"  # used as grounding
+    assert result.adapter_version == "fake-1"
+    assert "inhaler" in fake_engine.requests[0].grounding  # the curated entry grounds the prompt
 
 
 def test_the_grounding_entry_reaches_the_prompt(ready_engine, asthma_rule):

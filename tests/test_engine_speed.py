@@ -1,5 +1,6 @@
-"""The engine's speed-ups keep its answers: int8 weight-only layers, and the batcher that decodes
-concurrent requests in shared forward passes. Correctness only, never timings."""
+"""The engine's speed-ups keep its answers: int8/int4 weight-only layers, the converted-weights
+cache, and the batcher that decodes concurrent requests in shared forward passes. Correctness
+only, never timings."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from inference import registry
-from inference.engine import (
-    GenerationRequest,
-    GenerationStats,
-    LoraEngine,
-    quantize_int8_weight_only,
-    quantize_weight_only,
-)
+from inference.engine import GenerationRequest, GenerationStats, LoraEngine
+from inference.engine.quantisation import layer_classes, quantize_weight_only
+from tests.tiny_model import load_engine
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +85,7 @@ def slow_down(engine: LoraEngine, monkeypatch: pytest.MonkeyPatch, seconds: floa
 def test_the_engine_decodes_exactly_like_transformers_greedy_generate(tiny_gpt2: Path, tmp_path: Path) -> None:
     import torch
 
-    engine = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
+    engine = load_engine(tiny_gpt2, tmp_path)
     request = GenerationRequest("what are the symptoms of asthma", max_new_tokens=20)
     ids = engine.prompt_ids(request)
     with torch.inference_mode():
@@ -111,10 +108,10 @@ def test_int8_weight_only_replaces_linear_and_gpt2_conv1d_layers_and_still_gener
 ) -> None:
     from transformers.pytorch_utils import Conv1D
 
-    engine = LoraEngine.load(str(tiny_gpt2), None, tmp_path, dtype="bfloat16", quantize="int8")
+    engine = load_engine(tiny_gpt2, tmp_path, dtype="bfloat16", quantize="int8")
     modules = list(engine.model.modules())
     assert not any(isinstance(module, Conv1D) for module in modules)
-    assert sum(type(module).__name__ == "_Int8WeightOnlyLinear" for module in modules) == 2 * 4 + 1
+    assert sum(type(module).__name__ == "Int8WeightOnlyLinear" for module in modules) == 2 * 4 + 1
     text, stats = run(engine, "what are the symptoms of asthma", 12)
     assert text.strip()
     assert 0 < stats.tokens <= 12
@@ -128,7 +125,7 @@ def test_int8_weight_only_layers_compute_what_the_full_precision_ones_did(tiny_g
     ids = torch.tensor([[3, 8, 5, 13, 21, 2]])
     with torch.inference_mode():
         before = model(ids).logits
-        assert quantize_int8_weight_only(model) == 2 * 4 + 1
+        assert quantize_weight_only(model, "int8") == 2 * 4 + 1
         after = model(ids).logits
     # Per-channel int8 keeps each weight within half a step (max|w| / 254) of its value.
     assert torch.allclose(before, after, atol=0.05 * before.abs().max().item())
@@ -138,10 +135,10 @@ def test_int8_weight_only_layers_compute_what_the_full_precision_ones_did(tiny_g
 def test_concurrent_requests_each_get_their_own_unbatched_greedy_answer(
     tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alone = LoraEngine.load(str(tiny_gpt2), None, tmp_path, max_batch=1)
+    alone = load_engine(tiny_gpt2, tmp_path, max_batch=1)
     expected = {question: run(alone, question, limit) for question, limit in QUESTIONS}
 
-    batched = LoraEngine.load(str(tiny_gpt2), None, tmp_path, max_batch=8)
+    batched = load_engine(tiny_gpt2, tmp_path, max_batch=8)
     slow_down(batched, monkeypatch)
     results: dict[str, tuple[str, GenerationStats]] = {}
 
@@ -153,7 +150,7 @@ def test_concurrent_requests_each_get_their_own_unbatched_greedy_answer(
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert batched._batcher.peak_batch > 1  # they really shared forward passes
+    assert batched.peak_batch > 1  # they really shared forward passes
     for question, limit in QUESTIONS:
         text, stats = results[question]
         assert text == expected[question][0]
@@ -164,11 +161,11 @@ def test_concurrent_requests_each_get_their_own_unbatched_greedy_answer(
 def test_a_request_that_joins_a_running_batch_still_gets_its_own_answer(
     tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alone = LoraEngine.load(str(tiny_gpt2), None, tmp_path, max_batch=1)
+    alone = load_engine(tiny_gpt2, tmp_path, max_batch=1)
     long_expected, _ = run(alone, "what are the symptoms of asthma", 40)
     short_expected, _ = run(alone, "a headache is usually not serious but get help if it is sudden", 6)
 
-    batched = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
+    batched = load_engine(tiny_gpt2, tmp_path)
     slow_down(batched, monkeypatch)
     first = batched.stream(GenerationRequest("what are the symptoms of asthma", max_new_tokens=40), GenerationStats())
     pieces = [next(first), next(first)]  # the long request is mid-answer when the second arrives
@@ -176,16 +173,16 @@ def test_a_request_that_joins_a_running_batch_still_gets_its_own_answer(
     pieces.extend(first)
     assert short_text == short_expected
     assert "".join(pieces) == long_expected
-    assert batched._batcher.peak_batch == 2
+    assert batched.peak_batch == 2
 
 
 def test_closing_one_stream_cancels_it_without_disturbing_the_others(
     tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alone = LoraEngine.load(str(tiny_gpt2), None, tmp_path, max_batch=1)
+    alone = load_engine(tiny_gpt2, tmp_path, max_batch=1)
     expected, _ = run(alone, "how do i lower my blood pressure", 30)
 
-    batched = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
+    batched = load_engine(tiny_gpt2, tmp_path)
     slow_down(batched, monkeypatch)
     abandoned_request = GenerationRequest("what are the symptoms of asthma", max_new_tokens=30)
     abandoned_stats = GenerationStats()
@@ -209,7 +206,7 @@ def test_closing_one_stream_cancels_it_without_disturbing_the_others(
 def test_each_request_keeps_its_own_deadline_inside_a_batch(
     tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batched = LoraEngine.load(str(tiny_gpt2), None, tmp_path)
+    batched = load_engine(tiny_gpt2, tmp_path)
     slow_down(batched, monkeypatch, seconds=0.05)
     results: dict[str, GenerationStats] = {}
 
@@ -239,15 +236,23 @@ def test_the_model_cache_config_loses_its_gguf_quantization_settings() -> None:
 
 @pytest.mark.parametrize(("model", "quantize"), [("gpt2", "int8"), ("gpt2", "none"), ("llama", "int4")])
 def test_a_second_load_reads_the_converted_weights_and_answers_the_same(
-    tiny_gpt2: Path, tiny_llama: Path, tmp_path: Path, model: str, quantize: str
+    tiny_gpt2: Path, tiny_llama: Path, tmp_path: Path, model: str, quantize: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inference.engine import converted_file
+    from inference.engine.converted import converted_file
 
     folder = str(tiny_gpt2 if model == "gpt2" else tiny_llama)
-    first = LoraEngine.load(folder, None, tmp_path, dtype="bfloat16", quantize=quantize)
+    first = load_engine(folder, tmp_path, dtype="bfloat16", quantize=quantize)
     converted = converted_file(folder, None, tmp_path, "bfloat16", quantize)
     assert converted is not None and converted.exists()
-    second = LoraEngine.load(folder, None, tmp_path, dtype="bfloat16", quantize=quantize)
+    assert not first.loaded_from_converted
+
+    def no_conversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the second load converted the base model again")
+
+    # A second load that cannot read the converted file would convert again: make that fail.
+    monkeypatch.setattr(registry, "load_base", no_conversion)
+    second = load_engine(folder, tmp_path, dtype="bfloat16", quantize=quantize)
+    assert second.loaded_from_converted
     assert layer_kinds(second) == layer_kinds(first)
     assert run(second, "what are the symptoms of asthma", 16) == run(first, "what are the symptoms of asthma", 16)
     assert second.eos_ids == first.eos_ids
@@ -255,26 +260,28 @@ def test_a_second_load_reads_the_converted_weights_and_answers_the_same(
 
 def test_converted_weights_are_kept_apart_per_adapter(tiny_gpt2: Path, tmp_path: Path) -> None:
     from inference.adapters import AdapterRef
-    from inference.engine import converted_file
-    from tests.test_engine import make_adapter
+    from inference.engine.converted import converted_file
+    from tests.tiny_model import make_adapter
 
     adapter = AdapterRef("run-3", str(make_adapter(tiny_gpt2, tmp_path / "adapter")))
     plain = converted_file(str(tiny_gpt2), None, tmp_path, "bfloat16", "int8")
     tuned = converted_file(str(tiny_gpt2), adapter, tmp_path, "bfloat16", "int8")
     assert plain != tuned
-    base = LoraEngine.load(str(tiny_gpt2), None, tmp_path, dtype="bfloat16", quantize="int8")
-    LoraEngine.load(str(tiny_gpt2), adapter, tmp_path, dtype="bfloat16", quantize="int8")
-    reloaded = LoraEngine.load(str(tiny_gpt2), adapter, tmp_path, dtype="bfloat16", quantize="int8")
+    base = load_engine(tiny_gpt2, tmp_path, dtype="bfloat16", quantize="int8")
+    load_engine(tiny_gpt2, tmp_path, adapter=adapter, dtype="bfloat16", quantize="int8")
+    reloaded = load_engine(tiny_gpt2, tmp_path, adapter=adapter, dtype="bfloat16", quantize="int8")
     assert reloaded.version == "run-3"
     tuned_tokens = run(reloaded, "what helps a headache", 12)[1].token_ids
     assert tuned_tokens != run(base, "what helps a headache", 12)[1].token_ids
 
 
 def test_int4_quantises_every_layer_and_gives_the_tied_head_exact_rescoring(tiny_llama: Path, tmp_path: Path) -> None:
-    engine = LoraEngine.load(str(tiny_llama), None, tmp_path, dtype="bfloat16", quantize="int4")
+    engine = load_engine(tiny_llama, tmp_path, dtype="bfloat16", quantize="int4")
     # 2 layers × (q, k, v, o, gate, up, down) in int4; the head, tied to the embeddings, two-stage.
-    assert layer_kinds(engine) == {"_Int4WeightOnlyLinear": 14}
-    assert type(engine.model.lm_head).__name__ == "_ShortlistHead"
+    assert layer_kinds(engine) == {"Int4WeightOnlyLinear": 14}
+    assert type(engine.model.lm_head).__name__ == "ShortlistHead"
+    classes = layer_classes()
+    assert classes["int8"].__mro__[1] is classes["int4"].__mro__[1]  # one shared base class
     text, stats = run(engine, "what are the symptoms of asthma", 12)
     assert text.strip()
     assert 0 < stats.tokens <= 12
@@ -314,7 +321,7 @@ def test_int4_is_closer_than_int8_for_weights_already_on_its_grid(tiny_llama: Pa
 def test_the_converted_cache_keeps_only_the_newest_few_files(tiny_gpt2: Path, tmp_path: Path) -> None:
     import os
 
-    from inference.engine import CONVERTED_KEEP, converted_file
+    from inference.engine.converted import CONVERTED_KEEP, converted_file
 
     folder = tmp_path / "converted"
     folder.mkdir()
@@ -322,7 +329,7 @@ def test_the_converted_cache_keeps_only_the_newest_few_files(tiny_gpt2: Path, tm
         old = folder / f"old-{number}.safetensors"
         old.write_bytes(b"x")
         os.utime(old, (1_000_000 + number, 1_000_000 + number))
-    LoraEngine.load(str(tiny_gpt2), None, tmp_path, dtype="bfloat16", quantize="int8")
+    load_engine(tiny_gpt2, tmp_path, dtype="bfloat16", quantize="int8")
     kept = sorted(p.name for p in folder.glob("*.safetensors"))
     assert len(kept) == CONVERTED_KEEP
     assert converted_file(str(tiny_gpt2), None, tmp_path, "bfloat16", "int8").name in kept
@@ -338,7 +345,7 @@ def test_the_two_stage_head_picks_the_same_best_tokens_as_the_exact_head(tiny_ll
     exact = AutoModelForCausalLM.from_pretrained(tiny_llama).eval().to(torch.bfloat16)
     quantised = copy.deepcopy(exact)
     quantize_weight_only(quantised, "int4")
-    assert type(quantised.lm_head).__name__ == "_ShortlistHead"
+    assert type(quantised.lm_head).__name__ == "ShortlistHead"
     hidden = torch.randn(5, 7, exact.config.hidden_size, dtype=torch.bfloat16)
     with torch.inference_mode():
         want = exact.lm_head(hidden)

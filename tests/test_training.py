@@ -37,6 +37,15 @@ def examples(db) -> list[TrainingExample]:
 
 
 @pytest.fixture
+def knowledge(db) -> None:
+    """Two curated entries: the model only runs for questions the knowledge base can ground."""
+    from inference.models import FallbackRule
+
+    FallbackRule.objects.create(title="Headache", triggers="headache", answer="Rest and water help most headaches.")
+    FallbackRule.objects.create(title="Asthma", triggers="asthma", answer="Asthma narrows the airways.")
+
+
+@pytest.fixture
 def tokenizer(tiny_gpt2):
     from transformers import AutoTokenizer
 
@@ -145,7 +154,7 @@ def reload_if_changed(manager: engine.EngineManager, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.slow
 def test_it_trains_activates_and_the_engine_answers_with_the_new_adapter(
-    examples, serving, settings, alice, monkeypatch
+    examples, knowledge, serving, settings, alice, monkeypatch
 ):
     conversation = Conversation.objects.create(owner=alice)
     assert ask(conversation, "what helps a headache").adapter_version == "base"
@@ -266,7 +275,7 @@ def test_the_train_command_reports_an_interrupt_without_a_traceback(examples, ti
 
 
 @pytest.mark.slow
-def test_activating_an_older_run_rolls_the_engine_back(examples, serving, tiny_gpt2, alice, monkeypatch):
+def test_activating_an_older_run_rolls_the_engine_back(examples, knowledge, serving, tiny_gpt2, alice, monkeypatch):
     older = pipeline.run(quick(tiny_gpt2, activate=True, seed=1))
     newer = pipeline.run(quick(tiny_gpt2, activate=True, seed=2))
     assert list(TrainingRun.objects.filter(active=True)) == [newer]

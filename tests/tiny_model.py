@@ -50,3 +50,34 @@ def build_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
     )
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
+
+
+def load_engine(folder: Path, cache: Path, adapter: object = None, **options: object) -> object:
+    """The local engine on a tiny model, built as the manager builds it (``EngineConfig``);
+    fp32 and unquantised unless ``options`` say otherwise."""
+    from inference.engine import EngineConfig, LoraEngine
+
+    options = {"dtype": "float32", "quantize": "none", **options}
+    return LoraEngine.load(EngineConfig(base_model=str(folder), cache_root=cache, **options), adapter)
+
+
+def make_adapter(base: Path, folder: Path, seed: int = 1) -> Path:
+    """A LoRA adapter for the tiny GPT-2 on c_attn/c_proj with non-zero weights, saved to ``folder``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from inference.registry import lora_targets
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=lora_targets("gpt2"), fan_in_fan_out=True, task_type="CAUSAL_LM"
+    )
+    peft_model = get_peft_model(model, config)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)  # a trained adapter is never all zeros
+    peft_model.save_pretrained(folder)
+    return folder

@@ -80,7 +80,7 @@ def test_it_shows_a_500_page_in_the_same_look(new_page, monkeypatch) -> None:
     def broken() -> None:
         raise RuntimeError("a deliberately broken index view")
 
-    monkeypatch.setattr(pipeline.curated, "refresh", broken)
+    monkeypatch.setattr(pipeline.disclaimers, "current", broken)
     page = new_page(path="/")
     expect(page.get_by_role("heading", name="Something went wrong")).to_be_visible()
     expect(page.locator("p.status-code")).to_have_text("500")

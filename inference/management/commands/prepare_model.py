@@ -14,6 +14,9 @@ class Command(BaseCommand):
         if not settings.MEDBOT_LOAD_MODEL:
             self.stdout.write("MEDBOT_LOAD_MODEL is off: nothing to prepare.")
             return
+        if settings.MEDBOT_ENGINE != "local":
+            self.stdout.write(f"MEDBOT_ENGINE={settings.MEDBOT_ENGINE}: the model server holds the weights.")
+            return
         started = time.monotonic()
         try:
             folder = registry.model_folder(settings.MEDBOT_BASE_MODEL, Path(settings.MEDBOT_MODEL_CACHE))
