@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import bm25s
 import numpy as np
 
-from knowledge.text import STOPWORDS, content, normal_words, phrase, tokens
+from knowledge.text import STOPWORDS, content, normal_words, phrase, stem, tokens
 
 # Longest focus name looked up in a question, in words.
 MAX_PHRASE_WORDS = 8
@@ -41,7 +41,7 @@ PARTIAL_FOCUS_SHARE = 0.6
 GENERIC = frozenset(
     """
     disease diseases disorder syndrome condition type pain problem problems health information
-    cancer symptom sign treatment cause test risk
+    cancer symptom sign treatment cause test risk therapy medicine medication care support help
     """.split()
 )
 # ...and people: they narrow a focus ("heart disease in women") but never name one.
@@ -75,6 +75,56 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("information", r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about)\b"),
     )
 )
+
+
+ROMAN_NUMERALS = frozenset("ii iii iv vi vii viii ix".split())
+# Who a topic is about: "urinary tract infections in children" is not the general entry, and a
+# passage on childhood leukaemia does not answer a question about adults.
+POPULATIONS = {
+    group: frozenset(stem(word) for word in words.split())
+    for group, words in {
+        "children": "child children childhood pediatric paediatric infant infants infantile juvenile baby babies "
+        "newborn newborns toddler toddlers teen teens teenager teenagers adolescent adolescents kid kids",
+        "adults": "adult adults elderly senior seniors",
+        "men": "male men",
+        "women": "female women",
+        "pregnancy": "pregnancy pregnant",
+    }.items()
+}
+# Words around a focus name that do not make it a different thing: how bad it is, what is asked.
+INTENSITY = frozenset("severe mild bad terrible awful constant recurring frequent sudden really very".split())
+QUESTION_VERBS = frozenset(
+    "treat treated manage managed prevent cure diagnose explain get got have cause avoid beat fight handle "
+    "control living live suffer suffering tell describe define".split()
+)
+SCAFFOLDING = frozenset(
+    """
+    inherited hereditary genetic treated diagnosed caused contagious curable serious dangerous common
+    passed managed prevented tested related symptom sign treatment cure prognosis outlook causes risk
+    test tests mean means like look feel start starts go away last lasts affect affects run runs
+    """.split()
+)
+
+
+def population(word: str) -> str:
+    """The group of people a (normalised) word names, or ""."""
+    return next((group for group, words in POPULATIONS.items() if word in words), "")
+
+
+def focus_key(document: Document) -> str:
+    """The focus a document belongs to: documents whose focus names compare equal share one."""
+    return " ".join(name_form(normal_words(document.focus))) or document.key
+
+
+def name_form(words: list[str]) -> list[str]:
+    """Words of a name as names are compared: "type" before a number is left out, so "disease
+    type 1" meets "disease 1"."""
+    return [w for i, w in enumerate(words) if not (w == "type" and i + 1 < len(words) and is_identifier(words[i + 1]))]
+
+
+def is_identifier(word: str) -> bool:
+    """A word that numbers a kind of something: 2, 2j, iii."""
+    return any(c.isdigit() for c in word) or word in ROMAN_NUMERALS
 
 
 def question_type(question: str) -> str:
@@ -137,6 +187,8 @@ class KnowledgeIndex:
         self.documents = list(documents)
         n = len(self.documents)
         self._texts: list[str] = []  # " tok tok ... " per document, for "does it mention X" checks
+        self._names: list[str] = []  # the same for its focus, synonyms and title alone
+        self._name_list: list[list[str]] = []  # each of its names on its own, " w w " form
         corpus: list[list[str]] = []
         df: dict[str, int] = defaultdict(int)
         for doc in self.documents:
@@ -145,10 +197,24 @@ class KnowledgeIndex:
             names, body = content(name_words), content(body_words)
             corpus.append(names + names + body)  # the names count double: they say what it is about
             self._texts.append(" " + " ".join(name_words + body_words) + " ")
+            self._names.append(" " + " ".join(name_words + normal_words(doc.title)) + " ")
+            self._name_list.append(
+                [f" {phrase(name)} " for name in (*focus_variants(doc.focus), *doc.synonyms, doc.title)]
+            )
             for word in set(names + body):
                 df[word] += 1
         self._df = df
         self._n = n
+        # Words that occur in some focus name: the vocabulary of conditions, drugs and tests.
+        # Curated entries are left out: their titles and lay triggers ("warning signs", "tummy")
+        # are everyday words, not names.
+        self._name_vocabulary = {
+            w
+            for doc in self.documents
+            if not doc.key.startswith("rule:")
+            for w in content(normal_words(" ".join((doc.focus, *doc.synonyms))))
+            if w not in GENERIC and w not in PEOPLE
+        }
         self._bm25: bm25s.BM25 | None = None
         if n:
             self._bm25 = bm25s.BM25()
@@ -160,12 +226,12 @@ class KnowledgeIndex:
         self._phrase_focus: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
         for index, doc in enumerate(self.documents):
-            key = phrase(doc.focus) or doc.key
+            key = focus_key(doc)
             focus = self._foci.setdefault(key, _Focus())
             focus.documents.append(index)
             curated = doc.key.startswith("rule:")
             for name in focus_variants(doc.focus) | set(doc.synonyms):
-                words = normal_words(name)
+                words = name_form(normal_words(name))
                 if len(words) == 1 and len(words[0]) <= 3 and not curated:
                     # Short names are usually abbreviations ("ALL", "MS"): only as written, in capitals.
                     if name.strip().isupper() and len(name.strip()) >= 2:
@@ -181,10 +247,11 @@ class KnowledgeIndex:
 
     # --- the question ---------------------------------------------------------------------
 
-    def named_foci(self, question: str) -> dict[str, str]:
-        """Focus key → the name the question used, longest names first, no name inside another."""
-        words = normal_words(question)
-        found: dict[str, str] = {}
+    def named_spans(self, question: str) -> list[tuple[int, int, str, frozenset[str]]]:
+        """Every focus name in the question as (start, end, name, focus keys), over its
+        ``normal_words``: longest names first, no name inside another."""
+        words = name_form(normal_words(question))
+        spans = []
         taken = [False] * len(words)
         for size in range(min(MAX_PHRASE_WORDS, len(words)), 0, -1):
             for start in range(len(words) - size + 1):
@@ -192,27 +259,74 @@ class KnowledgeIndex:
                     continue
                 candidate = " ".join(words[start : start + size])
                 keys = self._phrase_focus.get(candidate)
-                if not keys:
-                    continue
-                for key in keys:
-                    found.setdefault(key, candidate)
-                taken[start : start + size] = [True] * size
+                if keys:
+                    spans.append((start, start + size, candidate, frozenset(keys)))
+                    taken[start : start + size] = [True] * size
         for word in question.split():
             word = word.strip(".,?!;:()'\"")
-            for key in self._abbreviations.get(word, ()) if word.isupper() else ():
-                found.setdefault(key, phrase(word))
+            keys = self._abbreviations.get(word) if word.isupper() else None
+            if keys:
+                spans.append((-1, -1, phrase(word), frozenset(keys)))
+        return spans
+
+    def named_foci(self, question: str) -> dict[str, str]:
+        """Focus key → the name the question used."""
+        found: dict[str, str] = {}
+        for _, _, name, keys in self.named_spans(question):
+            for key in keys:
+                found.setdefault(key, name)
         return found
 
+    def qualifiers(self, words: list[str], start: int, end: int) -> list[frozenset[str]]:
+        """What makes the name at words[start:end] more specific than it is, each as the words
+        of which a passage's names must contain one: a number or type after or before it
+        ("pontocerebellar hypoplasia type 5"), name words right in front of it ("juvenile
+        amyotrophic lateral sclerosis", "normal pressure hydrocephalus"), a name word joined
+        right after it ("myoclonus-dystonia"), or the people it is about ("in children",
+        "adult"). A passage about the shorter name does not answer the longer one."""
+        if start < 0:
+            return []
+        found: list[frozenset[str]] = []
+        after = words[end : end + 2]
+        if after and is_identifier(after[0]):
+            found.append(frozenset([after[0]]))
+        elif len(after) == 2 and after[0] == "type" and is_identifier(after[1]):
+            found.append(frozenset([after[1]]))
+        elif len(after) == 2 and after[0] in ("in", "for") and population(after[1]):
+            found.append(POPULATIONS[population(after[1])])
+        elif after and self._qualifies(after[0]) and after[0] not in SCAFFOLDING:
+            found.append(frozenset([after[0]]))
+        if start >= 1 and is_identifier(words[start - 1]):
+            found.append(frozenset([words[start - 1]]))
+        index = start - 1
+        while index >= 0 and words[index] not in QUESTION_VERBS:
+            group = population(words[index])
+            if group:
+                found.append(POPULATIONS[group])
+            elif self._qualifies(words[index]):
+                found.append(frozenset([words[index]]))
+            else:
+                break
+            index -= 1
+        return found
+
+    def _qualifies(self, word: str) -> bool:
+        if word in STOPWORDS or word in PEOPLE or word in GENERIC or word in INTENSITY or len(word) < 3:
+            return False
+        return word in self._name_vocabulary
+
     def specific_words(self, question: str) -> set[str]:
-        """Words a passage must mention to answer the question: rare in the knowledge base, or
-        drug-like. Words the knowledge base has never seen are not counted (typos, names)."""
+        """Words a passage must mention to answer the question: drug-like names, and words that
+        are both rare in the knowledge base and part of some focus name (a condition, drug or
+        test: "ibuprofen", "warfarin"), not merely rare ("exactly", "told"). Words the knowledge
+        base has never seen are not counted (typos, names)."""
         out = set()
         for word in tokens(question):
             if word in GENERIC or word in PEOPLE or word.isdigit():
                 continue
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
-            rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF
+            rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF and word in self._name_vocabulary
             if drug_like or rare:
                 out.add(word)
         return out
@@ -227,6 +341,34 @@ class KnowledgeIndex:
         """A word that names something, for the faithfulness gate: distinctive, or never seen
         in the knowledge base at all (an invented word, or a name no passage uses)."""
         return word not in self._df or self.distinctive(word)
+
+    def has_name(self, index: int, name: str, extra: list[frozenset[str]]) -> bool:
+        """Whether one of the passage's names is ``name`` with all of ``extra`` (one word of
+        each set): "medullary cystic kidney disease 1", not a general entry listing type 1
+        among its synonyms."""
+        if not extra:
+            return True
+        return any(
+            f" {name} " in own and all(any(f" {w} " in own for w in words) for words in extra)
+            for own in self._name_list[index]
+        )
+
+    def same_kind(self, index: int, question_ids: set[str], question_groups: set[str]) -> bool:
+        """False when the passage's names number or place the topic differently from the
+        question: "11-beta-hydroxylase" against "21-hydroxylase", adults against childhood."""
+        names = self._names[index].split()
+        ids = {w for w in names if is_identifier(w)}
+        numbers = question_ids - {"non"}
+        if ids and numbers and not ids & numbers:
+            return False
+        groups = {group for w in names if (group := population(w))}
+        if groups and question_groups and not groups & question_groups:
+            return False
+        # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
+        return "non" not in question_ids or "non" in names
+
+    def _curated_only(self, key: str) -> bool:
+        return all(self.documents[i].key.startswith("rule:") for i in self._foci[key].documents)
 
     def mentions_focus(self, index: int, name: str) -> bool:
         """Whether a passage talks about a focus: every telling word of its name is in it
@@ -248,28 +390,57 @@ class KnowledgeIndex:
             return []
         scores = self._bm25.get_scores(query)
         kind = question_type(question)
+        spans = self.named_spans(question)
         named = self.named_foci(question)
         specific = self.specific_words(question)
 
+        question_ids = {w for w in normal_words(question) if is_identifier(w)}
+        if "non" in normal_words(question):
+            question_ids.add("non")
+        question_groups = {group for w in normal_words(question) if (group := population(w))}
         if named:
-            candidates = {i for key in named for i in self._foci[key].documents}
-            # Every other focus the question names must be mentioned too (diabetes *and* kidney
-            # disease), and every specific word not part of a focus name.
+            words = name_form(normal_words(question))
+            candidates = set()
+            primary = set()  # passages whose own focus is the name the question used
+            for start, end, name, keys in spans:
+                extra = self.qualifiers(words, start, end)
+                for key in keys:
+                    found = [
+                        i
+                        for i in self._foci[key].documents
+                        if self.has_name(i, name, extra) and self.same_kind(i, question_ids, question_groups)
+                    ]
+                    candidates.update(found)
+                    if key == name:
+                        primary.update(found)
+            # Every specific word not part of a focus name must be mentioned, and so must every
+            # other focus the question names by a reviewed source's name (diabetes *and* kidney
+            # disease). Names that only a curated entry's lay triggers give ("what should I eat")
+            # rank the passages that mention them first but are not required.
             focus_words = {w for name in named.values() for w in name.split()}
             required_words = specific - focus_words
+            strict_names = {name for key, name in named.items() if not self._curated_only(key)}
             hits, coverage = [], {}
             for i in candidates:
                 if not all(self.mentions(i, word) for word in required_words):
                     continue
-                own = phrase(self.documents[i].focus) or self.documents[i].key
+                own = focus_key(self.documents[i])
                 own_names = {name for key, name in named.items() if key == own}
-                coverage[i] = sum(self.mentions_focus(i, name) for name in set(named.values()) - own_names)
+                others = set(named.values()) - own_names
+                if not all(self.mentions_focus(i, name) for name in strict_names & others):
+                    continue
+                coverage[i] = sum(self.mentions_focus(i, name) for name in others)
                 hits.append(i)
-            return self._rank(hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage)
+            return self._rank(hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage, primary=primary)
 
-        # No focus named: a passage whose focus words are mostly in the question, scoring well.
+        # No focus named: a passage whose focus words are mostly in the question, scoring well,
+        # and whose names cover the question's own name-like words ("tetrasomy 18p" is not
+        # "tetrasomy X", "myoclonus-dystonia" is not "myoclonus").
         top = np.argsort(-scores)[: max(limit * 10, 30)]
         query_words = set(query)
+        unexplained = {
+            w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
+        }
         hits = []
         for i in top:
             if scores[i] <= 0 or scores[i] < min_score:
@@ -277,9 +448,17 @@ class KnowledgeIndex:
             focus_words = set(tokens(self.documents[i].focus)) - GENERIC
             if not focus_words:
                 continue
+            if any(is_identifier(w) and w not in query_words for w in focus_words):
+                continue  # "type 2" is not "type 1"
+            if not self.same_kind(int(i), question_ids, question_groups):
+                continue
+            if any(f" {w} " not in self._names[i] for w in unexplained):
+                continue  # the question names something this passage's focus does not
             shared = focus_words & query_words
             if len(shared) / len(focus_words) < PARTIAL_FOCUS_SHARE or not any(map(self.distinctive, shared)):
                 continue
+            if any(self._df.get(w, 0) / self._n < DISTINCTIVE_DF for w in focus_words - query_words):
+                continue  # "adenosine deaminase deficiency" is not "adenosine monophosphate deaminase deficiency"
             if not all(self.mentions(int(i), word) for word in specific):
                 continue
             hits.append(int(i))
@@ -293,6 +472,7 @@ class KnowledgeIndex:
         focus_matched: bool,
         limit: int,
         coverage: dict[int, int] | None = None,
+        primary: set[int] | None = None,
     ) -> list[Hit]:
         def type_matched(i: int) -> bool:
             return bool(kind) and self.documents[i].question_type == kind
@@ -304,7 +484,8 @@ class KnowledgeIndex:
             type_rank = 2 if type_matched(i) else (1 if not doc.question_type else 0)
             # A passage that also mentions the question's other topics (diabetes *and* kidneys)
             # beats one about either alone.
-            return ((coverage or {}).get(i, 0), type_rank, float(scores[i]), doc.priority)
+            # Then a passage named exactly as asked beats one that lists the name as a synonym.
+            return ((coverage or {}).get(i, 0), i in (primary or ()), type_rank, float(scores[i]), doc.priority)
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]
         return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

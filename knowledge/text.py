@@ -25,12 +25,16 @@ _WORD = re.compile(r"[a-z0-9]+")
 # British spellings meet American ones (anaemia/anemia, oesophagus/esophagus, diarrhoea/diarrhea).
 _DIGRAPH = re.compile(r"(?<=[a-z])(?:ae|oe)(?=[a-z])")
 _SUFFIXES = ("ing", "es", "s")
+# Endings where a final s is not a plural: polyposis, adenomatous, virus, illness.
+_NOT_PLURAL = ("sis", "ss", "us", "is")
 
 
 @lru_cache(maxsize=500_000)  # a vocabulary, not a stream: indexing 15k passages calls this 3M times
 def stem(word: str) -> str:
     word = _DIGRAPH.sub("e", word)
     # A light stemmer: plural and -ing forms meet their base word (headaches → headache).
+    if word.endswith(_NOT_PLURAL):
+        return word
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
@@ -39,7 +43,8 @@ def stem(word: str) -> str:
 
 def normal_words(text: str) -> list[str]:
     """Every word, stemmed, stopwords kept: for phrase matching."""
-    return [stem(word) for word in _WORD.findall(text.lower().replace("'", "").replace("’", ""))]
+    words = _WORD.findall(text.lower().replace("'", "").replace("’", ""))
+    return [word if word in STOPWORDS else stem(word) for word in words]
 
 
 def content(words: list[str]) -> list[str]:

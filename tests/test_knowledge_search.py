@@ -84,3 +84,64 @@ def test_the_index_is_rebuilt_when_a_passage_is_added(curated_data, knowledge_ba
         text="Sarcoidosis is an illness in which small clumps of inflammatory cells grow in organs.",
     )
     assert retriever.search("What is sarcoidosis?")[0].document.focus == "Sarcoidosis"
+
+
+def index_of_many(*documents: Document, filler: int = 200) -> KnowledgeIndex:
+    """Real documents plus enough unrelated ones that word rarity means something (as with an
+    imported source: the rules for rare words only apply past 200 passages)."""
+    padding = [
+        doc(f"pad{i}", f"Topic number {i}", f"Everyday words about topic {i} for padding.") for i in range(filler)
+    ]
+    return KnowledgeIndex([*documents, *padding])
+
+
+def test_a_longer_name_around_a_known_one_is_not_answered_by_the_shorter_one() -> None:
+    index = index_of_many(
+        doc("h", "Hydrocephalus", "Hydrocephalus is fluid building up in the brain.", "information"),
+        doc("als", "Amyotrophic lateral sclerosis", "ALS damages the nerves that move muscles.", "information"),
+        doc("j", "Juvenile arthritis", "Juvenile arthritis starts before the age of sixteen.", "information"),
+        doc("p", "Pressure sores", "Pressure sores are skin damage from lying still.", "information"),
+    )
+    assert index.search("What is hydrocephalus?")[0].document.key == "h"
+    assert index.search("What is normal pressure hydrocephalus?") == []  # "pressure" names things here
+    assert index.search("What is juvenile amyotrophic lateral sclerosis?") == []
+
+
+def test_a_numbered_type_needs_a_passage_named_with_that_number() -> None:
+    index = index_of_many(
+        doc("g", "Glycogen storage disease type 5", "Type 5 affects the muscles.", "information"),
+        doc(
+            "m",
+            "Medullary cystic kidney disease",
+            "A kidney disease.",
+            "information",
+            ("medullary cystic kidney disease 1",),
+        ),
+        doc("m1", "Medullary cystic kidney disease 1", "Type 1 starts in adults.", "information"),
+    )
+    assert index.search("What is glycogen storage disease type 13?") == []
+    # The passage named for type 1 first; the general one lists "type 1" among its names too.
+    assert index.search("What is medullary cystic kidney disease type 1?")[0].document.key == "m1"
+
+
+def test_the_people_a_topic_is_about_must_match() -> None:
+    index = index_of_many(
+        doc("c", "Childhood leukemia", "Leukemia in children is often treatable.", "information"),
+        doc("u", "Urinary tract infections", "Bacteria in the bladder cause most of them.", "information"),
+    )
+    assert index.search("What is adult leukemia?") == []
+    assert index.search("What are urinary tract infections in children?") == []
+    assert index.search("What are urinary tract infections?")[0].document.key == "u"
+
+
+def test_non_hodgkin_is_not_hodgkin() -> None:
+    index = index_of_many(doc("h", "Hodgkin lymphoma", "A cancer of lymph cells with Reed-Sternberg cells."))
+    assert index.search("what is non-hodgkin lymphoma?") == []
+
+
+def test_rare_everyday_words_in_a_question_are_not_required_in_the_passage() -> None:
+    index = index_of_many(
+        doc("m", "Marfan syndrome", "Marfan syndrome affects connective tissue.", "information"),
+        doc("w", "Warfarin", "Warfarin thins the blood; exactly as prescribed, behind a label."),
+    )
+    assert index.search("What exactly is behind Marfan syndrome?")[0].document.key == "m"
