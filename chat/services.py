@@ -132,7 +132,10 @@ def export_markdown(conversation: Conversation) -> str:
     ]
     for message in conversation.transcript():  # each answer right under the question it answers
         who = "You" if message.role == Message.Role.USER else f"MedBot ({message.get_source_display()})"
-        lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", "", message.content, ""]
+        lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", ""]
+        if message.triage_note:
+            lines += [f"**Get checked today.** {message.triage_note}", ""]
+        lines += [message.content, ""]
         if message.citations:
             lines += ["Sources:", *(f"- {citation_line(c)}" for c in message.citations), ""]
         if message.role == Message.Role.ASSISTANT and message.disclaimer:

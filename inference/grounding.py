@@ -56,7 +56,8 @@ _NUMBER = re.compile(r"\d")
 # Sentences that point around a source's own web page rather than answer anything.
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
-    r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit|website|web site)\b",
+    r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit|website|web site|"
+    r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet)\b",
     re.I,
 )
 
@@ -110,7 +111,10 @@ def faithfulness_problems(
 
 
 def _informative(sentence: str) -> bool:
-    return not sentence.endswith("?") and not _NAVIGATION.search(sentence) and len(content(normal_words(sentence))) >= 3
+    if sentence.endswith("?") or _NAVIGATION.search(sentence) or len(content(normal_words(sentence))) < 3:
+        return False
+    # A short line without an end mark is a heading ("Complications of Marfan Syndrome").
+    return sentence.rstrip().endswith((".", "!", ":", ";", ")")) or len(sentence.split()) >= 12
 
 
 def select_sentences(question: str, text: str, max_words: int) -> list[str]:
@@ -120,7 +124,13 @@ def select_sentences(question: str, text: str, max_words: int) -> list[str]:
     as sharing the question's words; whole sentences only, within ``max_words`` (the first
     chosen sentence is kept even when longer)."""
     asked = set(content(normal_words(question)))
-    candidates = [(i, s) for i, s in enumerate(sentences(text)) if _informative(s)]
+    seen: set[str] = set()
+    candidates = []
+    for i, s in enumerate(sentences(text)):
+        key = " ".join(normal_words(s))
+        if _informative(s) and key not in seen:  # sources repeat list items
+            seen.add(key)
+            candidates.append((i, s))
     scored = []
     for position, (index, sentence) in enumerate(candidates):
         words = set(content(normal_words(sentence)))

@@ -139,8 +139,7 @@ def _cache_key(question: str, adapter_version: str, use_model: bool, gate: bool)
     parts = [
         " ".join(question.lower().split()),
         adapter_version,
-        versions.current(versions.RULES),
-        versions.current(versions.KNOWLEDGE),
+        retriever.version(),  # the index that answered, not the latest token: see Retriever.version
         versions.current(versions.DISCLAIMER),
         settings.MEDBOT_BASE_MODEL,
         str(settings.MEDBOT_MAX_NEW_TOKENS),

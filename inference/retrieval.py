@@ -143,6 +143,13 @@ class Retriever:
             self._rebuild_in_background(version)
         return current
 
+    def version(self) -> str:
+        """The knowledge the index in use was built from (it may lag the latest change while a
+        rebuild runs): answer-cache keys use this, so an answer from an old index is never
+        cached under the new knowledge."""
+        with self._lock:
+            return "pinned" if self._pinned else ":".join(self._version or ("none",))
+
     def search(self, question: str, limit: int = 3, min_score: float = 0.0) -> list[Hit]:
         return self.index().search(question, limit=limit, min_score=min_score)
 

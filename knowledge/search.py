@@ -29,6 +29,12 @@ import numpy as np
 
 from knowledge.text import STOPWORDS, content, normal_words, phrase, stem, tokens
 
+
+def _forms(words: str) -> frozenset[str]:
+    """Words as written and as ``knowledge.text`` stems them ("causes" and "caus")."""
+    return frozenset(w for word in words.split() for w in (word, stem(word)))
+
+
 # Longest focus name looked up in a question, in words.
 MAX_PHRASE_WORDS = 8
 # A word in fewer than this share of passages is "specific": a passage must mention it to answer.
@@ -38,14 +44,14 @@ DISTINCTIVE_DF = 0.02
 # Without a named focus: the share of a passage's focus words the question must contain.
 PARTIAL_FOCUS_SHARE = 0.6
 # Words too general to name a focus on their own, or to make a question specific.
-GENERIC = frozenset(
+GENERIC = _forms(
     """
     disease diseases disorder syndrome condition type pain problem problems health information
     cancer symptom sign treatment cause test risk therapy medicine medication care support help
-    """.split()
+    """
 )
 # ...and people: they narrow a focus ("heart disease in women") but never name one.
-PEOPLE = frozenset("people person adult adults child children baby babies man men woman women infant infants".split())
+PEOPLE = _forms("people person adult adults child children baby babies man men woman women infant infants")
 # Names of medicines by their usual endings (ibuprofen, amoxicillin, lisinopril, metformin...).
 DRUG_LIKE = re.compile(
     r"(profen|cillin|mycin|floxacin|cycline|pril|sartan|olol|statin|azole|prazole|vir|mab|nib|"
@@ -92,17 +98,17 @@ POPULATIONS = {
     }.items()
 }
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
-INTENSITY = frozenset("severe mild bad terrible awful constant recurring frequent sudden really very".split())
-QUESTION_VERBS = frozenset(
-    "treat treated manage managed prevent cure diagnose explain get got have cause avoid beat fight handle "
-    "control living live suffer suffering tell describe define".split()
+INTENSITY = _forms("severe mild bad terrible awful constant recurring frequent sudden really very")
+QUESTION_VERBS = _forms(
+    "treat treated manage managed prevent cure diagnose explain get got have cause causes avoid beat fight handle "
+    "control living live suffer suffering tell describe define"
 )
-SCAFFOLDING = frozenset(
+SCAFFOLDING = _forms(
     """
     inherited hereditary genetic treated diagnosed caused contagious curable serious dangerous common
     passed managed prevented tested related symptom sign treatment cure prognosis outlook causes risk
     test tests mean means like look feel start starts go away last lasts affect affects run runs
-    """.split()
+    """
 )
 
 
@@ -480,12 +486,15 @@ class KnowledgeIndex:
         def key(i: int) -> tuple:
             doc = self.documents[i]
             # The question's type first; a curated entry (no type) answers any type of its topic
-            # but ranks after a passage written for exactly that type.
-            type_rank = 2 if type_matched(i) else (1 if not doc.question_type else 0)
+            # as well as a passage written for exactly that type, and BM25 decides between them:
+            # curated entries are written for the way people ask.
+            type_rank = 2 if type_matched(i) or not doc.question_type else 0
             # A passage that also mentions the question's other topics (diabetes *and* kidneys)
             # beats one about either alone.
             # Then a passage named exactly as asked beats one that lists the name as a synonym.
-            return ((coverage or {}).get(i, 0), i in (primary or ()), type_rank, float(scores[i]), doc.priority)
+            # A curated entry counts as named exactly by its triggers: its curators declared them.
+            named_exactly = i in (primary or ()) or doc.key.startswith("rule:")
+            return ((coverage or {}).get(i, 0), named_exactly, type_rank, float(scores[i]), doc.priority)
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]
         return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

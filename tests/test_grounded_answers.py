@@ -142,3 +142,23 @@ def test_disabling_a_source_takes_its_passages_out_of_answers_at_once(curated_da
     result = pipeline.answer("how do you treat gout?")
     assert result.source != "extract"
     assert all(c["source"] != "Test leaflets" for c in result.citations)
+
+
+def test_an_answer_from_an_index_still_being_rebuilt_is_not_cached_as_the_new_knowledge(
+    curated_data, knowledge_base, monkeypatch
+):
+    from inference.retrieval import retriever
+
+    first = pipeline.answer("how do you treat gout?")
+    assert first.source == "extract"
+    # The source is disabled, but (as in a worker with a large index) the rebuild is still running:
+    # the old index answers, and its answer must not be cached under the new knowledge version.
+    monkeypatch.setattr("inference.retrieval.SYNCHRONOUS_REBUILD_BELOW", 0)
+    monkeypatch.setattr(retriever, "_rebuild_in_background", lambda version: None)
+    knowledge_base.enabled = False
+    knowledge_base.save()
+    assert pipeline.answer("how do you treat gout?").cached  # the old index, under its own key
+    retriever.reset()  # the rebuild finishes
+    after = pipeline.answer("how do you treat gout?")
+    assert not after.cached
+    assert all(c["source"] != "Test leaflets" for c in after.citations)

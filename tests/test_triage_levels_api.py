@@ -43,3 +43,10 @@ def test_a_question_about_a_condition_is_routine(curated_data, client_for, alice
     body = ask(client_for(alice), "what is the difference between a heart attack and cardiac arrest?")
     assert body["triage_level"] == "routine"
     assert body["source"] != "emergency"
+
+
+def test_the_markdown_export_keeps_the_urgent_banner(curated_data, client_for, alice):
+    client = client_for(alice)
+    body = ask(client, URGENT)
+    markdown = client.get(f"/api/v1/conversations/{body['conversation']}/export/?format=md").content.decode()
+    assert f"**Get checked today.** {body['message']['triage_note']}" in markdown
