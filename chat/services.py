@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from urllib.parse import quote, urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -116,16 +117,28 @@ def ask(conversation: Conversation, text: str, client: str = "") -> Message:
     return message
 
 
+def markdown_text(text: str) -> str:
+    """Text as Markdown shows it literally: no HTML a viewer would render, no link syntax."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("[", "\\[").replace("]", "\\]")
+
+
 def citation_line(citation: dict[str, str]) -> str:
-    """One source as plain text: title, publisher and address (never a Markdown link, whose
-    text and target could differ)."""
-    parts = [citation.get("title", ""), f"({citation['publisher']})" if citation.get("publisher") else ""]
-    return " ".join(p for p in [*parts, citation.get("url", "")] if p)
+    """One source as plain text: title, publisher and a web address (never a Markdown link,
+    whose text and target could differ; never an address that is not http or https)."""
+    url = citation.get("url", "")
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        url = ""
+    parts = [
+        markdown_text(citation.get("title", "")),
+        f"({markdown_text(citation['publisher'])})" if citation.get("publisher") else "",
+        f"<{quote(url, safe=':/?#@!$&()*+,;=%~.-_')}>" if url else "",
+    ]
+    return " ".join(p for p in parts if p)
 
 
 def export_markdown(conversation: Conversation) -> str:
     lines = [
-        f"# {conversation.title or 'Conversation'}",
+        f"# {markdown_text(conversation.title or 'Conversation')}",
         "",
         f"Exported from MedBot on {timezone.now():%Y-%m-%d %H:%M} UTC.",
         "",
@@ -134,8 +147,8 @@ def export_markdown(conversation: Conversation) -> str:
         who = "You" if message.role == Message.Role.USER else f"MedBot ({message.get_source_display()})"
         lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", ""]
         if message.triage_note:
-            lines += [f"**Get checked today.** {message.triage_note}", ""]
-        lines += [message.content, ""]
+            lines += [f"**Get checked today.** {markdown_text(message.triage_note)}", ""]
+        lines += [markdown_text(message.content), ""]
         if message.citations:
             lines += ["Sources:", *(f"- {citation_line(c)}" for c in message.citations), ""]
         if message.role == Message.Role.ASSISTANT and message.disclaimer:

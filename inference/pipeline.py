@@ -166,7 +166,9 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
     """The passages that answer ``question``. A follow-up that names nothing ("how is it
     treated?") is searched together with the person's previous question."""
     hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
-    if not hits:
+    if not hits and retriever.index().names_nothing(question):
+        # Only a follow-up that names nothing of its own: "what are the symptoms of lupus?" after
+        # a gout question is about lupus, and gets "no reliable answer", never the gout passage.
         previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
         if previous:
             hits = retriever.search(f"{previous}\n{question}", limit=PASSAGES_PER_ANSWER)

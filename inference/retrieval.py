@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from inference.models import FallbackRule
 from knowledge import versions
@@ -44,7 +45,10 @@ class Citation:
 
 
 def citation_for(document: Document) -> Citation:
-    return Citation(title=document.title, publisher=document.publisher, url=document.url, source=document.source)
+    # Only web addresses leave MedBot as links: an API client may render them, so a javascript:
+    # or data: address (the importer refuses them; older rows might hold one) is dropped.
+    url = document.url if urlsplit(document.url).scheme.lower() in ("http", "https") else ""
+    return Citation(title=document.title, publisher=document.publisher, url=url, source=document.source)
 
 
 def rule_id(document: Document) -> int | None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,6 +44,10 @@ NOT_KNOWLEDGE = {"readme", "license", "licence", "copying", "notice", "changelog
 PARAGRAPHS_PER_PASSAGE_CHARS = 1200  # a leaflet without headings is cut into passages about this long
 BATCH_SIZE = 500  # rows per bulk_create or delete statement (SQLite allows 32k variables)
 
+# Longest passage an answer can use (MedQuAD's longest is ~30,000 characters); longer text is a
+# document to split, not a passage, and would slow every index build.
+MAX_PASSAGE_CHARS = 60_000
+MAX_SYNONYM_CHARS = 10_000
 _FIELD_LIMITS = {name: Passage._meta.get_field(name).max_length for name in ("external_id", "title", "focus", "url")}
 _QUESTION_TYPES = {value.casefold(): value for value in QuestionType.values}
 
@@ -103,12 +108,35 @@ def _question_type(value: str) -> str:
 
 
 def _check_lengths(path: Path, record: PassageRecord, where: str) -> None:
-    """The database enforces these limits (PostgreSQL does, SQLite does not): say so at reading,
-    rather than fail half-way through writing."""
+    """What the database and the answers need of a record, checked at reading rather than
+    failing half-way through writing: the column limits (PostgreSQL enforces them, SQLite does
+    not), a passage size an answer can use, text the database can store (no NUL, no lone
+    surrogates), and an address that is a web page (http or https), never a script."""
     for name, limit in _FIELD_LIMITS.items():
         value = getattr(record, name)
         if len(value) > limit:
             raise ImportProblem(path, f"{where}: {name} is {len(value)} characters long (at most {limit})")
+    if len(record.text) > MAX_PASSAGE_CHARS:
+        raise ImportProblem(
+            path, f"{where}: text is {len(record.text)} characters long (at most {MAX_PASSAGE_CHARS}: split it)"
+        )
+    if sum(len(s) for s in record.synonyms) > MAX_SYNONYM_CHARS:
+        raise ImportProblem(path, f"{where}: synonyms are longer than {MAX_SYNONYM_CHARS} characters in all")
+    for name in ("external_id", "title", "focus", "question_type", "text", "url"):
+        _check_storable(path, where, name, getattr(record, name))
+    for synonym in record.synonyms:
+        _check_storable(path, where, "synonyms", synonym)
+    if record.url and urlsplit(record.url).scheme.lower() not in ("http", "https"):
+        raise ImportProblem(path, f"{where}: url must be an http or https address, got {record.url[:60]!r}")
+
+
+def _check_storable(path: Path, where: str, name: str, value: str) -> None:
+    if "\x00" in value:
+        raise ImportProblem(path, f"{where}: {name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ImportProblem(path, f"{where}: {name} contains an unpaired surrogate (not valid Unicode)") from None
 
 
 def _read_text(path: Path) -> str:

@@ -95,6 +95,7 @@ POPULATIONS = {
         "men": "male men",
         "women": "female women",
         "pregnancy": "pregnancy pregnant",
+        "animals": "dog dogs puppy puppies cat cats kitten kittens pet pets horse horses animal animals",
     }.items()
 }
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
@@ -298,8 +299,8 @@ class KnowledgeIndex:
             found.append(frozenset([after[0]]))
         elif len(after) == 2 and after[0] == "type" and is_identifier(after[1]):
             found.append(frozenset([after[1]]))
-        elif len(after) == 2 and after[0] in ("in", "for") and population(after[1]):
-            found.append(POPULATIONS[population(after[1])])
+        elif after and after[0] in ("in", "for") and (group := self._population_after(words, end + 1)):
+            found.append(POPULATIONS[group])
         elif after and self._qualifies(after[0]) and after[0] not in SCAFFOLDING:
             found.append(frozenset([after[0]]))
         if start >= 1 and is_identifier(words[start - 1]):
@@ -316,10 +317,28 @@ class KnowledgeIndex:
             index -= 1
         return found
 
+    @staticmethod
+    def _population_after(words: list[str], index: int) -> str:
+        """The group named at words[index], past an article or possessive ("in a newborn")."""
+        while index < len(words) and words[index] in ("a", "an", "the", "my", "our", "your", "their"):
+            index += 1
+        return population(words[index]) if index < len(words) else ""
+
     def _qualifies(self, word: str) -> bool:
         if word in STOPWORDS or word in PEOPLE or word in GENERIC or word in INTENSITY or len(word) < 3:
             return False
         return word in self._name_vocabulary
+
+    def names_nothing(self, question: str) -> bool:
+        """True for a follow-up with no topic of its own ("and how is it treated?"): no focus
+        name, and no word that is rare in the knowledge base or unknown to it."""
+        if self.named_spans(question):
+            return False
+        return not any(
+            w not in self._df or (w in self._name_vocabulary and self.distinctive(w))
+            for w in tokens(question)
+            if w not in GENERIC
+        )
 
     def specific_words(self, question: str) -> set[str]:
         """Words a passage must mention to answer the question: drug-like names, and words that

@@ -24,10 +24,16 @@ def _key(name: str) -> str:
     return f"medbot:version:{name}"
 
 
+# Changes this process could not signal while the cache was down; sent once it is back.
+_pending: set[str] = set()
+
+
 def current(name: str) -> str:
     """The version token, or "unknown" when the cache cannot say (callers then keep what they have)."""
     if not cache_guard.available():
         return "unknown"  # backing off after a failure: no call, no wait
+    if _pending:
+        _flush_pending()
     value = cache_guard.safe_get(_key(name))
     if value is not None:
         return value
@@ -42,4 +48,11 @@ def current(name: str) -> str:
 
 def bump(name: str) -> None:
     if not cache_guard.safe_set(_key(name), uuid.uuid4().hex, _TIMEOUT):
-        logger.warning("Cache unavailable: could not signal a %s change; workers notice when it is back", name)
+        _pending.add(name)
+        logger.warning("Cache unavailable: could not signal a %s change; it is sent when the cache is back", name)
+
+
+def _flush_pending() -> None:
+    for name in list(_pending):
+        if cache_guard.safe_set(_key(name), uuid.uuid4().hex, _TIMEOUT):
+            _pending.discard(name)

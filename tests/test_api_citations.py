@@ -4,6 +4,7 @@ and both export formats. The original POST /ask keeps its shape."""
 from __future__ import annotations
 
 import json
+import re
 
 from chat.models import Conversation, Message
 
@@ -57,7 +58,7 @@ def test_exports_list_the_sources_under_each_answer(curated_data, knowledge_base
         "conversation"
     ]
     markdown = client.get(f"/api/v1/conversations/{conversation}/export/?format=md").content.decode()
-    assert "Sources:\n- How is gout treated? (Test Clinic) https://clinic.example/gout-2" in markdown
+    assert "Sources:\n- How is gout treated? (Test Clinic) <https://clinic.example/gout-2>" in markdown
     exported = client.get(f"/api/v1/conversations/{conversation}/export/?format=json").json()
     assert exported["messages"][-1]["citations"] == [GOUT_CITATION]
 
@@ -65,3 +66,23 @@ def test_exports_list_the_sources_under_each_answer(curated_data, knowledge_base
 def test_the_original_ask_endpoint_keeps_its_shape(curated_data, knowledge_base, client):
     response = client.post("/ask", {"question": "How is gout treated?"}, content_type="application/json")
     assert set(response.json()) == {"response", "question"}
+
+
+def test_the_markdown_export_shows_markup_in_titles_and_questions_as_text(
+    curated_data, knowledge_base, client_for, alice
+):
+    from knowledge.models import Passage
+
+    Passage.objects.filter(external_id="gout-2").update(
+        title='[Phish](https://evil.example/) <img src=x onerror="alert(1)">', url="JaVaScRiPt:alert(6)"
+    )
+    knowledge_base.save()
+    client = client_for(alice)
+    conversation = client.post("/api/v1/ask", {"question": "How is gout treated? <b>bold</b>"}, format="json").json()[
+        "conversation"
+    ]
+    markdown = client.get(f"/api/v1/conversations/{conversation}/export/?format=md").content.decode()
+    assert "<img" not in markdown and "<b>" not in markdown
+    assert not re.search(r"(?<!\\)\]\(", markdown)  # no live link syntax
+    assert "\\[Phish\\](https://evil.example/) &lt;img" in markdown
+    assert "alert(6)" not in markdown

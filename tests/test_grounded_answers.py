@@ -162,3 +162,34 @@ def test_an_answer_from_an_index_still_being_rebuilt_is_not_cached_as_the_new_kn
     after = pipeline.answer("how do you treat gout?")
     assert not after.cached
     assert all(c["source"] != "Test leaflets" for c in after.citations)
+
+
+def test_a_follow_up_naming_a_new_topic_is_not_answered_with_the_previous_topic(curated_data, knowledge_base):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
+    result = pipeline.answer("What are the symptoms of sarcoidosis?", history)
+    assert result.source == "unavailable"
+    assert result.citations == []
+
+
+def test_a_citation_never_carries_a_script_address(curated_data, knowledge_base):
+    from knowledge.models import Passage
+
+    Passage.objects.filter(external_id="gout-2").update(url="javascript:alert(1)")
+    knowledge_base.save()  # signals the change, as the admin does
+    result = pipeline.answer("how do you treat gout?")
+    assert result.source == "extract"
+    assert result.citations[0]["url"] == ""
+
+
+def test_a_change_made_while_the_cache_was_down_is_signalled_once_it_is_back(db, monkeypatch):
+    from knowledge import versions
+    from medbot_site import cache_guard
+
+    before = versions.current(versions.KNOWLEDGE)
+    monkeypatch.setattr(cache_guard, "safe_set", lambda *args, **kwargs: False)  # the cache is down
+    versions.bump(versions.KNOWLEDGE)
+    assert versions.current(versions.KNOWLEDGE) == before
+    monkeypatch.undo()  # the cache is back: the next read sends the change first
+    assert versions.current(versions.KNOWLEDGE) != before

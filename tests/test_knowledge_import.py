@@ -319,3 +319,25 @@ def test_every_file_of_the_local_medquad_copy_parses():
     assert 15_000 <= sum(pairs.values()) <= 17_000
     assert len(ids) == sum(pairs.values())  # external ids are unique across the subsets
     assert skipped < 20
+
+
+@pytest.mark.parametrize(
+    "line,reason",
+    [
+        ('{"id": "n1", "title": "Nul", "text": "text \\u0000 here"}', "NUL"),
+        ('{"id": "s1", "title": "Surro \\ud800", "text": "text"}', "surrogate"),
+        ('{"id": "u1", "title": "Link", "text": "text", "url": "JaVaScRiPt:alert(1)"}', "http or https"),
+        ('{"id": "b1", "title": "Big", "text": "' + "x" * 70_000 + '"}', "at most 60000"),
+    ],
+)
+def test_a_jsonl_file_the_database_or_the_answers_cannot_use_is_reported_and_the_rest_imports(
+    db, tmp_path, line, reason
+):
+    from knowledge.importers import import_knowledge
+    from knowledge.models import Passage
+
+    (tmp_path / "bad.jsonl").write_text(line + "\n", encoding="utf-8")
+    (tmp_path / "good.jsonl").write_text('{"id": "g1", "title": "Good", "text": "Fine text."}\n', encoding="utf-8")
+    report = import_knowledge(tmp_path, "clinic")
+    assert [(path.name, reason in why) for path, why in report.problems] == [("bad.jsonl", True)]
+    assert list(Passage.objects.values_list("external_id", flat=True)) == ["g1"]

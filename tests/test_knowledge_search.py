@@ -145,3 +145,10 @@ def test_rare_everyday_words_in_a_question_are_not_required_in_the_passage() -> 
         doc("w", "Warfarin", "Warfarin thins the blood; exactly as prescribed, behind a label."),
     )
     assert index.search("What exactly is behind Marfan syndrome?")[0].document.key == "m"
+
+
+def test_a_topic_asked_about_animals_is_not_answered_from_a_passage_about_people() -> None:
+    index = index_of_many(doc("l", "Head lice", "Head lice are small insects that live in human hair.", "symptoms"))
+    assert index.search("What are the symptoms of head lice?")[0].document.key == "l"
+    assert index.search("What are the symptoms of head lice in dogs?") == []
+    assert index.search("How do I treat head lice in a newborn?") == []
