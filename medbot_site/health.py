@@ -33,7 +33,7 @@ def _database_ok() -> bool:
 
 
 def _cache_state() -> str:
-    """"ok", or "degraded": answers still work without the cache (rate limits fail open, the
+    """The cache's state, "ok" or "degraded": answers still work without the cache (rate limits fail open, the
     answer cache is skipped), so a cache outage must not take every replica out of rotation."""
     if not cache_guard.available():
         return "degraded"  # backing off after a failure: no probe, no wait
