@@ -77,7 +77,7 @@ def test_it_stops_a_streaming_answer_and_keeps_what_arrived(curated_rules, page,
     page.fill("#question", "How do I look after a cold at home?")
     page.press("#question", "Enter")
     answer = page.locator("#log .answer").last
-    expect(answer.locator(".message-body")).to_contain_text("Rest, fluids and time")
+    expect(answer.locator(".message-body")).to_contain_text("Rest and plenty of fluids")
 
     page.click("#stop")
     expect(answer.locator(".message-note")).to_have_text("You stopped this answer before it finished.")
@@ -93,7 +93,7 @@ def test_it_stops_a_streaming_answer_and_keeps_what_arrived(curated_rules, page,
     # The question was kept, and what the model wrote was saved (partial, if the server noticed
     # the closed connection before the end).
     assert Message.objects.filter(role="user", content="How do I look after a cold at home?").exists()
-    assert Message.objects.get(role="assistant").content.startswith("Rest, fluids and time")
+    assert Message.objects.get(role="assistant").content.startswith("Rest and plenty of fluids")
 
 
 def test_it_explains_a_rate_limit_with_the_wait_and_keeps_the_question(curated_rules, page, settings) -> None:
