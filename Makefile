@@ -57,7 +57,6 @@ test: setup
 # model configurations a seeded sample of EVAL_LIMIT per group (covered/uncovered topics: ~5-10 s
 # an answer on 2 cores). Then our labelled questions (emergency recall, false alarms).
 # `manage.py evaluate --knowledge-split $(MEDQUAD) --only-retrieval` measures the search alone.
-MEDQUAD ?= ../shared/data/medquad
 EVAL_LIMIT ?= 30
 EVAL := MEDBOT_GENERATION_TIMEOUT=$${MEDBOT_GENERATION_TIMEOUT:-60} $(PY) manage.py evaluate --output bench/results
 eval: fixtures

@@ -21,7 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from django.conf import settings
 from tqdm import tqdm
 
 from bench.knowledge_split import CONFIGS, ConfigSkipped, configured, curated_documents
-from bench.metrics import percentile, rouge_l_f1
+from bench.metrics import Report, percentile, rouge_l_f1
 from inference import pipeline
 from inference.retrieval import retriever
 from knowledge.search import KnowledgeIndex
@@ -238,20 +238,6 @@ class ConfigOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
     wall_seconds: float = 0.0
-
-
-@dataclass
-class Report:
-    meta: dict[str, Any]
-    outcomes: list[ConfigOutcome]
-    rows: list[Row]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "meta": self.meta,
-            "summary": {outcome.config: asdict(outcome) for outcome in self.outcomes},
-            "rows": [asdict(row) for row in self.rows],
-        }
 
 
 def run_config(name: str, questions: Sequence[EvalQuestion], options: EvalOptions) -> tuple[ConfigOutcome, list[Row]]:

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from django.conf import settings
 from django.test.utils import override_settings
 from tqdm import tqdm
 
-from bench.metrics import percentile, rouge_l_f1
+from bench.metrics import Report, percentile, rouge_l_f1
 from inference import pipeline
 from inference.engine import get_manager
 from inference.grounding import check_sentences
@@ -630,18 +630,8 @@ class ConfigOutcome:
     wall_seconds: float = 0.0
 
 
-@dataclass
-class SplitReport:
-    meta: dict[str, Any]
-    outcomes: list[ConfigOutcome]
-    rows: list[Row]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "meta": self.meta,
-            "summary": {o.config: asdict(o) for o in self.outcomes},
-            "rows": [asdict(row) for row in self.rows],
-        }
+# The report of a run: the same shape as the labelled set's.
+SplitReport = Report
 
 
 def model_sample(questions: Sequence[HeldOutQuestion], limit: int | None, seed: int) -> list[HeldOutQuestion]:

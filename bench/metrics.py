@@ -1,10 +1,12 @@
-"""Small, dependency-free metrics shared by the evaluations: ROUGE-L and percentiles."""
+"""Small, dependency-free pieces the evaluations share: ROUGE-L, percentiles and the report."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -50,3 +52,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class Report:
+    """One evaluation run: what was run, each configuration's outcome, and every answer."""
+
+    meta: dict[str, Any]
+    outcomes: list[Any]
+    rows: list[Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "summary": {outcome.config: asdict(outcome) for outcome in self.outcomes},
+            "rows": [asdict(row) for row in self.rows],
+        }
