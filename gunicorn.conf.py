@@ -138,18 +138,18 @@ logger_class = PrivacyLogger
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start loading this worker's engine in the background.
+    """Start loading this worker's engine and knowledge index in the background.
 
     This runs in the worker after the fork and after the WSGI app (so Django) is loaded:
     ``post_fork`` would be too early, since the engine asks the database which adapter is
     active. A failure here must not stop the worker: the first question retries the load and
     the rules answer meanwhile."""
     try:
-        from inference.engine import get_manager
+        from inference.pipeline import warm_up
 
-        get_manager().start()
+        warm_up()  # the model, the knowledge index and triage, in background threads
     except Exception:
-        worker.log.warning("Could not start loading the model; the first question will retry", exc_info=True)
+        worker.log.warning("Could not start warming up; the first question will retry", exc_info=True)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -25,11 +25,12 @@ class InferenceConfig(AppConfig):
     def ready(self) -> None:
         from inference import signals  # noqa: F401
 
-        # The development server's serving process starts loading the model now, so it is ready
-        # with the server rather than after the first question. This only starts a background
-        # thread: torch is imported there, and the adapter is read from the database there too.
+        # The development server's serving process starts loading the model and building the
+        # knowledge index now, so it is ready with the server rather than after the first
+        # question. This only starts background threads: torch is imported there, and the
+        # database is read there too.
         # Other commands (migrate, test, shell) never load anything here.
         if is_serving_process():
-            from inference.engine import get_manager
+            from inference.pipeline import warm_up
 
-            get_manager().start()
+            warm_up()

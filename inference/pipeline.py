@@ -127,6 +127,30 @@ def current_disclaimer() -> str:
     return disclaimers.current()
 
 
+def warm_up() -> threading.Thread:
+    """Get this worker ready before its first question, in the background: start loading the
+    model, build the knowledge index (seconds for an imported MedQuAD), and compile triage with
+    its classifier. Called where a serving process starts (runserver's child, gunicorn workers)."""
+    get_manager().start()
+
+    def run() -> None:
+        from django.db import connection
+
+        try:
+            started = time.monotonic()
+            retriever.index()
+            triage.assess("warm-up", count_hits=False)
+            logger.info("Knowledge index and triage ready in %.1f s", time.monotonic() - started)
+        except Exception:
+            logger.warning("Warm-up failed; the first question builds what it needs", exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name="medbot-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def interrupted(text: str) -> AnswerResult:
     """What is kept when the client left mid-answer: the model's text so far, marked partial."""
     return AnswerResult(text=text, source=MODEL, disclaimer=current_disclaimer(), partial=True)

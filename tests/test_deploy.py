@@ -194,6 +194,7 @@ def test_each_worker_starts_loading_its_engine_once_it_is_up(monkeypatch):
     conf = load_gunicorn_conf(monkeypatch)
     started: list[bool] = []
     monkeypatch.setattr(get_manager(), "start", lambda: started.append(True))
+    monkeypatch.setattr("inference.pipeline.retriever.index", lambda: None)  # no database here
     conf["post_worker_init"](SimpleNamespace(log=logging.getLogger("gunicorn.error")))
     assert started == [True]
 

@@ -193,3 +193,12 @@ def test_a_change_made_while_the_cache_was_down_is_signalled_once_it_is_back(db,
     assert versions.current(versions.KNOWLEDGE) == before
     monkeypatch.undo()  # the cache is back: the next read sends the change first
     assert versions.current(versions.KNOWLEDGE) != before
+
+
+@pytest.mark.django_db(transaction=True)  # the warm-up thread reads the database on its own connection
+def test_a_serving_process_builds_its_knowledge_index_before_the_first_question(curated_data):
+    from inference.retrieval import retriever
+
+    retriever.reset()
+    pipeline.warm_up().join(30)
+    assert retriever._index is not None and len(retriever._index) > 0
