@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from chat import ownership, ratelimits
@@ -81,7 +86,35 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "404.html", status=404)
 
 
+def _status_page(template: str, status: int) -> HttpResponse:
+    # Rendered without the request: its context processors could touch the session or the
+    # database, either of which may be what failed (or carry the bad Host header).
+    return HttpResponse(loader.render_to_string(template), status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400s, raised before any view runs: a Host header not in ALLOWED_HOSTS
+    (DisallowedHost), a body over DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig, a 413 here),
+    too many form fields. API clients get JSON like every other API error."""
+    if isinstance(exception, RequestDataTooBig):
+        status, detail, template = 413, "The request body is too large.", "413.html"
+    else:
+        status, detail, template = 400, "Bad request.", "400.html"
+    if _is_api(request):
+        return JsonResponse({"detail": detail}, status=status)
+    return _status_page(template, status)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls handler500 from inside its except block, so the error is still at hand.
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        # The database is down or unreachable: a 503 tells people and load balancers to come back.
+        if _is_api(request):
+            response = JsonResponse({"detail": "MedBot's database is unavailable. Try again shortly."}, status=503)
+        else:
+            response = _status_page("503.html", 503)
+        response["Retry-After"] = "30"
+        return response
     if _is_api(request):
         return JsonResponse({"detail": "Server error. Your question, if any, was saved."}, status=500)
     return render(request, "500.html", status=500)

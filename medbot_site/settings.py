@@ -32,6 +32,11 @@ if MEDBOT_ENV not in {"development", "production"}:
 PRODUCTION = MEDBOT_ENV == "production"
 
 DEBUG = env_bool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    # Debug pages show settings, code and tracebacks to anyone who triggers an error.
+    raise ImproperlyConfigured(
+        "DEBUG must be off when MEDBOT_ENV=production; unset DEBUG or use MEDBOT_ENV=development"
+    )
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if PRODUCTION:
@@ -261,9 +266,6 @@ MEDBOT_MAX_BATCH = env_int("MEDBOT_MAX_BATCH", 8, minimum=1, maximum=64)
 MEDBOT_BATCH_THREADS = env_int("MEDBOT_BATCH_THREADS", min(2, os.cpu_count() or 1), minimum=1)
 MEDBOT_MAX_QUESTION_CHARS = 2000
 MEDBOT_ANSWER_CACHE_SECONDS = env_int("MEDBOT_ANSWER_CACHE_SECONDS", 3600, minimum=0)
-MEDBOT_RULE_MIN_SCORE = env_float("MEDBOT_RULE_MIN_SCORE", 8.0, minimum=0.0)
-# Off: the model answers without the matched curated entry in its prompt (evaluation ablation).
-MEDBOT_GROUNDING = env_bool("MEDBOT_GROUNDING", True)
 MEDBOT_EMERGENCY_NUMBER = env_str("MEDBOT_EMERGENCY_NUMBER", "911")
 MEDBOT_CRISIS_LINE = env_str(
     "MEDBOT_CRISIS_LINE", "call or text 988 (Suicide & Crisis Lifeline, US), available 24 hours a day"

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -14,10 +15,14 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("accounts/signup/", views.signup, name="signup"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),  # before auth.urls: throttled
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),  # throttled
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Only the auth pages MedBot uses: no password reset, since no email is sent (README "Security").
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "chat.views.bad_request"
 handler404 = "chat.views.page_not_found"
 handler500 = "chat.views.server_error"

@@ -586,7 +586,9 @@ class Smoke:
             conversation = created.json()["id"]
             connection, response = browser.stream(
                 f"/api/v1/conversations/{conversation}/messages/",
-                {"content": f"What are the symptoms of asthma? ({attempt})"},
+                # Different each try (no answer cache); the count stays away from the topic's name,
+                # where a number would name a numbered type ("asthma 2").
+                {"content": f"Try {attempt + 1}: what are the symptoms of asthma?"},
             )
             events = sse_events(response)
             first = next(events, ("eof", {}))

@@ -184,7 +184,6 @@ def test_the_manager_picks_up_a_newly_activated_adapter(tiny_settings, tmp_path,
 @pytest.fixture
 def asthma_rule(db, settings):
     # BM25 needs a few documents to tell topics apart; scores are lower in so small a corpus.
-    settings.MEDBOT_RULE_MIN_SCORE = 1.0
     for title, words in [("Sleep", "insomnia\nsleep"), ("Back pain", "back pain\nlumbago"), ("Acne", "spots\nacne")]:
         FallbackRule.objects.create(title=title, triggers=words, answer=f"About {title.lower()}.")
     return FallbackRule.objects.create(

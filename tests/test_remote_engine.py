@@ -212,7 +212,6 @@ def remote_settings(fake_openai, settings, db):
     settings.MEDBOT_ENGINE_URL = url
     settings.MEDBOT_ENGINE_MODEL = "smollm2"
     settings.MEDBOT_ENGINE_API_KEY = ""
-    settings.MEDBOT_RULE_MIN_SCORE = 1.0
     for title, words in [("Sleep", "insomnia\nsleep"), ("Back pain", "back pain\nlumbago"), ("Acne", "spots\nacne")]:
         FallbackRule.objects.create(title=title, triggers=words, answer=f"About {title.lower()}.")
     FallbackRule.objects.create(

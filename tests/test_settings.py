@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from chat.ratelimits import client_ip
 from medbot_site.env import cache_config, database_config, env_bool, env_float, env_int, env_list, env_rate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +124,17 @@ def test_production_refuses_to_start_without_allowed_hosts():
     assert "ALLOWED_HOSTS must be set when MEDBOT_ENV=production" in out.stderr
 
 
+def test_production_refuses_to_start_with_debug_on():
+    out = _settings_in_subprocess({**PRODUCTION, "DEBUG": "1"}, "1")
+    assert out.returncode != 0
+    assert "DEBUG must be off when MEDBOT_ENV=production" in out.stderr
+
+
+def test_development_may_turn_debug_on():
+    out = _settings_in_subprocess({"MEDBOT_ENV": "development", "DEBUG": "1"}, "settings.DEBUG")
+    assert out.stdout.strip() == "True", out.stderr
+
+
 def test_an_unknown_medbot_env_stops_start_up():
     out = _settings_in_subprocess({"MEDBOT_ENV": "staging"}, "1")
     assert out.returncode != 0
@@ -141,3 +153,11 @@ def test_a_bad_setting_stops_start_up_with_a_clear_error():
     out = _settings_in_subprocess({"MEDBOT_MAX_NEW_TOKENS": "lots"}, "1")
     assert out.returncode != 0
     assert "MEDBOT_MAX_NEW_TOKENS must be an integer" in out.stderr
+
+
+def test_env_example_describes_the_forwarded_for_entry_the_rate_limits_read(rf, settings):
+    settings.MEDBOT_TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7", REMOTE_ADDR="10.0.0.2")
+    assert client_ip("ask", request) == "203.0.113.7"  # the proxy's entry, not the client's forgery
+    text = " ".join((ROOT / ".env.example").read_text().split())
+    assert "reads its right-most entry" in text and "left-most" not in text
