@@ -26,6 +26,7 @@ from inference import pipeline, triage, versions
 from inference.models import AuditLog, Concept, Disclaimer, EmergencyRule, FallbackRule
 from inference.retrieval import retriever, rule_id
 from inference.text import clean_input
+from knowledge.admin import enabled_switches
 from knowledge.search import Hit
 
 admin.site.site_header = "MedBot administration"
@@ -35,25 +36,12 @@ admin.site.site_title = "MedBot admin"
 # --- rules -------------------------------------------------------------------------------------
 
 
-def set_enabled(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
-    """Bulk enable/disable. ``update()`` sends no post_save, so the rules version is bumped here:
-    without it, workers would keep answering from the rules as they were."""
-    changed = queryset.update(enabled=enabled)
-    versions.bump(versions.RULES)
-    if modeladmin.model in (EmergencyRule, Concept):
-        versions.bump(triage.TRIAGE)
-    noun = modeladmin.model._meta.verbose_name if changed == 1 else modeladmin.model._meta.verbose_name_plural
-    modeladmin.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} {noun}.", messages.SUCCESS)
+def _versions_to_bump(model: type[Model]) -> list[str]:
+    # Curated entries feed the knowledge index (RULES); emergency rules and concepts feed triage.
+    return [versions.RULES, triage.TRIAGE] if model in (EmergencyRule, Concept) else [versions.RULES]
 
 
-@admin.action(description="Enable selected rules", permissions=["change"])
-def enable_rules(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    set_enabled(modeladmin, request, queryset, True)
-
-
-@admin.action(description="Disable selected rules", permissions=["change"])
-def disable_rules(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    set_enabled(modeladmin, request, queryset, False)
+rule_switches = enabled_switches("rules", _versions_to_bump)
 
 
 class TryQuestionForm(forms.Form):
@@ -119,7 +107,7 @@ def try_question(question: str) -> TryResult:
 class RuleAdmin(admin.ModelAdmin):
     """What fallback and emergency rules share: bulk switches and read-only hit counts."""
 
-    actions = [enable_rules, disable_rules]
+    actions = rule_switches
     list_filter = ["enabled"]
     list_per_page = 50
     readonly_fields = ["hit_count", "created_at", "updated_at"]
@@ -187,7 +175,7 @@ class EmergencyRuleAdmin(RuleAdmin):
 class ConceptAdmin(admin.ModelAdmin):
     """Concepts as curators write them: a name, a kind and the phrases people use, one per line."""
 
-    actions = [enable_rules, disable_rules]
+    actions = rule_switches
     list_display = ["name", "kind", "phrases", "enabled", "updated_at"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name", "synonyms", "description"]

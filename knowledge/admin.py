@@ -7,6 +7,8 @@ bump, workers would keep answering from a source a curator has just disabled.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, QuerySet
@@ -16,21 +18,34 @@ from knowledge import versions
 from knowledge.models import KnowledgeSource, Passage
 
 
-def set_enabled(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
-    changed = queryset.update(enabled=enabled)
-    versions.bump(versions.KNOWLEDGE)
-    noun = "source" if changed == 1 else "sources"
-    modeladmin.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} {noun}.", messages.SUCCESS)
+def enabled_switches(name: str, bump: Callable[[type[models.Model]], Iterable[str]], disable_note: str = "") -> list:
+    """The two bulk actions that switch rows on and off (``enable_<name>``, ``disable_<name>``).
 
+    ``update()`` sends no post_save, so they bump the versions ``bump(model)`` names themselves:
+    without that, workers would keep answering from what a curator has just switched off. The
+    rules, concepts and knowledge sources all use these."""
 
-@admin.action(description="Enable selected sources", permissions=["change"])
-def enable_sources(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    set_enabled(modeladmin, request, queryset, True)
+    def switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
+        changed = queryset.update(enabled=enabled)
+        for version in bump(modeladmin.model):
+            versions.bump(version)
+        options = modeladmin.model._meta
+        noun = options.verbose_name if changed == 1 else options.verbose_name_plural
+        modeladmin.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} {noun}.", messages.SUCCESS)
 
+    def enable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        switch(modeladmin, request, queryset, True)
 
-@admin.action(description="Disable selected sources (their passages leave the answers)", permissions=["change"])
-def disable_sources(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
-    set_enabled(modeladmin, request, queryset, False)
+    def disable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        switch(modeladmin, request, queryset, False)
+
+    enable.__name__, disable.__name__ = f"enable_{name}", f"disable_{name}"
+    return [
+        admin.action(description="Enable selected %(verbose_name_plural)s", permissions=["change"])(enable),
+        admin.action(description=f"Disable selected %(verbose_name_plural)s{disable_note}", permissions=["change"])(
+            disable
+        ),
+    ]
 
 
 class KnowledgeAdmin(admin.ModelAdmin):
@@ -40,7 +55,9 @@ class KnowledgeAdmin(admin.ModelAdmin):
 
 @admin.register(KnowledgeSource)
 class KnowledgeSourceAdmin(KnowledgeAdmin):
-    actions = [enable_sources, disable_sources]
+    actions = enabled_switches(
+        "sources", lambda model: [versions.KNOWLEDGE], disable_note=" (their passages leave the answers)"
+    )
     list_display = ["name", "publisher", "licence", "enabled", "passage_count", "last_reviewed", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["name", "publisher", "url"]

@@ -61,7 +61,7 @@ def test_a_curator_disables_a_whole_source_and_the_workers_are_told(carol, medqu
     response = carol.post(SOURCES, {"action": "disable_sources", "_selected_action": [medquad.pk]}, follow=True)
 
     assert response.status_code == 200
-    assert b"Disabled 1 source." in response.content
+    assert b"Disabled 1 knowledge source." in response.content
     medquad.refresh_from_db()
     assert medquad.enabled is False
     assert versions.current(versions.KNOWLEDGE) != before
