@@ -94,7 +94,7 @@ def test_the_admin_log_in_obeys_the_same_limits(alice, settings):
 
 def test_young_accounts_count_their_questions_against_their_address(curated_data, settings):
     """The reported hole: a new account per question dodged a per-account limit."""
-    settings.MEDBOT_RATE_LIMIT = "2/m"
+    settings.MEDBOT_RATE_LIMIT = "2/d"
     codes = []
     for name in ("ann", "ben", "cat"):
         client = Client(REMOTE_ADDR="10.0.0.1")
@@ -112,7 +112,7 @@ def test_young_accounts_count_their_questions_against_their_address(curated_data
 
 
 def test_creating_conversations_is_limited(client_for, alice, settings):
-    settings.MEDBOT_CONVERSATION_RATE = "2/m"
+    settings.MEDBOT_CONVERSATION_RATE = "2/d"
     client = client_for(alice)
     codes = [client.post("/api/v1/conversations/", {}, format="json").status_code for _ in range(3)]
     assert codes == [201, 201, 429]
@@ -121,14 +121,14 @@ def test_creating_conversations_is_limited(client_for, alice, settings):
 
 
 def test_anonymous_conversation_creation_is_limited_per_address(db, settings):
-    settings.MEDBOT_CONVERSATION_RATE = "1/m"
+    settings.MEDBOT_CONVERSATION_RATE = "1/d"
     first = Client(REMOTE_ADDR="10.0.0.1").post("/api/v1/conversations/", {}, content_type="application/json")
     fresh_session = Client(REMOTE_ADDR="10.0.0.1").post("/api/v1/conversations/", {}, content_type="application/json")
     assert (first.status_code, fresh_session.status_code) == (201, 429)
 
 
 def test_rating_is_limited(client_for, alice, settings):
-    settings.MEDBOT_FEEDBACK_RATE = "2/m"
+    settings.MEDBOT_FEEDBACK_RATE = "2/d"
     conversation = Conversation.objects.create(owner=alice)
     question = Message.objects.create(conversation=conversation, role="user", content="asthma?")
     answer = Message.objects.create(conversation=conversation, role="assistant", content="A.", reply_to=question)
@@ -139,7 +139,7 @@ def test_rating_is_limited(client_for, alice, settings):
 
 
 def test_page_loads_make_sessions_only_under_the_per_address_limit(curated_data, settings):
-    settings.MEDBOT_NEW_SESSION_RATE = "2/m"
+    settings.MEDBOT_NEW_SESSION_RATE = "2/d"
     visitors = [Client(REMOTE_ADDR="10.0.0.1") for _ in range(3)]
     assert [visitor.get("/").status_code for visitor in visitors] == [200, 200, 200]
     assert Session.objects.count() == 2
@@ -217,7 +217,7 @@ def hung_redis(settings):
 
 
 def test_a_hung_redis_costs_one_timeout_per_back_off_not_one_per_call(settings, hung_redis, caplog):
-    settings.MEDBOT_RATE_LIMIT = "5/m"
+    settings.MEDBOT_RATE_LIMIT = "5/d"
     request = RequestFactory().post("/api/v1/ask", REMOTE_ADDR="10.0.0.1")
     started = time.monotonic()
     waits = [ratelimits.retry_after(request) for _ in range(10)]
