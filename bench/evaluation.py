@@ -182,7 +182,7 @@ class Row:
 def score(question: EvalQuestion, result: pipeline.AnswerResult) -> dict[str, Any]:
     names = focus_names(question.focus, question.synonyms) if question.focus else []
     return {
-        "answered": result.source in {pipeline.MODEL, pipeline.EXTRACT, pipeline.RULE},
+        "answered": result.source in {pipeline.Source.MODEL, pipeline.Source.EXTRACT, pipeline.Source.RULE},
         "disclaimer": bool(result.disclaimer.strip()),
         "relevant": names_focus(result.text, names) if names else None,
         "rouge_l": round(rouge_l_f1(result.text, question.reference), 4) if question.reference else None,
@@ -210,10 +210,12 @@ def summarise(rows: Sequence[Row]) -> dict[str, Any]:
         "sources": dict(sorted(Counter(row.source for row in rows).items())),
         "relevance": _rate(sum(bool(row.relevant) for row in focused), len(focused)),
         "rouge_l": {"mean": round(sum(scored) / len(scored), 4) if scored else None, "n": len(scored)},
-        "emergency_recall": _rate(sum(row.source == pipeline.EMERGENCY for row in positives), len(positives)),
-        "emergency_false_alarms": _rate(sum(row.source == pipeline.EMERGENCY for row in negatives), len(negatives)),
-        "missed_emergencies": [row.id for row in positives if row.source != pipeline.EMERGENCY],
-        "false_alarms": [row.id for row in negatives if row.source == pipeline.EMERGENCY],
+        "emergency_recall": _rate(sum(row.source == pipeline.Source.EMERGENCY for row in positives), len(positives)),
+        "emergency_false_alarms": _rate(
+            sum(row.source == pipeline.Source.EMERGENCY for row in negatives), len(negatives)
+        ),
+        "missed_emergencies": [row.id for row in positives if row.source != pipeline.Source.EMERGENCY],
+        "false_alarms": [row.id for row in negatives if row.source == pipeline.Source.EMERGENCY],
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
         "fallbacks": dict(sorted(Counter(row.fallback for row in rows if row.fallback).items())),
     }

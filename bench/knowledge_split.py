@@ -63,7 +63,7 @@ MEDQUAD_CREDIT = (
 )
 COVERED, UNCOVERED = "covered", "uncovered"
 GROUPS = (COVERED, UNCOVERED)
-ANSWERED_SOURCES = frozenset({pipeline.MODEL, pipeline.EXTRACT, pipeline.RULE})
+ANSWERED_SOURCES = frozenset({pipeline.Source.MODEL, pipeline.Source.EXTRACT, pipeline.Source.RULE})
 
 # The acceptance bars of issue 12 (per group): (metric, comparison, bar).
 BARS: dict[str, tuple[tuple[str, str, float], ...]] = {
@@ -569,7 +569,7 @@ def summarise(rows: Sequence[Row]) -> dict[str, Any]:
         "unsupported_sentences": _rate(sum(row.unsupported for row in answered), sentences),
         "answers_with_missing_names": sum(bool(row.missing) for row in answered),
         "rouge_l": {"mean": round(sum(scored) / len(scored), 4) if scored else None, "n": len(scored)},
-        "honest_unavailable": _rate(sum(row.source in {pipeline.UNAVAILABLE, "none"} for row in rows), n),
+        "honest_unavailable": _rate(sum(row.source in {pipeline.Source.UNAVAILABLE, "none"} for row in rows), n),
         "sources": dict(sorted(Counter(row.source for row in rows).items())),
         "answered_from": dict(sorted(Counter(row.top_source for row in answered).items())),
         "by_template": {

@@ -42,8 +42,6 @@ class Source(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # nothing in the knowledge base answers it
 
 
-MODEL, EXTRACT, RULE, EMERGENCY, UNAVAILABLE = (s.value for s in Source)
-
 
 class Fallback(enum.StrEnum):
     """Why the answer is not the model's. Transient reasons may go away on a retry, so answers
@@ -153,7 +151,7 @@ def warm_up() -> threading.Thread:
 
 def interrupted(text: str) -> AnswerResult:
     """What is kept when the client left mid-answer: the model's text so far, marked partial."""
-    return AnswerResult(text=text, source=MODEL, disclaimer=current_disclaimer(), partial=True)
+    return AnswerResult(text=text, source=Source.MODEL, disclaimer=current_disclaimer(), partial=True)
 
 
 # --- the answer cache ---------------------------------------------------------------------------
@@ -203,13 +201,13 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
-        return AnswerResult(text=text, source=UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
+        return AnswerResult(text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
     top = hits[0].document
     if rule_id(top) is not None:
         # A curated entry is written to be read as it is: serve it whole.
         return AnswerResult(
             text=top.text,
-            source=RULE,
+            source=Source.RULE,
             disclaimer=disclaimer,
             citations=[citation_for(top).as_dict()],
             matched_rule=top.title,
@@ -221,7 +219,7 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
         return knowledge_answer(question, [], disclaimer, Fallback.NO_KNOWLEDGE)
     return AnswerResult(
         text=text,
-        source=EXTRACT,
+        source=Source.EXTRACT,
         disclaimer=disclaimer,
         citations=[citation_for(d).as_dict() for d in used],
         matched_rule=top.title,
@@ -259,7 +257,7 @@ def model_answer(
         return
 
     if stats.stopped_by == "cancelled":
-        yield AnswerResult(text="".join(pieces).strip(), source=MODEL, disclaimer=disclaimer, partial=True)
+        yield AnswerResult(text="".join(pieces).strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
         return
     text = trim_to_sentences(strip_template_markers("".join(pieces)))
     timed_out = stats.stopped_by == "timeout"
@@ -281,7 +279,7 @@ def model_answer(
         return
     yield AnswerResult(
         text=text,
-        source=MODEL,
+        source=Source.MODEL,
         disclaimer=disclaimer,
         citations=[citation_for(d).as_dict() for d in documents],
         matched_rule=documents[0].title,
@@ -327,7 +325,7 @@ def stream_answer(
         yield done(
             AnswerResult(
                 text=verdict.response,
-                source=EMERGENCY,
+                source=Source.EMERGENCY,
                 disclaimer=disclaimer,
                 triage_level=verdict.level,
                 matched_rule=verdict.rule,

@@ -154,8 +154,8 @@ class Retriever:
         with self._lock:
             return "pinned" if self._pinned else ":".join(self._version or ("none",))
 
-    def search(self, question: str, limit: int = 3, min_score: float = 0.0) -> list[Hit]:
-        return self.index().search(question, limit=limit, min_score=min_score)
+    def search(self, question: str, limit: int = 3) -> list[Hit]:
+        return self.index().search(question, limit=limit)
 
     @contextmanager
     def pinned(self, index: KnowledgeIndex) -> Iterator[KnowledgeIndex]:

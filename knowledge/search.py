@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bm25s
 import numpy as np
@@ -167,12 +167,6 @@ class Hit:
     type_matched: bool
 
 
-@dataclass
-class _Focus:
-    documents: list[int] = field(default_factory=list)
-    phrases: set[str] = field(default_factory=set)
-
-
 def focus_variants(name: str) -> set[str]:
     """The names a focus goes by: as written, without brackets, the bracketed part, the part
     after a dash or colon ("Parasites - Taeniasis" → "Taeniasis")."""
@@ -229,13 +223,12 @@ class KnowledgeIndex:
 
         # Focus names → the documents about that focus. Names with the same comparable form
         # share one focus, so a curated "Asthma" entry and imported asthma passages meet.
-        self._foci: dict[str, _Focus] = {}
+        self._foci: dict[str, list[int]] = {}  # focus key → its documents
         self._phrase_focus: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
-            focus = self._foci.setdefault(key, _Focus())
-            focus.documents.append(index)
+            self._foci.setdefault(key, []).append(index)
             curated = doc.key.startswith("rule:")
             for name in focus_variants(doc.focus) | set(doc.synonyms):
                 words = name_form(normal_words(name))
@@ -246,7 +239,6 @@ class KnowledgeIndex:
                     continue
                 if not words or len(words) > MAX_PHRASE_WORDS or all(w in STOPWORDS | GENERIC | PEOPLE for w in words):
                     continue
-                focus.phrases.add(" ".join(words))
                 self._phrase_focus[" ".join(words)].add(key)
 
     def __len__(self) -> int:
@@ -393,7 +385,7 @@ class KnowledgeIndex:
         return "non" not in question_ids or "non" in names
 
     def _curated_only(self, key: str) -> bool:
-        return all(self.documents[i].key.startswith("rule:") for i in self._foci[key].documents)
+        return all(self.documents[i].key.startswith("rule:") for i in self._foci[key])
 
     def mentions_focus(self, index: int, name: str) -> bool:
         """Whether a passage talks about a focus: every telling word of its name is in it
@@ -406,7 +398,7 @@ class KnowledgeIndex:
 
     # --- search -----------------------------------------------------------------------------
 
-    def search(self, question: str, limit: int = 3, min_score: float = 0.0) -> list[Hit]:
+    def search(self, question: str, limit: int = 3) -> list[Hit]:
         """The best passages for ``question``, best first; empty when nothing answers it."""
         if self._bm25 is None:
             return []
@@ -432,7 +424,7 @@ class KnowledgeIndex:
                 for key in keys:
                     found = [
                         i
-                        for i in self._foci[key].documents
+                        for i in self._foci[key]
                         if self.has_name(i, name, extra) and self.same_kind(i, question_ids, question_groups)
                     ]
                     candidates.update(found)
@@ -468,7 +460,7 @@ class KnowledgeIndex:
         }
         hits = []
         for i in top:
-            if scores[i] <= 0 or scores[i] < min_score:
+            if scores[i] <= 0:
                 break
             focus_words = set(tokens(self.documents[i].focus)) - GENERIC
             if not focus_words:

@@ -246,14 +246,25 @@ def shipped_triage():
     return fixture_triage()
 
 
-@pytest.fixture
-def curator(db) -> User:
-    """Carol: staff whose only permissions come from the Curators group (migrations 0002 and 0004)."""
+def staff_in(group: str, username: str) -> User:
+    """A staff user whose only permissions come from one group the migrations make."""
     from django.contrib.auth.models import Group
 
-    user = User.objects.create_user("carol", is_staff=True)
-    user.groups.add(Group.objects.get(name="Curators"))
+    user = User.objects.create_user(username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
     return user
+
+
+@pytest.fixture
+def curator(db) -> User:
+    """Carol, a curator."""
+    return staff_in("Curators", "carol")
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    """Audrey, an auditor (read-only)."""
+    return staff_in("Auditors", "audrey")
 
 
 @pytest.fixture

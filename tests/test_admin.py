@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,33 +28,6 @@ SCRIPT = "<script>alert(1)</script>"
 def _fast_passwords(settings) -> None:
     """Users here log in with force_login; hashing their passwords properly only costs time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def staff_in(group: str, username: str) -> User:
-    """A staff user whose only permissions come from one group made by the 0002_groups migration."""
-    user = User.objects.create_user(username, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def curator(db) -> User:
-    return staff_in("Curators", "carol")
-
-
-@pytest.fixture
-def auditor(db) -> User:
-    return staff_in("Auditors", "audrey")
-
-
-@pytest.fixture
-def admin_for() -> Callable[[User], Client]:
-    def make(user: User) -> Client:
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def run_action(client: Client, changelist: str, action: str, *objects: object, follow: bool = True) -> HttpResponse:

@@ -32,7 +32,7 @@ from inference.models import FallbackRule
 from knowledge.text import phrase
 
 SPLIT_DATA = Path(__file__).resolve().parent / "data" / "knowledge_split"
-KNOWLEDGE = ("1_Alpha_QA/0000001.xml", "1_Alpha_QA/0000002.xml")  # chilblains, hiccups
+KNOWLEDGE = ("alpha/alpha-1.xml", "alpha/alpha-2.xml")  # chilblains, hiccups
 # A seed whose wordings triage leaves alone: with seed 0 "What medicines help with chilblains?"
 # is routed as an emergency (a triage false alarm the MedQuAD run shows too).
 SEED = 2
@@ -59,14 +59,14 @@ def fixed_split(monkeypatch, corpus):
 
 def test_the_reader_keeps_each_file_whole_and_leaves_out_empty_answers(corpus):
     assert sorted(corpus) == [
-        "1_Alpha_QA/0000001.xml",
-        "1_Alpha_QA/0000002.xml",
-        "2_Beta_QA/0000011.xml",
-        "2_Beta_QA/0000012.xml",
-        "2_Beta_QA/0000013.xml",
-        "2_Beta_QA/0000014.xml",
+        "alpha/alpha-1.xml",
+        "alpha/alpha-2.xml",
+        "beta/beta-11.xml",
+        "beta/beta-12.xml",
+        "beta/beta-13.xml",
+        "beta/beta-14.xml",
     ]
-    hiccups = corpus["1_Alpha_QA/0000002.xml"]
+    hiccups = corpus["alpha/alpha-2.xml"]
     assert hiccups.focus == "Hiccups" and hiccups.synonyms == ("Singultus",)
     assert [record.question_type for record in hiccups.records] == ["information", "treatment"]  # outlook is empty
 

@@ -202,3 +202,11 @@ def test_a_serving_process_builds_its_knowledge_index_before_the_first_question(
     retriever.reset()
     pipeline.warm_up().join(30)
     assert retriever._index is not None and len(retriever._index) > 0
+
+
+def test_the_stored_sources_and_triage_levels_are_the_ones_the_pipeline_gives() -> None:
+    from chat.models import Source, TriageLevel
+    from inference import triage
+
+    assert set(Source.values) == {source.value for source in pipeline.Source}
+    assert set(TriageLevel.values) == set(triage.LEVELS)

@@ -55,7 +55,7 @@ def test_it_imports_a_medquad_folder_recursively_and_skips_empty_answers(db):
 
 
 def test_it_reads_a_single_medquad_file(db):
-    result = read_pairs(DATA / "xml_sample" / "1_sample_set" / "0000001_1.xml")
+    result = read_pairs(DATA / "xml_sample" / "sample-one.xml")
     assert [q for q, _ in result.pairs] == ["What is (are) Hay Fever?", "What are the treatments for Hay Fever?"]
     assert result.skipped == 1
 
@@ -104,7 +104,7 @@ def test_a_bad_file_is_a_clear_error_and_changes_nothing(db, tmp_path, name, con
 
 
 def test_a_folder_with_one_bad_xml_file_imports_none_of_its_files(db, tmp_path):
-    good = (DATA / "xml_sample" / "2_other_set" / "0000002.xml").read_text()
+    good = (DATA / "xml_sample" / "sample-two.xml").read_text()
     (tmp_path / "a.xml").write_text(good)
     (tmp_path / "b.xml").write_text(good.replace("</QAPairs>", ""))
     with pytest.raises(CommandError, match=r"b\.xml: invalid XML"):

@@ -4,7 +4,6 @@ passages, auditors only look, and every change reaches the workers' search index
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from knowledge import versions
@@ -19,23 +18,14 @@ def _fast_passwords(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def logged_in(group: str, username: str) -> Client:
-    """A staff user whose only permissions come from one group made by the migrations."""
-    user = User.objects.create_user(username, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
+@pytest.fixture
+def carol(curator, admin_for) -> Client:
+    return admin_for(curator)
 
 
 @pytest.fixture
-def carol(db) -> Client:
-    return logged_in("Curators", "carol")
-
-
-@pytest.fixture
-def audrey(db) -> Client:
-    return logged_in("Auditors", "audrey")
+def audrey(auditor, admin_for) -> Client:
+    return admin_for(auditor)
 
 
 @pytest.fixture

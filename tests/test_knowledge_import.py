@@ -35,7 +35,7 @@ def passages(source: str = "test") -> dict[str, Passage]:
 
 
 def test_it_imports_a_medquad_document_with_synonyms_types_and_tidy_questions(db):
-    report = import_knowledge(DATA / "medquad" / "1_Document_set" / "0000101.xml", "test")
+    report = import_knowledge(DATA / "xml" / "document-root.xml", "test")
 
     assert (report.files, report.added, report.skipped, report.problems) == (1, 2, 1, [])
     rows = passages()
@@ -54,7 +54,7 @@ def test_it_imports_a_medquad_document_with_synonyms_types_and_tidy_questions(db
 
 
 def test_it_imports_the_lowercase_doc_root_of_some_ninds_files(db):
-    import_knowledge(DATA / "medquad" / "2_doc_set" / "0000102.xml", "test")
+    import_knowledge(DATA / "xml" / "doc-root.xml", "test")
 
     rows = passages()
     assert set(rows) == {"SampleNeuro/0000102/1", "SampleNeuro/0000102/2"}
@@ -69,7 +69,7 @@ def test_it_imports_the_lowercase_doc_root_of_some_ninds_files(db):
 
 
 def test_it_imports_the_disease_file_root_of_a_cdc_file(db):
-    import_knowledge(DATA / "medquad" / "3_DiseaseFile_set" / "0000103.xml", "test")
+    import_knowledge(DATA / "xml" / "diseasefile-root.xml", "test")
 
     rows = passages()
     assert set(rows) == {"SampleCDC/0000103/1", "SampleCDC/0000103/2"}
@@ -136,11 +136,9 @@ def test_it_imports_a_plain_text_leaflet_in_paragraph_groups(db, monkeypatch):
 
 
 def test_training_reads_every_medquad_root_with_the_same_reader():
-    result = read_pairs(DATA / "medquad")
+    result = read_pairs(DATA / "xml")
     assert len(result.pairs) == 6 and result.skipped == 1
-    assert ("What is restless legs syndrome?", read_file(DATA / "medquad" / "2_doc_set" / "0000102.xml")[0].text) in (
-        result.pairs
-    )
+    assert ("What is restless legs syndrome?", read_file(DATA / "xml" / "doc-root.xml")[0].text) in (result.pairs)
 
 
 # --- bad files ---------------------------------------------------------------------------------
@@ -175,7 +173,7 @@ def test_a_bad_file_is_reported_with_its_reason_and_nothing_of_it_is_written(db,
 
 
 def test_a_medquad_folder_with_one_bad_file_imports_the_others_whole(db, tmp_path):
-    good = (DATA / "medquad" / "1_Document_set" / "0000101.xml").read_text()
+    good = (DATA / "xml" / "document-root.xml").read_text()
     (tmp_path / "0000101.xml").write_text(good)
     # Valid XML until the last pair: a reader writing as it went would leave two passages behind.
     (tmp_path / "0000104.xml").write_text(good.replace("0000101", "0000104").replace("</QAPairs>", ""))
@@ -246,7 +244,7 @@ def test_reimporting_updates_changed_passages_in_place_and_leaves_the_rest_alone
 
 def test_an_import_reports_its_progress_file_by_file(db):
     calls: list[tuple[int, int]] = []
-    import_knowledge(DATA / "medquad", "test", progress=lambda done, total: calls.append((done, total)))
+    import_knowledge(DATA / "xml", "test", progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
@@ -261,7 +259,7 @@ def test_an_import_bumps_the_knowledge_version_once_it_is_written(db):
 
 def test_the_command_creates_the_source_and_prints_a_summary(db):
     out, _ = run_import(
-        str(DATA / "medquad"), "--source", "medquad", "--publisher", "NIH", "--licence", "CC BY 4.0",
+        str(DATA / "xml"), "--source", "medquad", "--publisher", "NIH", "--licence", "CC BY 4.0",
         "--url", "https://example.org/medquad",
     )  # fmt: skip
 
@@ -273,7 +271,7 @@ def test_the_command_creates_the_source_and_prints_a_summary(db):
         "https://example.org/medquad",
         True,
     )
-    out, _ = run_import(str(DATA / "medquad"), "--source", "medquad")
+    out, _ = run_import(str(DATA / "xml"), "--source", "medquad")
     assert "0 passages added, 0 updated, 6 unchanged" in out
     assert Passage.objects.count() == 6
 
