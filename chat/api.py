@@ -42,6 +42,7 @@ from chat.serializers import (
     MessageSerializer,
 )
 from chat.services import ensure_session
+from inference.pipeline import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,15 @@ def owned_conversations(request: Request):
     return Conversation.objects.owned_by(request.user, owner_key_for(request, create=False))
 
 
-def new_conversation(request: Request, title: str = "") -> Conversation:
+def owner_of(request: Request) -> dict[str, Any]:
+    """The fields that make the requester a new conversation's owner."""
     if request.user.is_authenticated:
-        return Conversation.objects.create(owner=request.user, title=title)
-    return Conversation.objects.create(owner_key_hash=owner_key_for(request, create=True), title=title)
+        return {"owner": request.user}
+    return {"owner_key_hash": owner_key_for(request, create=True)}
+
+
+def new_conversation(request: Request, title: str = "") -> Conversation:
+    return Conversation.objects.create(title=title, **owner_of(request))
 
 
 def client_label(request: Request) -> str:
@@ -131,11 +137,11 @@ def check_write_rate(request: Request, group: str, rate: str, what: str) -> None
         raise RateLimited(wait, f"Too many {what}. Please wait a moment and try again.")
 
 
-def ask_once(conversation: Conversation, text: str, client: str) -> Message:
+def ask_once(conversation: Conversation, text: str, client: str, question: Message | None = None) -> Message:
     """``services.ask`` holding the conversation's lock; AnswerInProgress (409) if it is taken."""
     try:
         with locks.answering(conversation):
-            return services.ask(conversation, text, client)
+            return services.ask(conversation, text, client, question)
     except locks.ConversationBusy:
         raise AnswerInProgress from None
 
@@ -167,13 +173,26 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def stream_events(conversation: Conversation, text: str, client: str) -> Iterator[bytes]:
-    """Server-Sent Events: ``piece`` events with text, then ``done`` with the saved message."""
-    answer = services.ask_stream(conversation, text, client)
+def stream_events(conversation: Conversation, question: Message, client: str) -> Iterator[bytes]:
+    """Server-Sent Events: one ``status`` event first (``stage: received``: the question is saved
+    and the answer is being prepared; it carries the conversation, title included, and the saved
+    question, so a client shows both at once), ``piece`` events with text, then ``done`` with the
+    saved message, or ``error`` when the answer could not be completed."""
+    yield sse(
+        "status",
+        {
+            "stage": "received",
+            "conversation": ConversationSerializer(conversation).data,
+            "question": MessageSerializer(question).data,
+        },
+    )
+    answer = services.ask_stream(conversation, question.content, client, question)
     try:
         for item in answer:
             if isinstance(item, Message):
                 yield sse("done", MessageSerializer(item).data)
+            elif isinstance(item, Stage):
+                yield sse("status", {"stage": item.name})
             else:
                 yield sse("piece", {"text": item})
     except Exception:
@@ -183,8 +202,49 @@ def stream_events(conversation: Conversation, text: str, client: str) -> Iterato
         answer.close()  # a client that went away: the partial answer is saved
 
 
+def streamed_answer(request: Request, conversation: Conversation | None, text: str) -> StreamingHttpResponse:
+    """Save the question, then stream its answer as Server-Sent Events (``stream_events``).
+
+    With no conversation, one is started together with the question (``services.start_conversation``):
+    a question refused before this point leaves no empty conversation. The question is saved
+    before the response starts, so the first event can already name the conversation."""
+    if conversation is None:
+        conversation, question = services.start_conversation(text, **owner_of(request))
+        locks.acquire(conversation)  # brand new: nothing else can be answering in it
+    else:
+        try:
+            locks.acquire(conversation)
+        except locks.ConversationBusy:
+            raise AnswerInProgress from None
+        try:
+            question = services.save_question(conversation, text)
+        except BaseException:
+            locks.release(conversation)
+            raise
+    events = LockedStream(conversation, stream_events(conversation, question, client_label(request)))
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
+    return response
+
+
+def wants_events(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+SSE_DESCRIPTION = (
+    "With `Accept: text/event-stream` the answer streams as Server-Sent Events: `status` first "
+    '(`{"stage": "received", "conversation", "question"}`: the question is saved and the answer is '
+    'being prepared), then `piece` events (`{"text"}`), then `done` with the saved message '
+    '(or `error` with `{"detail"}`).'
+)
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Your conversations, newest first", parameters=[OpenApiParameter("search", str)]),
+    list=extend_schema(
+        summary="Your conversations, newest first",
+        parameters=[OpenApiParameter("search", str, description="Words to find in titles and message text.")],
+    ),
     create=extend_schema(summary="Start a conversation", responses={201: ConversationSerializer, 429: RATE_LIMITED}),
     retrieve=extend_schema(summary="A conversation with its messages"),
     partial_update=extend_schema(summary="Rename a conversation"),
@@ -199,7 +259,8 @@ class ConversationViewSet(
     viewsets.GenericViewSet,
 ):
     filter_backends = [filters.SearchFilter]
-    search_fields = ["title"]
+    # Titles and what was said: each word must appear in the title or in one of the messages.
+    search_fields = ["title", "messages__content"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -257,8 +318,7 @@ class ConversationViewSet(
     @extend_schema(
         methods=["POST"],
         summary="Ask in this conversation",
-        description="Returns the saved assistant message. With `Accept: text/event-stream` the answer "
-        'streams as Server-Sent Events: `piece` events (`{"text"}`), then `done` with the saved message.',
+        description=f"Returns the saved assistant message. {SSE_DESCRIPTION}",
         request=MessageCreateSerializer,
         responses={201: MessageSerializer, 409: BUSY, 429: RATE_LIMITED},
     )
@@ -276,25 +336,21 @@ class ConversationViewSet(
         serializer.is_valid(raise_exception=True)
         check_rate(request)
         text = serializer.validated_data["content"]
-        if "text/event-stream" in request.headers.get("Accept", ""):
-            try:
-                locks.acquire(conversation)
-            except locks.ConversationBusy:
-                raise AnswerInProgress from None
-            events = LockedStream(conversation, stream_events(conversation, text, client_label(request)))
-            response = StreamingHttpResponse(events, content_type="text/event-stream")
-            response["Cache-Control"] = "no-store"
-            response["X-Accel-Buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
-            return response
+        if wants_events(request):
+            return streamed_answer(request, conversation, text)
         message = ask_once(conversation, text, client_label(request))
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
 class AskView(APIView):
-    """One question in, one answer out; starts a conversation unless one is given."""
+    """One question in, one answer out; starts a conversation unless one is given (only once the
+    question passed validation and the rate limit, and together with it)."""
+
+    renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
 
     @extend_schema(
         summary="Ask a question",
+        description=f"Without `conversation`, starts one with this question. {SSE_DESCRIPTION}",
         request=AskSerializer,
         responses={
             200: AskResponseSerializer,
@@ -308,12 +364,17 @@ class AskView(APIView):
         serializer = AskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         check_rate(request)
+        text = serializer.validated_data["question"]
         conversation_id = serializer.validated_data.get("conversation")
+        conversation = None
         if conversation_id is not None:
             conversation = get_object_or_404(owned_conversations(request), pk=conversation_id)
-        else:
-            conversation = new_conversation(request)
-        message = ask_once(conversation, serializer.validated_data["question"], client_label(request))
+        if wants_events(request):
+            return streamed_answer(request, conversation, text)
+        question = None
+        if conversation is None:
+            conversation, question = services.start_conversation(text, **owner_of(request))
+        message = ask_once(conversation, text, client_label(request), question)
         body = {
             "answer": message.content,
             "source": message.source,
@@ -339,7 +400,8 @@ class LegacyAskView(APIView):
         serializer.is_valid(raise_exception=True)
         check_rate(request)
         question = serializer.validated_data["question"]
-        message = ask_once(new_conversation(request), question, client_label(request))
+        conversation, saved = services.start_conversation(question, **owner_of(request))
+        message = ask_once(conversation, question, client_label(request), saved)
         return Response(
             {"response": f"{message.content}\n\n{message.disclaimer}", "question": question}, headers=NO_STORE
         )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from chat import ownership
 from chat.models import Conversation, Message
 from inference import audit
-from inference.pipeline import AnswerResult, interrupted, stream_answer
+from inference.pipeline import AnswerResult, Stage, interrupted, stream_answer
 from inference.prompting import Turn
 
 logger = logging.getLogger(__name__)
@@ -70,13 +70,18 @@ def save_answer(
     return message
 
 
-def ask_stream(conversation: Conversation, text: str, client: str = "") -> Iterator[str | Message]:
-    """Yield answer text pieces, then the saved assistant Message.
+def ask_stream(
+    conversation: Conversation, text: str, client: str = "", question: Message | None = None
+) -> Iterator[str | Stage | Message]:
+    """Yield answer text pieces (and the pipeline's ``Stage`` markers), then the saved assistant Message.
 
-    The answer is saved before its last pieces are handed out, and if the consumer stops early
-    (a client that went away mid-generation) what the model wrote so far is saved, marked
-    partial. Model trouble never raises (the rules answer); database errors propagate."""
-    question = save_question(conversation, text)
+    ``question``: the question already saved by ``save_question`` (a caller that reports it
+    before the answer starts); otherwise it is saved here first. The answer is saved before its
+    last pieces are handed out, and if the consumer stops early (a client that went away
+    mid-generation) what the model wrote so far is saved, marked partial. Model trouble never
+    raises (the rules answer); database errors propagate."""
+    if question is None:
+        question = save_question(conversation, text)
     history = history_for(conversation, question)
     cancel = threading.Event()
     pieces: list[str] = []
@@ -86,6 +91,9 @@ def ask_stream(conversation: Conversation, text: str, client: str = "") -> Itera
             if isinstance(item, AnswerResult):
                 result = item
                 break
+            if isinstance(item, Stage):
+                yield item
+                continue
             pieces.append(item)
             yield item
     finally:
@@ -107,10 +115,10 @@ def ask_stream(conversation: Conversation, text: str, client: str = "") -> Itera
     yield message
 
 
-def ask(conversation: Conversation, text: str, client: str = "") -> Message:
+def ask(conversation: Conversation, text: str, client: str = "", question: Message | None = None) -> Message:
     """Answer ``text`` in ``conversation``; returns the saved assistant Message."""
     message = None
-    for item in ask_stream(conversation, text, client):
+    for item in ask_stream(conversation, text, client, question):
         if isinstance(item, Message):
             message = item
     assert message is not None
@@ -154,6 +162,15 @@ def export_markdown(conversation: Conversation) -> str:
         if message.role == Message.Role.ASSISTANT and message.disclaimer:
             lines += [f"> {message.disclaimer}", ""]
     return "\n".join(lines)
+
+
+@transaction.atomic
+def start_conversation(text: str, **owner: object) -> tuple[Conversation, Message]:
+    """A new conversation together with its first question, in one transaction: a question that
+    is refused (rate limit, validation) or never saved leaves no empty conversation behind.
+    ``owner``: ``owner=user`` or ``owner_key_hash=...``. Returns (conversation, question)."""
+    conversation = Conversation.objects.create(**owner)
+    return conversation, save_question(conversation, text)
 
 
 def adopt_anonymous_conversations(user, session) -> int:

@@ -11,12 +11,13 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from chat import ownership, ratelimits
 from chat.forms import ThrottledAuthenticationForm, in_minutes
+from chat.models import Conversation
 from chat.services import ensure_session
 from inference.engine import get_manager
 from inference.pipeline import current_disclaimer
@@ -30,6 +31,17 @@ def index(request: HttpRequest) -> HttpResponse:
         rate = settings.MEDBOT_NEW_SESSION_RATE
         if ratelimits.hit(request, ratelimits.NEW_SESSIONS, rate, ratelimits.ip_key) is None:
             ensure_session(request)
+    return chat_page(request)
+
+
+@ensure_csrf_cookie
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    """The chat opened on one conversation (``/c/<id>``): its owner's link to it; 404 for anyone else."""
+    owned = Conversation.objects.owned_by(request.user, ownership.owner_key(request.session))
+    return chat_page(request, get_object_or_404(owned, pk=pk))
+
+
+def chat_page(request: HttpRequest, open_conversation: Conversation | None = None) -> HttpResponse:
     # Opening the page starts loading the model in the background (a no-op once loaded), so it
     # is usually ready by the time the first question is typed.
     get_manager().start()
@@ -37,6 +49,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "max_chars": settings.MEDBOT_MAX_QUESTION_CHARS,
         "emergency_number": settings.MEDBOT_EMERGENCY_NUMBER,
         "disclaimer": current_disclaimer(),
+        "conversation": open_conversation,
     }
     response = render(request, "chat/index.html", context)
     response["Cache-Control"] = "no-store"

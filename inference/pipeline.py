@@ -28,7 +28,7 @@ from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
-from knowledge.search import Hit
+from knowledge.search import Document, Hit
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,17 @@ class Source(enum.StrEnum):
     EMERGENCY = "emergency"
     UNAVAILABLE = "unavailable"  # nothing in the knowledge base answers it
 
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of an answer under way, yielded between the pieces so people waiting see what is
+    happening: ``sources`` once triage let the question through, ``writing`` when the model starts."""
+
+    name: str
+
+
+SOURCES = Stage("sources")
+WRITING = Stage("writing")
 
 
 class Fallback(enum.StrEnum):
@@ -227,6 +238,34 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
     )
 
 
+def grounding_for(question: str, documents: Sequence[Document]) -> str:
+    """The reference passages as the model sees them. Training builds its prompts with this too."""
+    return grounding_text(question, documents, GROUNDING_WORDS)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gates make of a model's raw text: ``passed`` means it may be shown as final."""
+
+    text: str  # tidied: template markers stripped, an unfinished last sentence trimmed
+    problem: str | None  # the quality gate's reason (empty, repetitive, off the question...)
+    unsupported: tuple[str, ...]  # sentences the passages do not support (faithfulness gate)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problem and not self.unsupported
+
+
+def judge(question: str, raw: str, documents: Sequence[Document], gate: bool = True) -> Verdict:
+    """Both gates on a finished model answer; serving and training's evaluation share it."""
+    text = trim_to_sentences(strip_template_markers(raw))
+    problem = quality_problem(text, question)
+    if problem or not gate:
+        return Verdict(text, problem, ())
+    unsupported = faithfulness_problems(text, [d.text for d in documents], question, retriever.index().is_specific)
+    return Verdict(text, None, tuple(check.sentence for check in unsupported))
+
+
 def model_answer(
     question: str, history: Sequence[Turn], hits: Sequence[Hit], engine, cancel: threading.Event, gate: bool
 ) -> Iterator[str | AnswerResult]:
@@ -237,7 +276,7 @@ def model_answer(
     request = GenerationRequest(
         question=question,
         history=history,
-        grounding=grounding_text(question, documents, GROUNDING_WORDS),
+        grounding=grounding_for(question, documents),
         max_new_tokens=settings.MEDBOT_MAX_NEW_TOKENS,
         temperature=settings.MEDBOT_TEMPERATURE,
         timeout=settings.MEDBOT_GENERATION_TIMEOUT,
@@ -259,26 +298,20 @@ def model_answer(
     if stats.stopped_by == "cancelled":
         yield AnswerResult(text="".join(pieces).strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
         return
-    text = trim_to_sentences(strip_template_markers("".join(pieces)))
     timed_out = stats.stopped_by == "timeout"
-    problem = quality_problem(text, question)
-    if problem:
-        logger.info("Model answer failed the quality gate (%s)", problem)
+    verdict = judge(question, "".join(pieces), documents, gate)
+    if verdict.problem:
+        logger.info("Model answer failed the quality gate (%s)", verdict.problem)
         yield knowledge_answer(question, hits, disclaimer, Fallback.TIMEOUT if timed_out else Fallback.QUALITY)
         return
-    unsupported = (
-        faithfulness_problems(text, [d.text for d in documents], question, retriever.index().is_specific)
-        if gate
-        else []
-    )
-    if unsupported:
-        logger.info("Model answer failed the faithfulness gate: %d unsupported sentence(s)", len(unsupported))
+    if verdict.unsupported:
+        logger.info("Model answer failed the faithfulness gate: %d unsupported sentence(s)", len(verdict.unsupported))
         result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
-        result.unsupported = [check.sentence for check in unsupported]
+        result.unsupported = list(verdict.unsupported)
         yield result
         return
     yield AnswerResult(
-        text=text,
+        text=verdict.text,
         source=Source.MODEL,
         disclaimer=disclaimer,
         citations=[citation_for(d).as_dict() for d in documents],
@@ -306,8 +339,9 @@ def stream_answer(
     *,
     use_model: bool = True,
     gate: bool = True,
-) -> Iterator[str | AnswerResult]:
-    """Yield the model's text pieces as they are produced, then one final AnswerResult.
+) -> Iterator[str | Stage | AnswerResult]:
+    """Yield the model's text pieces as they are produced (with a ``Stage`` before each step),
+    then one final AnswerResult.
 
     Only model text comes as pieces; every other answer comes whole in the result. The final
     result is the truth: it replaces the pieces when a gate refused them or an unfinished
@@ -337,6 +371,7 @@ def stream_answer(
         result.triage_level, result.triage_note = verdict.level, verdict.response
         return done(result)
 
+    yield SOURCES
     hits = find_passages(question, history)
     engine = get_manager().get() if use_model and hits else None
     adapter_version = engine.version if engine is not None else ""
@@ -352,6 +387,7 @@ def stream_answer(
 
     result: AnswerResult | None = None
     if engine is not None:
+        yield WRITING
         for item in model_answer(question, history, hits, engine, cancel or threading.Event(), gate):
             if isinstance(item, AnswerResult):
                 result = item

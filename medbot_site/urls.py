@@ -1,17 +1,24 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chat import api, views
 from medbot_site import health
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("c/<int:pk>", views.conversation, name="conversation"),  # the chat, opened on one conversation
     path("ask", api.LegacyAskView.as_view(), name="legacy-ask"),
     path("api/v1/", include("chat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI from drf-spectacular-sidecar's static files, its start-up script from /api/docs/?script:
+    # nothing inline and nothing from another origin, so the Content-Security-Policy stays as it is.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="chat/api_docs.html"),
+        name="api-docs",
+    ),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("accounts/signup/", views.signup, name="signup"),

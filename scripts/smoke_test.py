@@ -591,7 +591,8 @@ class Smoke:
                 {"content": f"Try {attempt + 1}: what are the symptoms of asthma?"},
             )
             events = sse_events(response)
-            first = next(events, ("eof", {}))
+            # Skip the status events ("received", "sources", "writing") to the first real event.
+            first = next((event for event in events if event[0] != "status"), ("eof", {}))
             if first[0] == "piece":
                 break
             list(events)

@@ -40,6 +40,26 @@ def test_the_list_searches_titles(client_for, alice, alices):
     assert [c["title"] for c in body["results"]] == ["Asthma questions"]
 
 
+def test_the_list_searches_message_text_of_the_owners_conversations_only(client_for, alice, bob, alices):
+    sleep = Conversation.objects.create(owner=alice, title="Sleep trouble")
+    Message.objects.create(conversation=sleep, role="user", content="Why do I wake at 4am?")
+    Message.objects.create(conversation=sleep, role="assistant", content="Alcohol and stress can wake you.")
+    bobs = Conversation.objects.create(owner=bob, title="Bob's")
+    Message.objects.create(conversation=bobs, role="user", content="Airways and alcohol?")
+    client = client_for(alice)
+
+    def found(search: str) -> list[str]:
+        body = client.get("/api/v1/conversations/", {"search": search}).json()
+        assert body["count"] == len(body["results"])
+        return [c["title"] for c in body["results"]]
+
+    assert found("airways") == ["Asthma questions"]  # in an answer only
+    assert found("wake") == ["Sleep trouble"]  # in a question and an answer: listed once
+    assert found("alcohol") == ["Sleep trouble"]  # never someone else's
+    assert found("sleep alcohol") == ["Sleep trouble"]  # a title word and a message word
+    assert found("asthma alcohol") == []
+
+
 def test_the_detail_includes_messages_in_order(client_for, alice, alices):
     response = client_for(alice).get(f"/api/v1/conversations/{alices.pk}/")
     assert response.status_code == 200
@@ -134,13 +154,20 @@ def test_answers_stream_as_server_sent_events_ending_with_the_saved_message(cura
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-store"
     events = parse_sse(b"".join(response.streaming_content))
-    assert [name for name, _ in events[:-1]] == ["piece"] * (len(events) - 1)
+    name, status = events[0]
+    assert name == "status" and status["stage"] == "received"
+    assert status["conversation"]["id"] == alices.pk and status["conversation"]["title"] == "Asthma questions"
+    question = Message.objects.get(pk=status["question"]["id"])
+    assert question.role == "user" and question.content == "What are the symptoms of asthma?"
+    # The server's own steps come next: searching the knowledge (no model here, so no "writing").
+    assert events[1] == ("status", {"stage": "sources"})
+    assert [name for name, _ in events[2:-1]] == ["piece"] * (len(events) - 3)
     name, final = events[-1]
     assert name == "done"
     saved = Message.objects.get(pk=final["id"])
-    assert saved.role == "assistant" and saved.content == final["content"]
+    assert saved.role == "assistant" and saved.content == final["content"] and saved.reply_to == question
     assert final["source"] == "rule" and final["disclaimer"]
-    assert "".join(data["text"] for _, data in events[:-1]) == final["content"]
+    assert "".join(data["text"] for _, data in events[2:-1]) == final["content"]
 
 
 class FakeEngine:
@@ -179,7 +206,8 @@ def test_model_pieces_stream_before_the_final_event(curated_data, client_for, al
         HTTP_ACCEPT="text/event-stream",
     )
     events = parse_sse(b"".join(response.streaming_content))
-    assert [name for name, _ in events] == ["piece", "piece", "piece", "done"]
+    assert [name for name, _ in events] == ["status", "status", "status", "piece", "piece", "piece", "done"]
+    assert [data["stage"] for name, data in events[:3]] == ["received", "sources", "writing"]
     final = events[-1][1]
     assert final["source"] == "model"
     assert final["adapter_version"] == "fake-1"
@@ -198,7 +226,9 @@ def test_a_client_that_leaves_mid_stream_gets_its_partial_answer_saved(
         HTTP_ACCEPT="text/event-stream",
     )
     stream = iter(response.streaming_content)
-    next(stream)
+    for _ in range(3):
+        next(stream)  # status: received, sources, writing
+    next(stream)  # the first piece
     response.close()  # what the WSGI server does when the socket is gone
     saved = alices.messages.order_by("id").last()
     assert saved.role == "assistant"
@@ -386,3 +416,76 @@ def test_renaming_during_an_answer_does_not_leave_the_conversation_locked(
     assert client.post(f"/api/v1/conversations/{alices.pk}/messages/", {"content": "asthma?"}).status_code == 201
     alices.refresh_from_db()
     assert alices.title == "Renamed"
+
+
+def test_ask_streams_and_starts_its_conversation_with_the_question(curated_data, client_for, alice):
+    response = client_for(alice).post(
+        "/api/v1/ask", {"question": "What are the symptoms of asthma?"}, format="json", HTTP_ACCEPT="text/event-stream"
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    events = parse_sse(b"".join(response.streaming_content))
+    conversation = Conversation.objects.get()
+    assert conversation.owner == alice
+    name, status = events[0]
+    assert name == "status"
+    assert status["conversation"] == {
+        "id": conversation.pk,
+        "title": "What are the symptoms of asthma?",
+        "created_at": status["conversation"]["created_at"],
+        "updated_at": status["conversation"]["updated_at"],
+    }
+    assert events[-1][0] == "done"
+    assert events[-1][1]["conversation"] == conversation.pk
+    assert [m.role for m in conversation.messages.all()] == ["user", "assistant"]
+    conversation.refresh_from_db()
+    assert conversation.answering_since is None
+
+
+def test_an_anonymous_first_question_gets_its_conversation_and_its_owner(curated_data, client):
+    client.get("/")
+    response = client.post(
+        "/api/v1/ask", {"question": "What is asthma?"}, content_type="application/json", HTTP_ACCEPT="text/event-stream"
+    )
+    events = parse_sse(b"".join(response.streaming_content))
+    conversation_id = events[0][1]["conversation"]["id"]
+    assert client.get(f"/api/v1/conversations/{conversation_id}/").status_code == 200
+    assert Client().get(f"/api/v1/conversations/{conversation_id}/").status_code == 404
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_a_refused_first_question_starts_no_conversation(curated_data, client_for, alice, settings, accept):
+    settings.MEDBOT_RATE_LIMIT = "1/d"
+    client = client_for(alice)
+    assert (
+        client.post("/api/v1/ask", {"question": "What is asthma?"}, format="json", HTTP_ACCEPT=accept).status_code
+        == 200
+    )
+    refused = client.post("/api/v1/ask", {"question": "And hay fever?"}, format="json", HTTP_ACCEPT=accept)
+    assert refused.status_code == 429
+    invalid = client.post("/api/v1/ask", {"question": "  "}, format="json", HTTP_ACCEPT=accept)
+    assert invalid.status_code == 400
+    assert Conversation.objects.count() == 1
+    assert not Conversation.objects.filter(messages__isnull=True).exists()
+
+
+def test_ask_streams_into_an_owned_conversation_only(curated_data, client_for, alice, bob, alices):
+    url = "/api/v1/ask"
+    body = {"question": "How do I use an inhaler?", "conversation": alices.pk}
+    assert client_for(bob).post(url, body, format="json", HTTP_ACCEPT="text/event-stream").status_code == 404
+    response = client_for(alice).post(url, body, format="json", HTTP_ACCEPT="text/event-stream")
+    events = parse_sse(b"".join(response.streaming_content))
+    assert events[0][1]["conversation"]["id"] == alices.pk
+    assert alices.messages.count() == 4
+    assert Conversation.objects.count() == 1
+
+
+def test_the_chat_page_opens_a_conversation_at_its_own_address_for_its_owner_only(client_for, alice, bob, alices):
+    page = client_for(alice).get(f"/c/{alices.pk}")
+    assert page.status_code == 200
+    assert f'data-conversation="{alices.pk}"' in page.content.decode()
+    assert "Asthma questions" in page.content.decode()
+    assert page["Cache-Control"] == "no-store"
+    assert client_for(bob).get(f"/c/{alices.pk}").status_code == 404
+    assert Client().get(f"/c/{alices.pk}").status_code == 404
+    assert client_for(alice).get("/c/999999").status_code == 404

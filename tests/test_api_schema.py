@@ -16,7 +16,16 @@ def test_the_schema_and_docs_are_served(client):
     schema_response = client.get("/api/schema/")
     assert schema_response.status_code == 200
     assert b"/api/v1/conversations/{id}/messages/" in schema_response.content
-    assert client.get("/api/docs/").status_code == 200
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    # Swagger UI from our own static files (drf-spectacular-sidecar), nothing inline, no CDN.
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "<style" not in html and "<script>" not in html and "cdn." not in html
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "SwaggerUIBundle" in script.content.decode()
 
 
 @pytest.mark.slow

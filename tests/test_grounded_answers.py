@@ -97,7 +97,9 @@ def test_streamed_pieces_are_replaced_by_the_final_answer_when_the_gate_refuses(
 ):
     scripted_model("Gout is cured by zylofenamab in one week.")
     items = list(pipeline.stream_answer("How is gout treated?"))
-    pieces, final = items[:-1], items[-1]
+    stages = [item for item in items if isinstance(item, pipeline.Stage)]
+    assert stages == [pipeline.SOURCES, pipeline.WRITING]
+    pieces, final = [item for item in items[:-1] if isinstance(item, str)], items[-1]
     assert "".join(pieces) == "Gout is cured by zylofenamab in one week."
     assert final.source == "extract" and "zylofenamab" not in final.text
 

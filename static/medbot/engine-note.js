@@ -1,5 +1,5 @@
 // Hides the chat's "the AI model is starting" note once the engine is no longer loading.
-// Kept apart from chat.js: it only polls /health/ready while the note is on the page.
+// Kept apart from the chat's modules (main.js): it only polls /health/ready while the note is on the page.
 "use strict";
 
 (function watchEngineNote() {

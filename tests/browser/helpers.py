@@ -8,8 +8,8 @@ ANSWER_TIMEOUT_MS = 10_000
 
 
 def finished_answers(page: Page) -> Locator:
-    """Answers the server has finished: they carry the saved message's disclaimer."""
-    return page.locator("#log .answer:not(.pending) .message-disclaimer")
+    """Answers the server has finished: they are drawn from the saved message, and carry its id."""
+    return page.locator("#log .answer[data-id]")
 
 
 def ask(page: Page, question: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect
 
-from chat.models import Message
+from chat.models import Conversation, Feedback, Message
 from inference.models import FallbackRule
 from tests.browser.helpers import ask, finished_answers
 
@@ -30,6 +30,43 @@ def curator(settings, rebuild_groups) -> User:
     user = User.objects.create_user("carol", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name="Curators"))
     return user
+
+
+def log_in(new_page: Callable[..., Page], width: int = 1280) -> Page:
+    page = new_page(width=width, path="/admin/login/?next=/admin/")
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_contain_text("MedBot administration")
+    return page
+
+
+def test_the_feedback_list_fits_a_1280_pixel_screen_without_scrolling_sideways(
+    curator: User, new_page: Callable[..., Page]
+) -> None:
+    long_question = "Is it normal that my ear keeps ringing after the concert last weekend " * 4
+    for _ in range(3):
+        conversation = Conversation.objects.create(owner=curator, title="Ears")
+        question = Message.objects.create(conversation=conversation, role="user", content=long_question)
+        answer = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            content="Ringing in the ears after loud music usually fades within a day or two. " * 6,
+            source="extract",
+            matched_rule="What are the treatments for Tinnitus and other ringing in the ears?",
+            citations=[{"title": "What are the treatments for Tinnitus and other ringing in the ears?", "source": "x"}],
+            reply_to=question,
+        )
+        Feedback.objects.create(message=answer, rating=-1, reason="unclear", comment="Too vague to act on. " * 10)
+    page = log_in(new_page)
+    page.goto("/admin/chat/feedback/")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    # Next to the admin's menu and the filters the list has about 630 pixels: long columns wrap
+    # every row into a tower (the old seven columns: 257 pixels a row). A few lines at most.
+    heights = [box["height"] for box in (rows.nth(n).bounding_box() for n in range(3)) if box]
+    assert max(heights) <= 130
 
 
 def test_a_rule_added_in_the_admin_answers_the_next_chat_question(

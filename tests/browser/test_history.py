@@ -3,6 +3,8 @@ feedback, and history that follows the visitor into their account."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -33,14 +35,14 @@ def test_it_keeps_history_across_reloads_newest_first(curated_rules, page) -> No
     expect(titles).to_have_text(["What helps with hay fever?", "How can I ease a tension headache?"])
     # The open conversation is remembered (localStorage) and its messages come from the server.
     expect(page.locator("#conversation-title")).to_have_text("What helps with hay fever?")
-    expect(page.locator("#log .question")).to_have_text(["What helps with hay fever?"])
+    expect(page.locator("#log .question .message-body")).to_have_text(["What helps with hay fever?"])
     expect(page.locator("#log .answer .badge")).to_have_text(["Curated answer"])
     expect(page.locator("#history-list [aria-current=page]")).to_contain_text("hay fever")
 
     titles.nth(1).click()
     expect(page.locator("#conversation-title")).to_have_text("How can I ease a tension headache?")
     expect(page.locator("#conversation-title")).to_be_focused()
-    expect(page.locator("#log .question")).to_have_text(["How can I ease a tension headache?"])
+    expect(page.locator("#log .question .message-body")).to_have_text(["How can I ease a tension headache?"])
 
 
 def test_it_searches_renames_exports_and_deletes_conversations(page) -> None:
@@ -53,7 +55,7 @@ def test_it_searches_renames_exports_and_deletes_conversations(page) -> None:
     page.fill("#search", "knee")
     expect(page.locator("#history-list .history-title")).to_have_text(["Knee pain after running"])
     page.fill("#search", "zzz")
-    expect(page.locator("#history-empty")).to_have_text("No conversation titles match.")
+    expect(page.locator("#history-empty")).to_have_text("No conversations match.")
     page.fill("#search", "")
     expect(page.locator("#history-list .history-item")).to_have_count(2)
 
@@ -143,5 +145,74 @@ def test_it_moves_anonymous_history_into_the_account_at_login(curated_rules, ali
 
     expect(page.locator(".who")).to_have_text("alice")
     expect(page.locator("#history-list .history-title")).to_have_text(["What helps with hay fever?"])
-    expect(page.locator("#log .question")).to_have_text(["What helps with hay fever?"])
+    expect(page.locator("#log .question .message-body")).to_have_text(["What helps with hay fever?"])
     assert Conversation.objects.get().owner == alice
+
+
+def test_each_conversation_has_an_address_that_works_with_back_forward_and_reload(
+    curated_rules, page, new_page, live_server
+) -> None:
+    ask(page, "How can I ease a tension headache?")
+    headache = Conversation.objects.get()
+    expect(page).to_have_url(f"{live_server.url}/c/{headache.pk}")
+    page.click("#new-conversation")
+    expect(page).to_have_url(f"{live_server.url}/")
+    ask(page, "What helps with hay fever?")
+    hay_fever = Conversation.objects.exclude(pk=headache.pk).get()
+    expect(page).to_have_url(f"{live_server.url}/c/{hay_fever.pk}")
+
+    page.go_back()
+    expect(page).to_have_url(f"{live_server.url}/")
+    expect(page.locator("#conversation-title")).to_have_text("New conversation")
+    expect(page.locator("#log .message")).to_have_count(0)
+    page.go_back()
+    expect(page).to_have_url(f"{live_server.url}/c/{headache.pk}")
+    expect(page.locator("#conversation-title")).to_have_text("How can I ease a tension headache?")
+    expect(page.locator("#log .question .message-body")).to_have_text(["How can I ease a tension headache?"])
+    page.go_forward()
+    page.go_forward()
+    expect(page).to_have_url(f"{live_server.url}/c/{hay_fever.pk}")
+    expect(page.locator("#log .question .message-body")).to_have_text(["What helps with hay fever?"])
+
+    page.get_by_role("button", name="How can I ease a tension headache?").click()
+    expect(page).to_have_url(f"{live_server.url}/c/{headache.pk}")
+    page.reload()
+    expect(page.locator("#conversation-title")).to_have_text("How can I ease a tension headache?")
+    expect(page.locator("#log .answer .badge")).to_have_text(["Curated answer"])
+    expect(page.locator("#history-list [aria-current=page]")).to_contain_text("tension headache")
+
+    # Someone else's browser: the address is not theirs, so it does not exist.
+    stranger = new_page(path=f"/c/{headache.pk}")
+    expect(stranger.get_by_role("heading", name="Page not found")).to_be_visible()
+    assert stranger.request.get(f"{live_server.url}/c/{headache.pk}").status == 404
+
+
+def test_it_searches_what_was_said_not_only_titles(page, bob) -> None:
+    key = owner_key(page)
+    make_conversation(key, "Sleep trouble", "I can't sleep", "Keep a regular bedtime.")
+    make_conversation(key, "Knee pain after running", "My knee hurts after runs", "Rest it for a few days.")
+    others = Conversation.objects.create(owner=bob, title="Bob's bedtime")
+    Message.objects.create(conversation=others, role="user", content="What bedtime is best?")
+    page.reload()
+    expect(page.locator("#history-list .history-item")).to_have_count(2)
+
+    page.fill("#search", "bedtime")  # only in an answer
+    expect(page.locator("#history-list .history-title")).to_have_text(["Sleep trouble"])
+    page.fill("#search", "knee runs")  # words of the title and of the question
+    expect(page.locator("#history-list .history-title")).to_have_text(["Knee pain after running"])
+
+
+def test_each_message_shows_its_time(curated_rules, page) -> None:
+    ask(page, "How can I ease a tension headache?")
+    saved = {m.role: m for m in Message.objects.all()}
+    times = page.locator("#log .message time.message-time")
+    expect(times).to_have_count(2)
+    for index, role in enumerate(["user", "assistant"]):
+        shown = times.nth(index).get_attribute("datetime")
+        assert page.evaluate(
+            "([a, b]) => new Date(a).getTime() === new Date(b).getTime()", [shown, saved[role].created_at.isoformat()]
+        )
+        expect(times.nth(index)).to_have_text(re.compile(r"\d{1,2}[:.]\d{2}"))
+
+    page.reload()  # the history path shows the same times
+    expect(page.locator("#log .message time.message-time")).to_have_count(2)

@@ -5,6 +5,7 @@ Set MEDBOT_SCREENSHOTS=1 to write docs/screenshot-desktop.png and docs/screensho
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,74 @@ def test_it_renders_a_conversation_on_desktop_and_phone(curated_rules, new_page,
     if os.environ.get("MEDBOT_SCREENSHOTS") == "1":
         for name, path in shots.items():
             shutil.copyfile(path, DOCS / f"screenshot-{name}.png")
+
+
+def luminance(css_colour: str) -> float:
+    """Relative luminance (WCAG) of an ``rgb(r, g, b)`` colour."""
+    channels = [int(part) / 255 for part in re.findall(r"\d+", css_colour)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_it_follows_the_systems_dark_mode(curated_rules, page) -> None:
+    page.emulate_media(color_scheme="dark")
+    ask(page, "How can I ease a tension headache?")
+    colours = page.evaluate(
+        """() => {
+            const style = (selector) => getComputedStyle(document.querySelector(selector));
+            return {
+                page: style('body').backgroundColor,
+                text: style('body').color,
+                answer: style('#log .answer').backgroundColor,
+                answerText: style('#log .answer .message-body').color,
+                question: style('#log .question').backgroundColor,
+                questionText: style('#log .question').color,
+                muted: style('#log .answer .message-disclaimer').color,
+            };
+        }"""
+    )
+    assert luminance(colours["page"]) < 0.05 and luminance(colours["answer"]) < 0.05
+    assert contrast(colours["text"], colours["page"]) >= 4.5
+    assert contrast(colours["answerText"], colours["answer"]) >= 4.5
+    assert contrast(colours["questionText"], colours["question"]) >= 4.5
+    assert contrast(colours["muted"], colours["answer"]) >= 4.5
+
+    page.emulate_media(color_scheme="light")
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(244, 246, 248)"
+
+
+def test_the_disclaimer_is_shown_once_with_a_short_line_under_each_answer(curated_rules, page) -> None:
+    from inference.models import Disclaimer
+
+    disclaimer = Disclaimer.objects.get(active=True).text
+    expect(page.locator(".welcome-disclaimer")).to_have_text(disclaimer)  # before the first question
+    ask(page, "How can I ease a tension headache?")
+    ask(page, "What helps with hay fever?")
+    expect(page.locator("#conversation-disclaimer")).to_be_visible()
+    expect(page.locator("#conversation-disclaimer")).to_contain_text(disclaimer)
+    expect(page.locator("#log .answer .message-disclaimer")).to_have_count(2)
+    expect(page.locator("#log .answer .message-disclaimer").first).to_be_visible()
+    visible = page.evaluate(
+        "(text) => [...document.querySelectorAll('body *')].filter((node) => node.checkVisibility()"
+        " && [...node.childNodes].some((child) => child.nodeType === 3 && child.textContent.includes(text))).length",
+        disclaimer,
+    )
+    assert visible == 1
+
+
+def test_the_chat_is_es_modules_under_the_same_content_security_policy(live_server, page, settings) -> None:
+    modules = page.locator('script[type="module"]')
+    expect(modules).to_have_count(1)
+    assert modules.get_attribute("src").endswith("/medbot/main.js")
+    assert page.locator('script[src$="chat.js"]').count() == 0
+    expect(page.locator('script[src$="engine-note.js"]')).to_have_count(1)
+    response = page.request.get(f"{live_server.url}/")
+    assert response.headers["content-security-policy"] == settings.CONTENT_SECURITY_POLICY
+    assert "'unsafe-inline'" not in settings.CONTENT_SECURITY_POLICY
+    # The modules ran: the history list was asked for and drawn.
+    expect(page.locator("#history-empty")).to_have_text("No conversations yet.")
