@@ -13,6 +13,10 @@ Why it looks like this:
   background thread as soon as it is up, answering from the rules until the model is ready.
 - Graceful stops. SIGTERM (``docker stop``, a rolling deploy) lets answers in flight finish for
   up to ``graceful_timeout``; the compose file gives the container longer than that.
+- API errors are JSON, even gunicorn's own. Requests gunicorn refuses while reading them (a
+  request line or headers over its limits, a malformed request) never reach Django; the worker
+  class (``medbot_site.gunicorn_worker``) answers those in JSON for /api/ paths, with the same
+  status, and with gunicorn's HTML page elsewhere.
 - Privacy. The access log holds method, path without query string, status, size, duration and
   worker pid: no client addresses, no query strings, no bodies, no referrers. Gunicorn's own
   "Invalid request from ip=..." warning gets a keyed hash instead of the address.
@@ -73,7 +77,9 @@ if LOCAL_ENGINE and workers * BATCH_THREADS > CORES:
         "answers will be slower than with fewer workers",
         file=sys.stderr,
     )
-worker_class = "gthread"
+# gunicorn's gthread worker, whose own refusals (request line or headers too large, malformed
+# requests: answered before Django sees them) are JSON for API paths instead of an HTML page.
+worker_class = "medbot_site.gunicorn_worker.JsonErrorThreadWorker"
 
 # With gthread, `timeout` only fires when a worker's main loop stops heart-beating (stuck in C
 # code, say), not for a long stream. graceful_timeout is longer than one bounded answer

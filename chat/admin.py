@@ -1,28 +1,37 @@
 """The admin for conversations and feedback.
 
-Transcripts are a record: readable by those allowed to read them, never added, edited or deleted
-here. Feedback is read-only too, except for one curator workflow: turning a thumbs-down answer into
-a corrected training example ("promote").
+Transcripts are a record: readable by those allowed to read them, never added or edited here
+(superusers may delete a whole conversation, for a data-deletion request). Feedback is read-only
+too, except for one curator workflow: turning a thumbs-down answer into a corrected training
+example ("promote"). Feedback is shown from the copy each rating keeps of what it rates, so it
+reads the same after its conversation is deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from chat.forms import ThrottledAdminAuthenticationForm
-from chat.models import Conversation, Feedback, Message
+from chat.models import Conversation, Feedback, Message, Source
+from inference.retrieval import CURATED_SOURCE
 
 # The admin's log-in obeys the same failed-login limits as the site's.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -84,6 +93,15 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
         return False
 
+    def get_deleted_objects(self, objs: Iterable[Model], request: HttpRequest) -> tuple[Any, ...]:
+        """A conversation's messages go with it. Nobody deletes one message alone (``MessageAdmin``
+        refuses), which Django's delete page took as "you may not delete this conversation" even
+        for a superuser answering a data-deletion request. Its ratings stay, with copies of what
+        they rate and no link back (``Feedback.message`` is set to NULL)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed = {name for name in perms_needed if name != Message._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -116,18 +134,24 @@ def question_for(answer: Message) -> Message | None:
     return answer.reply_to
 
 
-def check_promotable(feedback: Feedback) -> Message:
-    """The question to pair the corrected answer with; raises PromotionError if there is none."""
+def check_promotable(feedback: Feedback) -> str:
+    """The question to pair the corrected answer with; raises PromotionError if there is none.
+
+    The question as stored with the rating, or, for a rating older than that copy, the answer's
+    own question. A rating whose conversation was deleted is promoted from its copy."""
     if feedback.promoted:
         raise PromotionError("This feedback was already promoted to a training example.")
     if feedback.rating != Feedback.Rating.DOWN:
         raise PromotionError("Only answers rated not helpful are promoted.")
-    if feedback.message.role != Message.Role.ASSISTANT:
-        raise PromotionError("This feedback is not on an answer.")
-    question = question_for(feedback.message)
-    if question is None:
-        raise PromotionError("The question this answer replied to is gone.")
-    return question
+    if feedback.message is not None:
+        if feedback.message.role != Message.Role.ASSISTANT:
+            raise PromotionError("This feedback is not on an answer.")
+        question = question_for(feedback.message)
+        if question is not None:
+            return question.content
+    if feedback.question:
+        return feedback.question
+    raise PromotionError("The question this answer replied to is gone.")
 
 
 def promote_feedback(feedback_id: int, corrected_answer: str) -> models.Model:
@@ -139,12 +163,64 @@ def promote_feedback(feedback_id: int, corrected_answer: str) -> models.Model:
     chat does not import the training app."""
     example_model = apps.get_model("training", "TrainingExample")
     with transaction.atomic():
-        feedback = Feedback.objects.select_for_update().select_related("message").get(pk=feedback_id)
+        feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
         question = check_promotable(feedback)
-        example = example_model.objects.create(question=question.content, answer=corrected_answer, origin="feedback")
+        example = example_model.objects.create(question=question, answer=corrected_answer, origin="feedback")
         feedback.promoted = True
         feedback.save(update_fields=["promoted"])
     return example
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A curated entry, passage or emergency rule an answer came from, and its admin page."""
+
+    title: str
+    url: str  # "" when it is no longer there
+
+
+def _rule_url(title: str) -> str:
+    rule_model = apps.get_model("inference", "FallbackRule")
+    pk = rule_model.objects.filter(title=title).order_by("-pk").values_list("pk", flat=True).first()
+    return reverse("admin:inference_fallbackrule_change", args=[pk]) if pk is not None else ""
+
+
+def _passage_url(source: str, title: str) -> str:
+    passage_model = apps.get_model("knowledge", "Passage")
+    pks = list(passage_model.objects.filter(source__name=source, title=title).values_list("pk", flat=True)[:2])
+    if len(pks) == 1:
+        return reverse("admin:knowledge_passage_change", args=[pks[0]])
+    if pks:  # the same title twice in one source: the list of them
+        return f"{reverse('admin:knowledge_passage_changelist')}?{urlencode({'q': title})}"
+    return ""
+
+
+def _emergency_url(name: str) -> str:
+    rule_model = apps.get_model("inference", "EmergencyRule")
+    pk = rule_model.objects.filter(name=name).values_list("pk", flat=True).first()
+    return reverse("admin:inference_emergencyrule_change", args=[pk]) if pk is not None else ""
+
+
+def origins_of(feedback: Feedback, first_only: bool = False) -> list[Origin]:
+    """Where the rated answer came from, the entry that answered first, found by the titles the
+    rating keeps (``citations``, ``matched_rule``): they outlive the answer. The linked pages
+    check their own permissions."""
+    if feedback.source == Source.EMERGENCY and feedback.matched_rule:
+        return [Origin(feedback.matched_rule, _emergency_url(feedback.matched_rule))]
+    origins = []
+    for citation in feedback.citations[:1] if first_only else feedback.citations:
+        title, source = citation.get("title", ""), citation.get("source", "")
+        if source == CURATED_SOURCE:
+            origins.append(Origin(title, _rule_url(title)))
+        elif title:
+            origins.append(Origin(title, _passage_url(source, title)))
+    return origins
+
+
+def origin_link(origin: Origin) -> str:
+    if not origin.url:
+        return format_html("{} <small>(since removed)</small>", origin.title)
+    return format_html('<a href="{}">{}</a>', origin.url, origin.title)
 
 
 class PromoteForm(forms.Form):
@@ -166,29 +242,69 @@ def promote(modeladmin: FeedbackAdmin, request: HttpRequest, queryset: QuerySet)
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin):
+    """Ratings, read from the copies each keeps of what was rated (``Feedback.copy_rated``), so
+    they read the same after their conversation is deleted.
+
+    The list is a few short columns, so that it reads on a 1,280-pixel screen next to the admin's
+    menu and the filters: the answer itself, all its sources and the conversation are on each
+    rating's own page."""
+
     actions = [promote]
-    list_display = ["created_at", "rating", "reason", "answer_excerpt", "comment_excerpt", "promoted", "promote_link"]
-    list_filter = ["rating", "reason", "promoted", "message__source"]
-    search_fields = ["comment", "message__content"]
+    list_display = ["rated", "verdict", "question_and_comment", "answered_from", "promote_link"]
+    list_display_links = ["rated", "verdict"]
+    list_filter = ["rating", "reason", "promoted", "source"]
+    search_fields = ["question", "answer", "comment", "matched_rule"]
+    search_help_text = "Searches the question, the answer, the comment and the entry that answered."
     date_hierarchy = "created_at"
-    list_select_related = ["message"]
-    fields = ["rating", "reason", "comment", "promoted", "created_at", "answer", "conversation"]
+    list_per_page = 50
+    fields = [
+        "rating",
+        "reason",
+        "comment",
+        "promoted",
+        "created_at",
+        "question",
+        "answer",
+        "source",
+        "sources",
+        "conversation",
+    ]
     readonly_fields = fields
 
-    @admin.display(description="Answer")
-    def answer_excerpt(self, obj: Feedback) -> str:
-        return excerpt(obj.message.content)
+    @admin.display(description="Rated", ordering="created_at")
+    def rated(self, obj: Feedback) -> str:
+        return date_format(localtime(obj.created_at), "j M Y")
 
-    @admin.display(description="Comment")
-    def comment_excerpt(self, obj: Feedback) -> str:
-        return excerpt(obj.comment)
+    @admin.display(description="Rating", ordering="rating")
+    def verdict(self, obj: Feedback) -> str:
+        rating = "Helpful" if obj.rating == Feedback.Rating.UP else "Not helpful"
+        return f"{rating}: {obj.get_reason_display().lower()}" if obj.reason else rating
 
-    @admin.display(description="Answer")
-    def answer(self, obj: Feedback) -> str:
-        return obj.message.content
+    @admin.display(description="Question (and comment)")
+    def question_and_comment(self, obj: Feedback) -> str:
+        question = excerpt(obj.question, 80) if obj.question else "–"
+        if not obj.comment:
+            return question
+        return format_html("{}<br><small>“{}”</small>", question, excerpt(obj.comment, 60))
+
+    @admin.display(description="Answered from")
+    def answered_from(self, obj: Feedback) -> str:
+        origins = origins_of(obj, first_only=True)
+        if origins:
+            return origin_link(Origin(excerpt(origins[0].title, 45), origins[0].url))
+        return obj.get_source_display() if obj.source else "–"
+
+    @admin.display(description="Sources")
+    def sources(self, obj: Feedback) -> str:
+        origins = origins_of(obj)
+        if not origins:
+            return "–"
+        return format_html_join(mark_safe("<br>"), "{}", ((origin_link(origin),) for origin in origins))
 
     @admin.display(description="Conversation")
     def conversation(self, obj: Feedback) -> str:
+        if obj.message is None:
+            return "Deleted (this rating keeps a copy of the question and answer)"
         return format_html(
             '<a href="{}">{}</a>',
             reverse("admin:chat_conversation_change", args=[obj.message.conversation_id]),
@@ -197,7 +313,9 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def promote_link(self, obj: Feedback) -> str:
-        if obj.promoted or obj.rating != Feedback.Rating.DOWN:
+        if obj.promoted:
+            return "Promoted"
+        if obj.rating != Feedback.Rating.DOWN:
             return ""
         return format_html('<a href="{}">Promote…</a>', reverse("admin:chat_feedback_promote", args=[obj.pk]))
 
@@ -225,14 +343,14 @@ class FeedbackAdmin(admin.ModelAdmin):
     def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_promote_permission(request):
             raise PermissionDenied
-        feedback = get_object_or_404(Feedback.objects.select_related("message"), pk=pk)
+        feedback = get_object_or_404(Feedback.objects.select_related("message__reply_to"), pk=pk)
         changelist = reverse("admin:chat_feedback_changelist")
         try:
             question = check_promotable(feedback)
         except PromotionError as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(changelist)
-        form = PromoteForm(request.POST or None, initial={"answer": feedback.message.content})
+        form = PromoteForm(request.POST or None, initial={"answer": feedback.answer})
         if request.method == "POST" and form.is_valid():
             try:
                 example = promote_feedback(feedback.pk, form.cleaned_data["answer"])
@@ -247,6 +365,7 @@ class FeedbackAdmin(admin.ModelAdmin):
             "title": "Promote to a training example",
             "feedback": feedback,
             "question": question,
+            "origins": [origin_link(origin) for origin in origins_of(feedback)],
             "form": form,
         }
         return TemplateResponse(request, "admin/chat/feedback/promote.html", context)

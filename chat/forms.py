@@ -17,23 +17,35 @@ def in_minutes(seconds: int) -> str:
 
 
 class ThrottledLoginMixin:
-    """Checked before the password, so a locked-out attempt costs no password hash and the right
-    password is refused too. Failures are counted by the ``user_login_failed`` receiver."""
+    """Every attempt is counted as a failure *before* the password is checked, with one atomic
+    cache increment, and refused when that count is past the limit; a successful attempt gives
+    its place back. Checking first and counting after the failure let a burst of concurrent
+    attempts all pass the check before any was counted. A refused attempt costs no password
+    hash, and the right password is refused too."""
 
     throttled_for: int | None = None
 
     def clean(self) -> dict[str, Any]:
-        username = self.cleaned_data.get("username") or ""
-        if self.request is not None:
-            wait = ratelimits.login_wait(self.request, username)
-            if wait is not None:
-                self.throttled_for = wait
-                raise forms.ValidationError(
-                    "Too many failed log-in attempts. Try again in %(wait)s.",
-                    code="throttled",
-                    params={"wait": in_minutes(wait)},
-                )
-        return super().clean()
+        if self.request is None:
+            return super().clean()
+        attempt = ratelimits.begin_login_attempt(self.request, self.cleaned_data.get("username") or "")
+        if attempt.wait is not None:
+            ratelimits.release(attempt)  # refused before any password check: not a failure
+            self.throttled_for = attempt.wait
+            raise forms.ValidationError(
+                "Too many failed log-in attempts. Try again in %(wait)s.",
+                code="throttled",
+                params={"wait": in_minutes(attempt.wait)},
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            if self.get_user() is None:
+                raise  # a wrong password: the attempt stays counted
+            ratelimits.release(attempt)  # the right password, for an account that may not sign in here
+            raise
+        ratelimits.release(attempt)  # signed in, or no password given: not a failure
+        return cleaned
 
 
 class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):

@@ -153,6 +153,11 @@ class Message(models.Model):
 
 
 class Feedback(models.Model):
+    """A rating of one answer. The rated question and answer (and where the answer came from)
+    are copied here when the rating is saved: deleting the conversation (a data-deletion
+    request) deletes its messages and drops this row's link to them, and so to their owner,
+    while curators keep what was rated."""
+
     class Rating(models.IntegerChoices):
         UP = 1, "Helpful"
         DOWN = -1, "Not helpful"
@@ -164,16 +169,49 @@ class Feedback(models.Model):
         OFF_TOPIC = "off_topic", "Off topic"
         OTHER = "other", "Other"
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    message = models.ForeignKey(
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="feedback",
+        help_text="The rated answer; empty once its conversation is deleted.",
+    )
     rating = models.SmallIntegerField(choices=Rating.choices)
     reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
     comment = models.TextField(blank=True, max_length=1000)
+    question = models.TextField(blank=True, help_text="The question the rated answer replied to, as asked.")
+    answer = models.TextField(blank=True, help_text="The rated answer, as given.")
+    source = models.CharField(
+        max_length=16, choices=Source.choices, blank=True, help_text="Where the rated answer came from."
+    )
+    matched_rule = models.CharField(
+        max_length=200, blank=True, help_text="The curated entry, passage or emergency rule that answered, if any."
+    )
+    citations = models.JSONField(
+        default=list, blank=True, help_text="The rated answer's sources: a list of {title, publisher, url, source}."
+    )
     promoted = models.BooleanField(default=False, help_text="A curator turned this into a training example.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["message"], name="one_rating_per_message")]
+        verbose_name_plural = "feedback"
 
     def __str__(self) -> str:
-        return f"{self.get_rating_display()} on message {self.message_id}"
+        return f"{self.get_rating_display()} on “{self.question[:60] or self.answer[:60]}”"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.message_id is not None and not self.answer:
+            self.copy_rated(self.message)
+        super().save(*args, **kwargs)
+
+    def copy_rated(self, message: Message) -> None:
+        """Copy what was rated off the answer, so the rating outlives its conversation."""
+        question = message.reply_to
+        self.question = question.content if question is not None else ""
+        self.answer = message.content
+        self.source = message.source
+        self.matched_rule = message.matched_rule
+        self.citations = list(message.citations or [])

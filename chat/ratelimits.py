@@ -6,7 +6,9 @@
 - Writes that cost a row: new conversations, feedback, new anonymous sessions; sign-ups per
   address.
 - Logins: failed attempts per address and per account name; past either limit every attempt is
-  refused, the right password included, until the window ends (brute-force protection).
+  refused, the right password included, until the window ends (brute-force protection). Each
+  attempt is counted before its password is checked, so attempts sent at once cannot all slip
+  under the limit (see "failed log-ins" below).
 
 When the cache is down or hung every limit fails open (answering matters more) and the outage
 is logged once per back-off interval by ``medbot_site.cache_guard``, which also stops us waiting
@@ -15,12 +17,17 @@ on a hung Redis for every request.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from django_ratelimit.core import get_usage
@@ -75,11 +82,10 @@ def _usage(request: HttpRequest, group: str, rate: str, key: Key, increment: boo
     )
 
 
-def _wait(usage: dict[str, Any] | None, at_limit: bool = False) -> int | None:
-    if usage is None:
+def _wait(usage: dict[str, Any] | None) -> int | None:
+    if usage is None or not usage["should_limit"]:
         return None
-    over = usage["count"] >= usage["limit"] if at_limit else usage["should_limit"]
-    return max(1, int(usage["time_left"])) if over else None
+    return max(1, int(usage["time_left"]))
 
 
 def hit(request: HttpRequest, group: str, rate: str, key: Key = rate_key) -> int | None:
@@ -106,15 +112,89 @@ def _account_key(username: str) -> Key:
     return lambda group, request: f"account:{username.strip().lower()}"
 
 
-def login_wait(request: HttpRequest, username: str) -> int | None:
-    """Seconds until this address, or this account name, may try to log in again; else None."""
-    waits = [_wait(_usage(request, *limit, increment=False), at_limit=True) for limit in _login_limits(username)]
-    return max((wait for wait in waits if wait is not None), default=None)
+# --- failed log-ins ----------------------------------------------------------------------------
+#
+# Counted before the password is checked, not after: checking first let N attempts sent at once
+# all pass the check before any failure was recorded (N guesses against a limit of 10). Each
+# attempt takes a place in the count with one atomic cache increment (``add`` then ``incr``);
+# an attempt whose place is past the limit is refused, and so is every one after it, however
+# many arrive together. A successful log-in (or a refused one) gives its place back, so the
+# count is of failures, as the settings say.
+
+_COUNTED = "_medbot_login_attempt"  # set on a request whose attempt is already counted
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass
+class LoginAttempt:
+    """One log-in attempt's places in the failed-login counts: give them back with ``release``."""
+
+    keys: list[str] = field(default_factory=list)
+    wait: int | None = None  # seconds to wait, when the attempt is refused
+
+
+def _take_place(group: str, rate: str, value: str) -> tuple[str, int] | None:
+    """Count one more in ``group`` for ``value`` in this fixed window. Returns the counter's
+    cache key and the seconds to wait when the count is now past the limit (0 when it is not),
+    or None when the cache is unavailable (limits fail open)."""
+    count, _, period_text = rate.partition("/")
+    limit = int(count)
+    period = int(period_text[:-1] or 1) * PERIODS[period_text[-1].lower()]  # "15m" -> 900
+    now = int(time.time())
+    window = now // period
+    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+    key = f"medbot-login:{group}:{limit}/{period}:{digest}:{window}"
+
+    def increment() -> int:
+        cache.add(key, 0, period + 60)  # atomic: creates the counter only when it is missing
+        try:
+            return cache.incr(key)  # atomic in Redis and in the local-memory cache
+        except ValueError:  # expired between add and incr: this attempt is the first
+            cache.add(key, 1, period + 60)
+            return 1
+
+    counted = cache_guard.call(increment, default=None, what="login limit")
+    if counted is None:
+        return None
+    return key, max(1, (window + 1) * period - now) if counted > limit else 0
+
+
+def begin_login_attempt(request: HttpRequest, username: str) -> LoginAttempt:
+    """Count this attempt as a failure before the password is checked. ``wait`` is set when the
+    address or the account name is now past its limit: the attempt must be refused (and
+    released, since no password was checked)."""
+    attempt = LoginAttempt()
+    waits = []
+    for group, rate, key in _login_limits(username):
+        place = _take_place(group, rate, key(group, request)) if rate else None
+        if place is not None:
+            attempt.keys.append(place[0])
+            waits.append(place[1])
+    attempt.wait = max(waits, default=0) or None
+    setattr(request, _COUNTED, attempt)
+    return attempt
+
+
+def release(attempt: LoginAttempt) -> None:
+    """Give back the attempt's places: it succeeded, or it was refused before any password check."""
+    for key in attempt.keys:
+        cache_guard.call(_decrement, key, default=None, what="login limit")
+    attempt.keys = []
+
+
+def _decrement(key: str) -> None:
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        cache.decr(key)
 
 
 def record_login_failure(request: HttpRequest, username: str) -> None:
-    for limit in _login_limits(username):
-        _usage(request, *limit, increment=True)
+    """Count a failed password check. One made through our log-in forms was counted before the
+    check (``begin_login_attempt``); any other (``authenticate()`` called elsewhere) counts here."""
+    if getattr(request, _COUNTED, None) is not None:
+        return
+    for group, rate, key in _login_limits(username):
+        if rate:
+            _take_place(group, rate, key(group, request))
 
 
 def _login_limits(username: str) -> list[tuple[str, str, Key]]:

@@ -26,8 +26,9 @@ from inference import pipeline, triage, versions
 from inference.models import AuditLog, Concept, Disclaimer, EmergencyRule, FallbackRule
 from inference.retrieval import retriever, rule_id
 from inference.text import clean_input
-from knowledge.admin import enabled_switches
+from knowledge.admin import RankedSearchMixin, enabled_switches
 from knowledge.search import Hit
+from medbot_site.admin_history import VersionHistoryMixin
 
 admin.site.site_header = "MedBot administration"
 admin.site.site_title = "MedBot admin"
@@ -70,6 +71,55 @@ def found_passage(hit: Hit) -> FoundPassage:
     return FoundPassage(hit.document.title, hit.document.source, url, hit.focus_matched, hit.type_matched)
 
 
+# What the try page says, in curators' words: no internal names, settings or scores.
+SOURCE_WORDS = {
+    pipeline.Source.MODEL: "Written by the language model from the entries below, and checked against them",
+    pipeline.Source.EXTRACT: "Sentences taken from the entries below",
+    pipeline.Source.RULE: "The curated answer, as written",
+    pipeline.Source.EMERGENCY: "The emergency advice",
+    pipeline.Source.UNAVAILABLE: "“No reliable answer”: nothing in the knowledge base answers it",
+}
+WHY_NOT_THE_MODEL = {
+    pipeline.Fallback.NO_KNOWLEDGE: "Nothing in the knowledge base answers it.",
+    pipeline.Fallback.MODEL_OFF: "The language model is switched off on this server.",
+    pipeline.Fallback.MODEL_LOADING: "The language model is still starting up.",
+    pipeline.Fallback.MODEL_FAILED: "The language model could not start on this server.",
+    pipeline.Fallback.MODEL_ERROR: "The language model failed on this question.",
+    pipeline.Fallback.TIMEOUT: "The language model took too long.",
+    pipeline.Fallback.QUALITY: "The language model's wording was not good enough to show.",
+    pipeline.Fallback.UNFAITHFUL: "The language model said things the entries do not say.",
+}
+FIRED_BY = {"rules": "rules", "classifier": "the learned check", "both": "rules and the learned check"}
+HOW_READ = {
+    "negated": "negated: not counted",
+    "hypothetical": "only a what-if: not counted",
+    "past": "in the past: not counted",
+    "resolved": "over now: not counted",
+}
+CONTEXT_WORDS = {
+    "negation": "a denial (“no”, “not”)",
+    "uncertainty": "doubt (“not sure”)",
+    "hypothetical": "a what-if (“if”, “in case”)",
+    "past": "the past (“years ago”)",
+    "now": "now (“right now”, “I'm having”)",
+    "resolved": "something that has stopped",
+    "asking_about": "a question about a condition (“what is”, “signs of”)",
+    "asking_general": "a general question (“can you”, “how long”)",
+    "personal": "someone being described (“I”, “my dad”)",
+}
+
+
+def learned_check(explanation: triage.Explanation) -> str:
+    """The classifier's opinion in words: how sure it is, not its score."""
+    if explanation.probability is None:
+        return "Switched off."
+    if explanation.probability >= explanation.sure:
+        return "Reads it as an emergency."
+    if explanation.probability >= explanation.threshold:
+        return "Reads it as a possible emergency: enough to raise the alarm when someone describes a symptom."
+    return "Does not read it as an emergency."
+
+
 @dataclass
 class TryResult:
     """Everything the try page shows: what the pipeline sees and what it would answer."""
@@ -80,6 +130,33 @@ class TryResult:
     triage: triage.Explanation | None = None  # level, concepts found, the rule, the classifier's opinion
     candidates: list[FoundPassage] = field(default_factory=list)
     answer: pipeline.AnswerResult | None = None
+
+    @property
+    def source(self) -> str:
+        return SOURCE_WORDS.get(self.answer.source, self.answer.source) if self.answer else ""
+
+    @property
+    def why_not_the_model(self) -> str:
+        if self.answer is None or self.answer.fallback_reason is pipeline.Fallback.NONE:
+            return ""
+        return WHY_NOT_THE_MODEL.get(self.answer.fallback_reason, "")
+
+    @property
+    def fired_by(self) -> str:
+        return FIRED_BY.get(self.triage.result.by, "") if self.triage else ""
+
+    @property
+    def words_read(self) -> list[tuple[str, str, str]]:
+        """(concept, the words, how they were read): "" when they count."""
+        return [(concept, words, HOW_READ.get(status, "")) for concept, words, status in self.triage.found]
+
+    @property
+    def context(self) -> list[str]:
+        return [CONTEXT_WORDS.get(cue, cue.replace("_", " ")) for cue in self.triage.context]
+
+    @property
+    def learned_check(self) -> str:
+        return learned_check(self.triage) if self.triage else ""
 
 
 def try_question(question: str) -> TryResult:
@@ -104,8 +181,10 @@ def try_question(question: str) -> TryResult:
     )
 
 
-class RuleAdmin(admin.ModelAdmin):
-    """What fallback and emergency rules share: bulk switches and read-only hit counts."""
+class RuleAdmin(RankedSearchMixin, VersionHistoryMixin, admin.ModelAdmin):
+    """What fallback and emergency rules share: bulk switches, read-only hit counts, a search
+    that lists the best matches first, and a history of every change (before and after) from
+    which an earlier version can be put back."""
 
     actions = rule_switches
     list_filter = ["enabled"]
@@ -117,7 +196,20 @@ class RuleAdmin(admin.ModelAdmin):
 class FallbackRuleAdmin(RuleAdmin):
     list_display = ["title", "priority", "enabled", "hit_count", "updated_at"]
     search_fields = ["title", "triggers", "answer"]
+    search_rank_weights = {"title": 4, "triggers": 2, "answer": 1}
+    search_help_text = "Searches titles, phrases and answers; best matches first."
     fields = ["title", "triggers", "answer", "priority", "enabled", "hit_count", "created_at", "updated_at"]
+    # The model's help text names the ranking algorithm; curators need to know what it reads.
+    TRIGGERS_HELP = (
+        "Phrases and keywords people use for this topic, one per line. A question is matched against "
+        "these, the title and the answer; the closest match answers."
+    )
+
+    def get_form(self, request: HttpRequest, obj: FallbackRule | None = None, **kwargs: Any) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, **kwargs)
+        if "triggers" in form.base_fields:
+            form.base_fields["triggers"].help_text = self.TRIGGERS_HELP
+        return form
 
     def get_urls(self) -> list[URLPattern]:
         # Before the defaults: "<path:object_id>/" would swallow "try/".
@@ -155,6 +247,7 @@ class EmergencyRuleAdmin(RuleAdmin):
     list_display = ["name", "level", "condition", "priority", "enabled", "hit_count", "updated_at"]
     list_filter = ["level", "enabled"]
     search_fields = ["name", "condition", "patterns", "response"]
+    search_rank_weights = {"name": 4, "condition": 2, "patterns": 1, "response": 1}
     fieldsets = [
         (None, {"fields": ["name", "level", "condition", "response", "priority", "enabled"]}),
         ("Advanced: regular expressions", {"classes": ["collapse"], "fields": ["patterns"]}),
@@ -172,7 +265,7 @@ class EmergencyRuleAdmin(RuleAdmin):
 
 
 @admin.register(Concept)
-class ConceptAdmin(admin.ModelAdmin):
+class ConceptAdmin(VersionHistoryMixin, admin.ModelAdmin):
     """Concepts as curators write them: a name, a kind and the phrases people use, one per line."""
 
     actions = rule_switches

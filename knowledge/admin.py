@@ -8,11 +8,14 @@ bump, workers would keep answering from a source a curator has just disabled.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
 from django.db import models
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.http import HttpRequest
+from django.utils.text import smart_split, unescape_string_literal
 
 from knowledge import versions
 from knowledge.models import KnowledgeSource, Passage
@@ -26,7 +29,12 @@ def enabled_switches(name: str, bump: Callable[[type[models.Model]], Iterable[st
     rules, concepts and knowledge sources all use these."""
 
     def switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
+        # An admin that keeps versions (``medbot_site.admin_history``) logs each switched row.
+        log = getattr(modeladmin, "log_switched", None)
+        switched = list(queryset.exclude(enabled=enabled)) if log is not None else []
         changed = queryset.update(enabled=enabled)
+        if switched:
+            log(request, switched, {"enabled": enabled})
         for version in bump(modeladmin.model):
             versions.bump(version)
         options = modeladmin.model._meta
@@ -46,6 +54,56 @@ def enabled_switches(name: str, bump: Callable[[type[models.Model]], Iterable[st
             disable
         ),
     ]
+
+
+def search_terms(search_term: str) -> list[str]:
+    """The words of an admin search as Django's own search splits them ("quoted phrases" whole)."""
+    terms = []
+    for bit in smart_split(search_term):
+        if bit[:1] in "\"'" and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        if bit.strip():
+            terms.append(bit.strip())
+    return terms
+
+
+def search_rank(search_term: str, weights: dict[str, int]) -> Case | Value:
+    """How well a row matches a search, as a number to sort by, best first.
+
+    Each field has a weight (a title counts more than a long text). A field holding the whole
+    search as typed ("blood pressure", words together) scores three times its weight, and each
+    word found in it once more: so "High blood pressure", with the phrase in its title, comes
+    before an entry that only mentions blood and pressure somewhere in its text."""
+    terms = search_terms(search_term)
+    phrase = " ".join(terms)
+    parts = []
+    for name, weight in weights.items():
+        if len(terms) > 1:
+            parts.append(Case(When(Q(**{f"{name}__icontains": phrase}), then=Value(3 * weight)), default=Value(0)))
+        for term in terms:
+            parts.append(Case(When(Q(**{f"{name}__icontains": term}), then=Value(weight)), default=Value(0)))
+    if not parts:
+        return Value(0, output_field=IntegerField())
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+class RankedSearchMixin:
+    """An admin search whose results come best match first (``search_rank``), not in the list's
+    usual order (where, say, a high-priority rule that merely mentions the words would come
+    before the entry about them). Sorting by a column header still sorts by that column."""
+
+    search_rank_weights: ClassVar[dict[str, int]] = {}  # field -> weight; set by each admin
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_terms(search_term) and self.search_rank_weights and not request.GET.get(ORDER_VAR):
+            queryset = queryset.annotate(search_rank=search_rank(search_term, self.search_rank_weights)).order_by(
+                "-search_rank", *queryset.query.order_by
+            )
+        return queryset, may_have_duplicates
 
 
 class KnowledgeAdmin(admin.ModelAdmin):
@@ -73,7 +131,7 @@ class KnowledgeSourceAdmin(KnowledgeAdmin):
 
 
 @admin.register(Passage)
-class PassageAdmin(KnowledgeAdmin):
+class PassageAdmin(RankedSearchMixin, KnowledgeAdmin):
     list_display = ["title", "focus", "question_type", "source", "updated_at"]
     list_filter = ["source", "question_type", "source__enabled"]
     list_select_related = ["source"]
@@ -81,7 +139,8 @@ class PassageAdmin(KnowledgeAdmin):
     # A whole MedQuAD import is ~15k rows: counting every filtered page twice is wasted time.
     show_full_result_count = False
     search_fields = ["title", "focus", "synonyms", "text"]
-    search_help_text = "Searches titles, focus, synonyms and text."
+    search_rank_weights = {"title": 4, "focus": 4, "synonyms": 2, "text": 1}
+    search_help_text = "Searches titles, focus, synonyms and text; best matches first."
     fields = [
         "source",
         "external_id",

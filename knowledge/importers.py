@@ -13,6 +13,7 @@ Formats, by file name:
 
 Each file is read completely before anything is written, and a file that cannot be read is
 reported (path and reason) with nothing of it written, while the other files still import.
+Symbolic links under an imported folder are reported too, and never followed or read.
 Re-importing updates passages in place, matched by source and ``external_id``.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -431,22 +433,45 @@ def read_document_file(path: Path, name: str | None = None) -> Records:
 # --- finding and reading files ------------------------------------------------------------------
 
 
-def iter_files(path: Path) -> list[Path]:
-    """``path`` itself, or the importable files under the folder ``path``, sorted.
+def find_files(path: Path) -> tuple[list[Path], list[ImportProblem]]:
+    """The importable files at ``path`` (itself, or under the folder ``path``, sorted), and the
+    symbolic links found among them, each as a problem: links are never followed.
 
-    In a folder, files of other types, hidden files and READMEs or licences are left out."""
+    A link inside an imported folder can point anywhere (``/etc/passwd``, another user's
+    folder), and whoever can write the folder is not always whoever runs the import, so no link
+    under the folder is read or walked into, wherever it points. ``path`` itself may be a link:
+    the person importing named it. In a folder, files of other types, hidden files and READMEs
+    or licences are left out."""
     if not path.exists():
         raise ImportProblem(path, "no such file or folder")
     if path.is_file():
-        return [path]
-    return sorted(
-        file
-        for file in path.rglob("*")
-        if file.is_file()
-        and file.suffix.lower() in SUPPORTED_SUFFIXES
-        and not any(part.startswith(".") for part in file.relative_to(path).parts)
-        and file.stem.casefold() not in NOT_KNOWLEDGE
-    )
+        return [path], []
+    files: list[Path] = []
+    links: list[ImportProblem] = []
+    # os.walk, not rglob: it lists links to folders without entering them, so each is reported.
+    for folder, subfolders, names in os.walk(path, followlinks=False):
+        here = Path(folder)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in list(subfolders):
+            if (here / name).is_symlink():
+                links.append(ImportProblem(here / name, "a symbolic link to a folder: not followed"))
+        for name in names:
+            file = here / name
+            if name.startswith(".") or file.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if file.stem.casefold() in NOT_KNOWLEDGE:
+                continue
+            if file.is_symlink():
+                links.append(ImportProblem(file, "a symbolic link: not read"))
+            elif file.is_file():
+                files.append(file)
+    return sorted(files), sorted(links, key=lambda problem: problem.path)
+
+
+def iter_files(path: Path) -> list[Path]:
+    """``path`` itself, or the importable files under the folder ``path``, sorted; symbolic
+    links under the folder are left out (``find_files`` lists them)."""
+    return find_files(path)[0]
 
 
 def read_file(path: Path, name: str | None = None) -> Records:
@@ -516,19 +541,21 @@ def import_knowledge(
     """Import the file or folder ``path`` into the KnowledgeSource ``source_name``.
 
     The source is created if missing; publisher, URL and licence, when given, replace its own.
-    Every file is read before anything is written; files that cannot be read are listed in
-    ``problems`` and nothing of them is written, while the rest are written in one transaction,
-    matched by ``external_id``: new passages added, changed ones updated in place, the same left
-    alone. With ``delete_missing`` (and no problems, since an unreadable file's passages would
-    look missing) passages of the source that no file mentions any more are deleted. The
-    knowledge version is bumped once, at the end, so every worker rebuilds its search index.
+    Every file is read before anything is written; files that cannot be read, and symbolic links
+    under the folder (never followed), are listed in ``problems`` and nothing of them is written,
+    while the rest are written in one transaction, matched by ``external_id``: new passages
+    added, changed ones updated in place, the same left alone. With ``delete_missing`` (and no
+    problems, since an unreadable file's passages would look missing) passages of the source
+    that no file mentions any more are deleted. The knowledge version is bumped once, at the
+    end, so every worker rebuilds its search index.
 
     Raises ImportProblem when ``path`` does not exist or holds no importable file."""
-    files = iter_files(path)
-    if not files:
+    files, links = find_files(path)
+    if not files and not links:
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise ImportProblem(path, f"no files to import (looked for {supported})")
     report = ImportReport(source=source_name)
+    report.problems += [(link.path, link.reason) for link in links]
     records = _read_all(files, path if path.is_dir() else path.parent, report, progress)
     if not report.files:
         return report  # nothing readable: not even an empty source is created

@@ -7,13 +7,17 @@ pin what those cannot see and run in a few seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import runpy
 import secrets
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,7 +127,10 @@ def test_gunicorn_rejects_a_bad_worker_count_naming_the_variable(monkeypatch):
 
 def test_gunicorn_streams_on_threads_and_stops_gracefully_after_an_answer_can_finish(monkeypatch, settings):
     conf = load_gunicorn_conf(monkeypatch)
-    assert conf["worker_class"] == "gthread"
+    from gunicorn.util import load_class
+    from gunicorn.workers.gthread import ThreadWorker
+
+    assert issubclass(load_class(conf["worker_class"]), ThreadWorker)  # gthread, answering API errors in JSON
     assert conf["preload_app"] is False
     assert conf["control_socket_disable"] is True
     # A stop waits for answers in flight: longer than one answer may take.
@@ -134,11 +141,127 @@ def test_gunicorn_streams_on_threads_and_stops_gracefully_after_an_answer_can_fi
 
 def test_the_gunicorn_master_imports_no_torch_and_no_django_apps():
     code = (
-        "import runpy, sys; runpy.run_path(sys.argv[1]); "
+        "import runpy, sys; from gunicorn.util import load_class; "
+        "load_class(runpy.run_path(sys.argv[1])['worker_class']); "  # the master loads the worker class too
         "print(sorted(m for m in ('torch', 'transformers', 'django.apps.registry') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(GUNICORN_CONF)], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# --- gunicorn's own refusals -------------------------------------------------------------------------
+
+TINY_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+    return [b"served"]
+"""
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory) -> Iterator[tuple[str, int]]:
+    """gunicorn started with gunicorn.conf.py on a free port, serving a tiny app: what is tested
+    here happens before any app runs. One worker, two threads."""
+    folder = tmp_path_factory.mktemp("gunicorn")
+    (folder / "tiny_app.py").write_text(TINY_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    env = {
+        **keep,
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": "2",
+        "MEDBOT_BATCH_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(GUNICORN_CONF),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--pythonpath",
+            str(folder),
+            "tiny_app:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {server.stdout.read().decode()[-2000:]}")
+            try:
+                if raw_request(port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not start within a minute")
+        yield server, port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def raw_request(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the whole reply: (status, headers with lower-case names, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < content_length(reply):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def content_length(reply: bytes) -> int:
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", reply.partition(b"\r\n\r\n")[0])
+    return int(match.group(1)) if match else 0
+
+
+BIG_HEADER = b"X-Padding: " + b"a" * 16384 + b"\r\n"
+
+
+@pytest.mark.parametrize("path", [b"/api/v1/ask", b"/api/v1/conversations/?search=x", b"/ask"])
+def test_gunicorn_refuses_a_16_kb_header_to_the_api_in_json(gunicorn_server, path):
+    _, port = gunicorn_server
+    status, headers, body = raw_request(
+        port, b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\n" + BIG_HEADER + b"\r\n"
+    )
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"detail": "The request headers are too large."}
+
+
+def test_gunicorn_refuses_an_overlong_api_address_in_json(gunicorn_server):
+    _, port = gunicorn_server
+    status, headers, body = raw_request(port, b"GET /api/v1/" + b"a" * 8192 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert (status, headers["content-type"]) == (414, "application/json")
+    assert json.loads(body) == {"detail": "The request address is too long."}
+
+
+def test_gunicorn_still_answers_other_paths_with_its_page_and_serves_normal_requests(gunicorn_server):
+    _, port = gunicorn_server
+    status, headers, _ = raw_request(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n" + BIG_HEADER + b"\r\n")
+    assert (status, headers["content-type"]) == (431, "text/html")
+    assert raw_request(port, b"GET /api/v1/ask HTTP/1.1\r\nHost: localhost\r\n\r\n")[2] == b"served"
 
 
 def access_line(conf: dict[str, Any]) -> str:

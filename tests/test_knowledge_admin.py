@@ -116,3 +116,20 @@ def test_deleting_a_source_signals_the_change_once_not_once_per_passage(knowledg
     monkeypatch.setattr(versions, "bump", bumps.append)
     knowledge_base.delete()  # four passages cascade
     assert bumps == [versions.KNOWLEDGE]
+
+
+def test_a_passage_search_lists_the_passage_about_the_words_first(carol, medquad):
+    for number, (focus, text) in enumerate(
+        [
+            ("Anaemia", "Feeling faint when standing can come with low blood pressure."),
+            ("High blood pressure", "Blood pressure that stays high strains the heart."),
+        ],
+        start=10,
+    ):
+        Passage.objects.create(
+            source=medquad, external_id=f"Sample/{number}/1", title=f"What is (are) {focus}?", focus=focus, text=text
+        )
+    found = carol.get(PASSAGES, {"q": "blood pressure"})
+    titles = [passage.title for passage in found.context["cl"].result_list]
+    # Listed by focus, Anaemia would come first; by relevance, the passage about it does.
+    assert titles == ["What is (are) High blood pressure?", "What is (are) Anaemia?"]

@@ -339,3 +339,48 @@ def test_a_jsonl_file_the_database_or_the_answers_cannot_use_is_reported_and_the
     report = import_knowledge(tmp_path, "clinic")
     assert [(path.name, reason in why) for path, why in report.problems] == [("bad.jsonl", True)]
     assert list(Passage.objects.values_list("external_id", flat=True)) == ["g1"]
+
+
+# --- symbolic links -------------------------------------------------------------------------------
+
+
+def test_links_in_an_imported_folder_are_reported_and_never_followed(db, tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    secret = outside / "secret.txt"
+    secret.write_text("# Private notes\n\nNot for the knowledge base.")
+    (outside / "private" / "more.md").write_text("# More\n\nAlso private.")
+    folder = tmp_path / "leaflets"
+    folder.mkdir()
+    (folder / "good.jsonl").write_text('{"id": "ok", "title": "A good line", "text": "Imported."}\n')
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "notes.md").symlink_to(secret)
+    (folder / "elsewhere").symlink_to(outside / "private", target_is_directory=True)
+
+    report = import_knowledge(folder, "test")
+
+    assert report.problems == [
+        (folder / "elsewhere", "a symbolic link to a folder: not followed"),
+        (folder / "notes.md", "a symbolic link: not read"),
+        (folder / "passwd.txt", "a symbolic link: not read"),
+    ]
+    assert list(passages()) == ["ok"]
+    assert not Passage.objects.filter(text__contains="private").exists()
+    assert not Passage.objects.filter(text__contains="root:").exists()
+    assert iter_files(folder) == [folder / "good.jsonl"]
+
+
+def test_a_folder_of_nothing_but_links_imports_nothing_and_says_why(db, tmp_path):
+    (tmp_path / "passwd.txt").symlink_to("/etc/passwd")
+    report = import_knowledge(tmp_path, "test")
+    assert report.problems == [(tmp_path / "passwd.txt", "a symbolic link: not read")]
+    assert not KnowledgeSource.objects.exists()
+
+
+def test_the_path_named_on_the_command_line_may_itself_be_a_link(db, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "good.jsonl").write_text('{"id": "ok", "title": "A good line", "text": "Imported."}\n')
+    (tmp_path / "named").symlink_to(real, target_is_directory=True)
+    report = import_knowledge(tmp_path / "named", "test")
+    assert (report.files, report.problems) == (1, [])

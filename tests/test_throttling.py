@@ -3,18 +3,24 @@ is skipped instead of waited on."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_login_failed
 from django.contrib.sessions.models import Session
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from chat import ratelimits
+from chat.forms import ThrottledAuthenticationForm
 from chat.models import Conversation, Feedback, Message
 from medbot_site import cache_guard
 
@@ -92,6 +98,46 @@ def test_the_admin_log_in_obeys_the_same_limits(alice, settings):
     assert "Too many failed log-in attempts" in client.response.content.decode()
 
 
+def test_successful_log_ins_do_not_count_towards_the_failed_login_limit(alice, settings):
+    settings.MEDBOT_LOGIN_FAILURES_PER_ADDRESS = "2/15m"
+    log_in("10.0.0.1", "alice", "wrong")
+    assert all(logged_in(log_in("10.0.0.1", "alice", "alice-password-1")) for _ in range(4))
+    log_in("10.0.0.1", "alice", "wrong")
+    assert log_in("10.0.0.1", "alice", "alice-password-1").response.status_code == 429  # two failures
+
+
+def test_wrong_passwords_sent_all_at_once_get_no_more_guesses_than_the_limit(settings, monkeypatch):
+    """The reported race: the limit was checked before the password and the failure counted
+    after it, so N attempts arriving together all passed the check before any was counted.
+    Here every attempt that reaches the password check waits until all N have been let through
+    (or half a second): with check-then-count all ten get there, with count-then-check three."""
+    settings.MEDBOT_LOGIN_FAILURES_PER_ADDRESS = "3/15m"
+    attempts = 10
+    password_checks: list[str] = []
+    everyone_through = threading.Barrier(attempts, timeout=0.5)
+
+    def slow_wrong_password(request, **credentials):
+        password_checks.append(credentials["password"])
+        with contextlib.suppress(threading.BrokenBarrierError):
+            everyone_through.wait()
+        user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+        return None
+
+    monkeypatch.setattr(auth_forms, "authenticate", slow_wrong_password)
+
+    def attempt(number: int) -> int | None:
+        request = RequestFactory().post("/accounts/login/", REMOTE_ADDR="10.0.0.1")
+        form = ThrottledAuthenticationForm(request, data={"username": "alice", "password": f"guess-{number}"})
+        assert not form.is_valid()
+        return form.throttled_for
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        refused = [wait for wait in pool.map(attempt, range(attempts)) if wait is not None]
+
+    assert len(password_checks) == 3
+    assert len(refused) == 7
+
+
 def test_young_accounts_count_their_questions_against_their_address(curated_data, settings):
     """The reported hole: a new account per question dodged a per-account limit."""
     settings.MEDBOT_RATE_LIMIT = "2/d"
@@ -106,6 +152,23 @@ def test_young_accounts_count_their_questions_against_their_address(curated_data
     client = Client(REMOTE_ADDR="10.0.0.1")
     client.force_login(old)
     assert client.post("/api/v1/ask", **ASK).status_code == 200
+
+
+def test_asks_without_a_session_cookie_count_against_the_same_per_address_limit(curated_data, settings):
+    """Scripts that keep no cookies start afresh with every question: the ask limit is per
+    address, so they share the count of the visitors with a session on that address."""
+    settings.MEDBOT_RATE_LIMIT = "3/d"
+    browser = Client(REMOTE_ADDR="10.0.0.1")
+    assert browser.post("/api/v1/ask", **ASK).status_code == 200
+    assert "sessionid" in browser.cookies
+
+    codes = []
+    for path in ("/api/v1/ask", "/ask", "/api/v1/ask"):
+        script = Client(REMOTE_ADDR="10.0.0.1")  # a new client each time: no cookie is sent
+        codes.append(script.post(path, **ASK).status_code)
+    assert codes == [200, 200, 429]
+    assert browser.post("/api/v1/ask", **ASK).status_code == 429  # the session holder is over it too
+    assert Client(REMOTE_ADDR="10.0.0.2").post("/api/v1/ask", **ASK).status_code == 200
 
 
 # --- writes that cost a row ---------------------------------------------------------------------
