@@ -83,6 +83,10 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 
 
+# Names of conditions by their usual endings (trichuriasis, cysticercosis, ...): such a word the
+# knowledge base has never seen names something it does not cover.
+CONDITION_LIKE = re.compile(r"(iasis|osis|itis|emia|aemia|oma|pathy|plasia|trophy|algia|uria|ectasia)$")
+
 ROMAN_NUMERALS = frozenset("ii iii iv vi vii viii ix".split())
 # Who a topic is about: "urinary tract infections in children" is not the general entry, and a
 # passage on childhood leukaemia does not answer a question about adults.
@@ -293,7 +297,7 @@ class KnowledgeIndex:
             found.append(frozenset([after[1]]))
         elif after and after[0] in ("in", "for") and (group := self._population_after(words, end + 1)):
             found.append(POPULATIONS[group])
-        elif after and self._qualifies(after[0]) and after[0] not in SCAFFOLDING:
+        elif after and (self._qualifies(after[0]) or self._unknown_name(after[0])) and after[0] not in SCAFFOLDING:
             found.append(frozenset([after[0]]))
         if start >= 1 and is_identifier(words[start - 1]):
             found.append(frozenset([words[start - 1]]))
@@ -302,12 +306,21 @@ class KnowledgeIndex:
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])
-            elif self._qualifies(words[index]):
+            elif self._qualifies(words[index]) or self._unknown_name(words[index]):
                 found.append(frozenset([words[index]]))
             else:
                 break
             index -= 1
         return found
+
+    def _unknown_name(self, word: str) -> bool:
+        """A word the knowledge base has never seen, next to a name it knows: part of a longer
+        name it does not know ("Meier-Gorlin syndrome", "SUNCT headache"). Only with a real
+        corpus: the curated entries alone do not know most ordinary words."""
+        if self._n < 200 or word in self._df or len(word) < 4 or not word.isalpha():
+            return False
+        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING)
+        return not any(word in group for group in ordinary)
 
     @staticmethod
     def _population_after(words: list[str], index: int) -> str:
@@ -336,7 +349,8 @@ class KnowledgeIndex:
         """Words a passage must mention to answer the question: drug-like names, and words that
         are both rare in the knowledge base and part of some focus name (a condition, drug or
         test: "ibuprofen", "warfarin"), not merely rare ("exactly", "told"). Words the knowledge
-        base has never seen are not counted (typos, names)."""
+        base has never seen are not counted (typos, names), except those shaped like a condition's
+        name ("trichuriasis"): no passage can answer a question about it."""
         out = set()
         for word in tokens(question):
             if word in GENERIC or word in PEOPLE or word.isdigit():
@@ -344,7 +358,9 @@ class KnowledgeIndex:
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
             rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF and word in self._name_vocabulary
-            if drug_like or rare:
+            # A condition's name the knowledge base has never seen: no passage of it answers.
+            unknown_condition = count == 0 and self._n >= 200 and len(word) >= 7 and CONDITION_LIKE.search(word)
+            if drug_like or rare or unknown_condition:
                 out.add(word)
         return out
 

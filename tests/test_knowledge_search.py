@@ -107,6 +107,20 @@ def test_a_longer_name_around_a_known_one_is_not_answered_by_the_shorter_one() -
     assert index.search("What is juvenile amyotrophic lateral sclerosis?") == []
 
 
+def test_a_word_the_knowledge_base_never_saw_makes_a_name_it_does_not_know() -> None:
+    index = index_of_many(
+        doc("g", "Gorlin syndrome", "Gorlin syndrome causes many basal cell skin growths.", "information"),
+        doc("h", "Headache", "Most headaches are from tension or dehydration.", "information"),
+        doc("r", "Roundworm infection", "Roundworm infection comes from swallowing eggs in soil.", "information"),
+    )
+    assert index.search("What is Gorlin syndrome?")[0].document.key == "g"
+    assert index.search("What is Meier-Gorlin syndrome?") == []  # "meier" is unknown here
+    assert index.search("How is SUNCT headache treated?") == []
+    # A condition-shaped word no passage has ever used: nothing here answers it.
+    assert index.search("How do people catch trichuriasis, a roundworm infection?") == []
+    assert index.search("How do people catch a roundworm infection?")[0].document.key == "r"
+
+
 def test_a_numbered_type_needs_a_passage_named_with_that_number() -> None:
     index = index_of_many(
         doc("g", "Glycogen storage disease type 5", "Type 5 affects the muscles.", "information"),
