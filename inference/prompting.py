@@ -77,13 +77,32 @@ def build_messages(
     return [{"role": "system", "content": system_message(grounding)}, *kept, {"role": "user", "content": question}]
 
 
-def training_text(tokenizer: PreTrainedTokenizerBase, question: str, answer: str) -> tuple[str, str]:
-    """(prompt, completion) for one training example, formatted exactly as at inference."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
-    prompt = render(tokenizer, messages, add_generation_prompt=True)
+def prompt_text(
+    tokenizer: PreTrainedTokenizerBase,
+    question: str,
+    history: Sequence[Turn] = (),
+    grounding: str | None = None,
+    history_token_budget: int = 384,
+) -> str:
+    """The whole prompt the model continues: what the engine sends, and what training trains on."""
+    messages = build_messages(tokenizer, question, history, grounding, history_token_budget)
+    return render(tokenizer, messages, add_generation_prompt=True)
+
+
+def training_text(
+    tokenizer: PreTrainedTokenizerBase,
+    question: str,
+    answer: str,
+    grounding: str | None = None,
+    history: Sequence[Turn] = (),
+) -> tuple[str, str]:
+    """(prompt, completion) for one training example: the prompt is ``prompt_text`` for the same
+    question, history and grounding, so the adapter learns on exactly what serving sends."""
+    prompt = prompt_text(tokenizer, question, history, grounding)
     end = tokenizer.eos_token or ""
     if getattr(tokenizer, "chat_template", None):
         # The template closes an assistant turn with its own end-of-turn marker.
+        messages = build_messages(tokenizer, question, history, grounding)
         full = render(tokenizer, [*messages, {"role": "assistant", "content": answer}], add_generation_prompt=False)
         if full.startswith(prompt):
             return prompt, full[len(prompt) :]

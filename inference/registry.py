@@ -9,6 +9,7 @@ downloads: every load is ``local_files_only``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -94,6 +95,7 @@ def prepare_smollm2_cache(cache_root: Path) -> Path:
     interrupted run never leaves a half-written cache."""
     target = smollm2_cache_dir(cache_root)
     if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        forget_stale_gguf_marker(target / "config.json")
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -173,6 +175,25 @@ def load_config_and_tokenizer(name: str, cache_root: Path) -> tuple[Any, Any, Pr
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return config, generation_config, tokenizer
+
+
+def forget_stale_gguf_marker(config_file: Path) -> bool:
+    """Rewrite a cache's config.json without the GGUF ``quantization_config`` that caches written
+    before the de-quantised save kept (its weights are plain fp32: the marker made transformers,
+    and so the Trainer, treat them as GGUF-quantised). True when the file was rewritten."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return False
+    method = (config.get("quantization_config") or {}).get("quant_method", "")
+    if not str(method).lower().endswith("gguf"):
+        return False
+    del config["quantization_config"]
+    scratch = config_file.with_name(f".{config_file.name}.tmp")
+    scratch.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    scratch.replace(config_file)  # atomic: a reader sees the old file or the new one
+    logger.info("Removed the stale GGUF quantization marker from %s", config_file)
+    return True
 
 
 def _drop_gguf_quantization(config: Any) -> None:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.http import HttpResponse
 from django.test import Client
 
@@ -191,7 +195,7 @@ def test_the_try_page_shows_where_the_answer_comes_from_triage_and_the_escaped_a
     assert f'<a href="/admin/inference/fallbackrule/{rule.pk}/change/">Ear wax &lt;script&gt;' in page
     assert "The question names its topic" in page and "used first" in page
     assert "Does not fire." in page
-    assert '<td class="source">rule</td>' in page
+    assert '<td class="source">The curated answer, as written</td>' in page
     assert "A few drops of olive oil soften ear wax. &lt;script&gt;" in page
     assert Disclaimer.objects.get(active=True).text in page
     assert SCRIPT not in page
@@ -206,13 +210,142 @@ def test_the_try_page_says_which_emergency_rule_fires(curated_data, curator, adm
     page = response.content.decode()
     fired = EmergencyRule.objects.get(name="Heart attack")
     assert f'Fires: <a href="/admin/inference/emergencyrule/{fired.pk}/change/">Heart attack</a>' in page
-    assert '<td class="source">emergency</td>' in page
+    assert '<td class="source">The emergency advice</td>' in page
     assert sum(EmergencyRule.objects.values_list("hit_count", flat=True)) == 0
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["How do I clear ear wax from a blocked ear?", "I think I'm having a heart attack, my chest is crushing", "zzz"],
+)
+def test_the_try_page_speaks_plainly_without_internal_names_settings_or_scores(
+    curated_data, curator, admin_for, question
+) -> None:
+    page = admin_for(curator).post("/admin/inference/fallbackrule/try/", {"question": question}).content.decode()
+    main = re.sub(r"<[^>]+>", " ", page[page.index('id="content-main"') :]).lower()  # what a curator reads
+    jargon = ("bm25", "medbot_", "probability", "classifier", "adapter", "quality gate", "faithfulness", "latency")
+    assert [word for word in jargon if word in main] == []
+    assert not re.search(r"\b0\.\d\d\b", main)  # no scores
+    assert "learned check" in main
+
+
+def test_the_rule_form_says_what_matching_reads_not_the_algorithm_s_name(curator, admin_for) -> None:
+    page = admin_for(curator).get("/admin/inference/fallbackrule/add/").content.decode()
+    assert "the title and the answer; the closest match answers" in page
+    assert "BM25" not in page
+
+
+def test_the_try_page_says_in_words_why_the_language_model_did_not_answer(curated_data, curator, admin_for) -> None:
+    page = admin_for(curator).post("/admin/inference/fallbackrule/try/", {"question": "What is asthma?"})
+    assert "The language model is switched off on this server." in page.content.decode()  # as in the tests
 
 
 def test_the_try_page_is_refused_to_auditors(auditor, admin_for) -> None:
     response = admin_for(auditor).post("/admin/inference/fallbackrule/try/", {"question": "ear wax"})
     assert response.status_code == 403
+
+
+# --- searching the rules ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shipped_rules(db) -> None:
+    call_command("loaddata", str(Path(settings.BASE_DIR) / "fixtures" / "fallback_rules.json"), verbosity=0)
+
+
+def rule_titles(client: Client, search: str, **params: str) -> list[str]:
+    response = client.get("/admin/inference/fallbackrule/", {"q": search, **params})
+    return [str(rule) for rule in response.context["cl"].result_list]
+
+
+def test_searching_the_rules_lists_the_entry_about_the_words_before_entries_that_mention_them(
+    shipped_rules, curator, admin_for
+) -> None:
+    titles = rule_titles(admin_for(curator), "blood pressure")
+    # Priority 5 put "Heart attack warning signs" (which only mentions blood and pressure) first.
+    assert titles[:2] == ["High blood pressure", "Low blood pressure"]
+    assert titles.index("High blood pressure") < titles.index("Heart attack warning signs")
+
+
+def test_a_title_match_outranks_a_match_in_the_answer_and_column_sorting_still_wins(curator, admin_for) -> None:
+    FallbackRule.objects.create(title="Allergies", triggers="hay fever", answer="Pollen sets off asthma.", priority=9)
+    FallbackRule.objects.create(title="Asthma", triggers="wheeze", answer="Asthma narrows the airways.")
+    client = admin_for(curator)
+    assert rule_titles(client, "asthma") == ["Asthma", "Allergies"]
+    assert rule_titles(client, "asthma", o="1") == ["Allergies", "Asthma"]  # by title, as clicked
+
+
+# --- rule history -----------------------------------------------------------------------------------
+
+
+RULE_FORM = {"title": "Ear wax", "triggers": "ear wax", "priority": 0, "enabled": "on"}
+
+
+def edit_rule(client: Client, rule: FallbackRule, **changes: object) -> None:
+    response = client.post(f"/admin/inference/fallbackrule/{rule.pk}/change/", {**RULE_FORM, **changes})
+    assert response.status_code == 302
+
+
+def test_a_rules_history_shows_each_change_before_and_after(curator, admin_for) -> None:
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Use cotton buds.")
+    client = admin_for(curator)
+    edit_rule(client, rule, answer="Olive oil drops soften wax.")
+    edit_rule(client, rule, answer=f"Olive oil drops soften wax. {SCRIPT}", priority=2)
+
+    page = client.get(f"/admin/inference/fallbackrule/{rule.pk}/history/").content.decode()
+    rows = page.split('class="version"')[1:]
+    assert len(rows) == 2
+    first_before, first_after = rows[0].split('class="before">')[1].split('class="after">')
+    assert "Use cotton buds." in first_before and "Olive oil drops soften wax." in first_after
+    assert "Priority" not in rows[0]  # only what changed
+    assert "Priority" in rows[1] and "&lt;script&gt;" in rows[1]
+    assert SCRIPT not in page
+
+
+def test_a_curator_puts_back_the_version_a_change_replaced_and_that_is_logged_too(curator, admin_for) -> None:
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops soften wax.")
+    client = admin_for(curator)
+    edit_rule(client, rule, answer="Use cotton buds.", priority=4)  # a bad edit
+    bad_change = LogEntry.objects.get(object_id=str(rule.pk))
+    before = pipeline.answer("How do I clear ear wax?")
+    assert "cotton buds" in before.text
+
+    response = client.post(f"/admin/inference/fallbackrule/{rule.pk}/history/{bad_change.pk}/restore/", follow=True)
+
+    assert "Put back the version from before the change of" in response.content.decode()
+    rule.refresh_from_db()
+    assert (rule.answer, rule.priority, rule.enabled) == ("Olive oil drops soften wax.", 0, True)
+    assert "Olive oil" in pipeline.answer("How do I clear ear wax?").text  # workers told, like any edit
+    restore = LogEntry.objects.filter(object_id=str(rule.pk)).latest("pk")
+    assert restore.pk != bad_change.pk and "Changed" in restore.get_change_message()
+    page = client.get(f"/admin/inference/fallbackrule/{rule.pk}/history/").content.decode()
+    assert page.count("Put back the version before this change") == 2  # the restore can be undone too
+
+
+def test_bulk_switching_a_rule_off_is_in_its_history_and_can_be_undone(curator, admin_for) -> None:
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops soften wax.")
+    client = admin_for(curator)
+    run_action(client, "/admin/inference/fallbackrule/", "disable_rules", rule)
+    switch = LogEntry.objects.get(object_id=str(rule.pk))
+    assert switch.get_change_message() == "Changed Enabled."
+    client.post(f"/admin/inference/fallbackrule/{rule.pk}/history/{switch.pk}/restore/")
+    rule.refresh_from_db()
+    assert rule.enabled
+
+
+def test_only_curators_who_may_change_a_rule_may_restore_it_and_only_by_post(curator, admin_for, db) -> None:
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops soften wax.")
+    edit_rule(admin_for(curator), rule, answer="Use cotton buds.")
+    change = LogEntry.objects.get(object_id=str(rule.pk))
+    url = f"/admin/inference/fallbackrule/{rule.pk}/history/{change.pk}/restore/"
+    viewer = User.objects.create_user("vera", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_fallbackrule"))
+
+    assert admin_for(curator).get(url).status_code == 405
+    assert admin_for(viewer).post(url).status_code == 403
+    assert "Put back" not in admin_for(viewer).get(f"/admin/inference/fallbackrule/{rule.pk}/history/").content.decode()
+    rule.refresh_from_db()
+    assert rule.answer == "Use cotton buds."
 
 
 # --- rules and disclaimers reach the pipeline ----------------------------------------------------
@@ -336,13 +469,180 @@ def test_auditors_see_feedback_but_cannot_promote_or_edit_it(auditor, alice, adm
     assert not TrainingExample.objects.exists()
 
 
+CURATED = "MedBot curated entries"  # inference.retrieval.CURATED_SOURCE
+
+
+def rated_rule_answer(owner: User) -> tuple[FallbackRule, Feedback]:
+    """A thumbs-down on an answer a curated entry gave, through the real ask flow's fields."""
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops soften wax.")
+    conversation = Conversation.objects.create(owner=owner, title="Ears")
+    question = Message.objects.create(conversation=conversation, role="user", content="How do I clear ear wax?")
+    answer = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="Olive oil drops soften wax.",
+        source="rule",
+        matched_rule="Ear wax",
+        citations=[{"title": "Ear wax", "publisher": "MedBot", "url": "", "source": CURATED}],
+        reply_to=question,
+    )
+    return rule, Feedback.objects.create(message=answer, rating=-1, reason="unclear", comment="Which oil?")
+
+
+def test_a_rating_keeps_a_copy_of_the_question_and_answer_it_rates(alice) -> None:
+    _, feedback = rated_rule_answer(alice)
+    feedback.refresh_from_db()
+    assert (feedback.question, feedback.answer, feedback.source, feedback.matched_rule) == (
+        "How do I clear ear wax?",
+        "Olive oil drops soften wax.",
+        "rule",
+        "Ear wax",
+    )
+    assert feedback.citations[0]["title"] == "Ear wax"
+
+
+def test_the_feedback_list_shows_the_question_and_links_the_entry_that_answered(curator, alice, admin_for) -> None:
+    rule, feedback = rated_rule_answer(alice)
+    response = admin_for(curator).get("/admin/chat/feedback/")
+    page = response.content.decode()
+    assert "How do I clear ear wax?" in page
+    assert f'<a href="/admin/inference/fallbackrule/{rule.pk}/change/">Ear wax</a>' in page
+    assert "Not helpful: unclear" in page
+    assert f'href="/admin/chat/feedback/{feedback.pk}/promote/"' in page
+
+
+def test_the_feedback_list_is_a_few_short_columns_to_fit_a_laptop_screen(curator, alice, admin_for) -> None:
+    """The browser test measures the rows at 1,280 pixels; this one pins the columns."""
+    _, feedback = rated_rule_answer(alice)
+    Feedback.objects.filter(pk=feedback.pk).update(question="Why? " * 100, comment="Because. " * 100)
+    response = admin_for(curator).get("/admin/chat/feedback/")
+    assert response.context["cl"].list_display == [
+        "action_checkbox",
+        "rated",
+        "verdict",
+        "question_and_comment",
+        "answered_from",
+        "promote_link",
+    ]
+    cells = re.findall(r'<t[dh] class="field-([^"]+)"[^>]*>(.*?)</t[dh]>', response.content.decode(), re.S)
+    shown = {name: re.sub(r"<[^>]+>", "", cell) for name, cell in cells}
+    assert len(shown["question_and_comment"]) <= 80 + 60 + 2
+    assert all(len(text) <= 50 for name, text in shown.items() if name != "question_and_comment")
+
+
+def test_a_ratings_page_shows_the_question_the_answer_and_links_every_source(
+    curator, alice, admin_for, knowledge_base
+) -> None:
+    passage = knowledge_base.passages.get(external_id="gout-2")
+    conversation = Conversation.objects.create(owner=alice, title="Gout")
+    question = Message.objects.create(conversation=conversation, role="user", content="How is gout treated?")
+    answer = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content=f"Rest the joint. {SCRIPT}",
+        source="extract",
+        matched_rule=passage.title,
+        citations=[{"title": passage.title, "publisher": "Test Clinic", "url": passage.url, "source": "Test leaflets"}],
+        reply_to=question,
+    )
+    feedback = Feedback.objects.create(message=answer, rating=1)
+    page = admin_for(curator).get(f"/admin/chat/feedback/{feedback.pk}/change/").content.decode()
+    assert "How is gout treated?" in page
+    assert "Rest the joint. &lt;script&gt;" in page and SCRIPT not in page
+    assert f'<a href="/admin/knowledge/passage/{passage.pk}/change/">How is gout treated?</a>' in page
+    assert f'href="/admin/chat/conversation/{conversation.pk}/change/"' in page
+
+
+def test_an_emergency_rating_links_the_red_flag_rule_that_fired(curator, alice, admin_for) -> None:
+    rule = EmergencyRule.objects.create(name="Chest pain", condition="chest_pain", response="Call 999.")
+    conversation = Conversation.objects.create(owner=alice)
+    question = Message.objects.create(conversation=conversation, role="user", content="Crushing chest pain")
+    answer = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="Call 999.",
+        source="emergency",
+        matched_rule="Chest pain",
+        reply_to=question,
+    )
+    Feedback.objects.create(message=answer, rating=1)
+    page = admin_for(curator).get("/admin/chat/feedback/").content.decode()
+    assert f'<a href="/admin/inference/emergencyrule/{rule.pk}/change/">Chest pain</a>' in page
+
+
+def test_deleting_a_conversation_keeps_its_feedback_for_curators_without_the_link(
+    curator, alice, admin_user, admin_for
+) -> None:
+    rule, feedback = rated_rule_answer(alice)
+    conversation = feedback.message.conversation
+    response = admin_for(admin_user).post(f"/admin/chat/conversation/{conversation.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+
+    feedback.refresh_from_db()
+    assert feedback.message is None  # nothing leads back to the conversation or its owner
+    assert (feedback.question, feedback.answer) == ("How do I clear ear wax?", "Olive oil drops soften wax.")
+    client = admin_for(curator)
+    listing = client.get("/admin/chat/feedback/").content.decode()
+    assert "How do I clear ear wax?" in listing
+    assert f'href="/admin/inference/fallbackrule/{rule.pk}/change/"' in listing
+    page = client.get(f"/admin/chat/feedback/{feedback.pk}/change/").content.decode()
+    assert "Olive oil drops soften wax." in page and "Deleted" in page
+
+    # Promoting still works, from the copy.
+    promote_url = f"/admin/chat/feedback/{feedback.pk}/promote/"
+    assert "How do I clear ear wax?" in client.get(promote_url).content.decode()
+    assert client.post(promote_url, {"answer": "Two drops of olive oil, twice a day."}).status_code == 302
+    example = TrainingExample.objects.get(origin="feedback")
+    assert (example.question, example.answer) == ("How do I clear ear wax?", "Two drops of olive oil, twice a day.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_copies_the_question_and_answer_onto_existing_ratings() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("chat", "0006_triage_note")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    conversation = old.get_model("chat", "Conversation").objects.create(owner_key_hash="a" * 64)
+    old_message = old.get_model("chat", "Message")
+    question = old_message.objects.create(conversation_id=conversation.pk, role="user", content="What is gout?")
+    answer = old_message.objects.create(
+        conversation_id=conversation.pk,
+        role="assistant",
+        content="A kind of arthritis.",
+        source="rule",
+        matched_rule="Gout",
+        citations=[{"title": "Gout", "publisher": "MedBot", "url": "", "source": CURATED}],
+        reply_to_id=question.pk,
+    )
+    rating = old.get_model("chat", "Feedback").objects.create(message_id=answer.pk, rating=-1)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    feedback = Feedback.objects.get(pk=rating.pk)
+    assert (feedback.question, feedback.answer, feedback.source, feedback.matched_rule) == (
+        "What is gout?",
+        "A kind of arthritis.",
+        "rule",
+        "Gout",
+    )
+    assert feedback.citations == [{"title": "Gout", "publisher": "MedBot", "url": "", "source": CURATED}]
+
+
 # --- training runs --------------------------------------------------------------------------------
 
 
 def finished_run(settings, folder: str, **fields: object) -> TrainingRun:
+    """A succeeded run with an adapter, whose evaluation found it no worse than the base model
+    (what activating needs without an override)."""
     adapter = Path(settings.MEDBOT_ADAPTER_DIR) / folder
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text("{}")
+    fields.setdefault("evaluation", {"verdict": {"beats_base": True}})
     return TrainingRun.objects.create(
         base_model="gpt2", status=TrainingRun.Status.SUCCEEDED, adapter_path=folder, **fields
     )
@@ -377,6 +677,49 @@ def test_it_refuses_to_activate_a_failed_run_or_one_without_an_adapter(settings,
     response = run_action(client, "/admin/training/trainingrun/", "activate_run", missing)
     assert f"Run {missing.pk} has no adapter" in response.content.decode()
     assert list(TrainingRun.objects.filter(active=True)) == [active]
+
+
+WORSE = {
+    "questions": 24,
+    "base": {"pass_rate": 0.5, "unsupported_share": 0.1, "rouge_l": 0.3},
+    "adapter": {"pass_rate": 0.25, "unsupported_share": 0.2, "rouge_l": 0.31},
+    "verdict": {"beats_base": False, "reasons": ["gate pass rate 25% < base 50%"]},
+    "samples": [{"question": "What is gout?", "base": "Gout is arthritis.", "adapter": SCRIPT}],
+}
+
+
+def test_activating_a_run_worse_than_the_base_asks_for_a_reason_and_records_it(settings, curator, admin_for) -> None:
+    serving = finished_run(settings, "run-a", active=True)
+    worse = finished_run(settings, "run-b", evaluation=WORSE)
+    client = admin_for(curator)
+
+    page = run_action(client, "/admin/training/trainingrun/", "activate_run", worse).content.decode()
+    assert "did not beat the base model" in page and "gate pass rate 25% &lt; base 50%" in page
+    assert 'name="override_reason"' in page
+    assert list(TrainingRun.objects.filter(active=True)) == [serving]  # nothing changed yet
+
+    form = {"action": "activate_run", "_selected_action": [worse.pk], "override": "1"}
+    page = client.post("/admin/training/trainingrun/", {**form, "override_reason": "  "}).content.decode()
+    assert "Give a reason" in page
+    assert list(TrainingRun.objects.filter(active=True)) == [serving]
+
+    response = client.post(
+        "/admin/training/trainingrun/", {**form, "override_reason": "Curators prefer its wording"}, follow=True
+    )
+    assert "active by override" in response.content.decode()
+    worse.refresh_from_db()
+    assert worse.active and f"by {curator.username}: Curators prefer its wording" in worse.activation_override
+
+
+def test_a_runs_page_shows_its_evaluation_beside_the_loss_curve(settings, curator, admin_for) -> None:
+    run = finished_run(settings, "run-a", evaluation=WORSE)
+    page = admin_for(curator).get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert "Answers that pass the faithfulness gate" in page and "50%" in page and "25% (worse)" in page
+    assert "0.310 (better)" in page  # ROUGE-L
+    assert "needs an override" in page and "What is gout?" in page
+    assert SCRIPT not in page  # a model's answer is text, never HTML
+    listing = admin_for(curator).get("/admin/training/trainingrun/").content.decode()
+    assert "50% → 25%" in listing
 
 
 def test_a_runs_page_is_read_only_and_draws_its_loss_curve(settings, curator, admin_for) -> None:

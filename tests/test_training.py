@@ -21,6 +21,7 @@ from training.pipeline import IGNORE_INDEX, PadCollator, TrainConfig, encode_exa
 
 # Questions and answers in the tiny tokenizer's vocabulary (tests/tiny_model.py), so no word is <unk>.
 QUESTIONS = ["what are the symptoms of asthma", "how do i lower my blood pressure", "what helps a headache"]
+PREFIXES = ["", "so ", "and ", "now "]
 ANSWERS = [
     "asthma is a long term condition that affects the airways and can cause wheezing coughing and breathlessness",
     "high blood pressure often has no symptoms so have it checked regularly",
@@ -30,19 +31,25 @@ ANSWERS = [
 
 
 @pytest.fixture
-def examples(db) -> list[TrainingExample]:
-    return [
-        TrainingExample.objects.create(question=f"{QUESTIONS[i % 3]} {i}", answer=ANSWERS[i % 4]) for i in range(12)
-    ]
-
-
-@pytest.fixture
 def knowledge(db) -> None:
-    """Two curated entries: the model only runs for questions the knowledge base can ground."""
+    """Curated entries: the model only runs for questions the knowledge base can ground, and
+    training prompts every example with the passages retrieval finds for it, as serving does."""
     from inference.models import FallbackRule
 
     FallbackRule.objects.create(title="Headache", triggers="headache", answer="Rest and water help most headaches.")
     FallbackRule.objects.create(title="Asthma", triggers="asthma", answer="Asthma narrows the airways.")
+    FallbackRule.objects.create(
+        title="Blood pressure", triggers="blood pressure", answer="Have your blood pressure checked regularly."
+    )
+
+
+@pytest.fixture
+def examples(knowledge) -> list[TrainingExample]:
+    return [
+        # Twelve different questions without numbers in them: "asthma 3" would name another topic.
+        TrainingExample.objects.create(question=f"{PREFIXES[i // 3]}{QUESTIONS[i % 3]}", answer=ANSWERS[i % 4])
+        for i in range(12)
+    ]
 
 
 @pytest.fixture
@@ -55,6 +62,9 @@ def tokenizer(tiny_gpt2):
 def quick(tiny_gpt2: Path, **overrides: object) -> TrainConfig:
     """A few steps on the tiny model: seconds, not minutes."""
     options = {"base": str(tiny_gpt2), "max_steps": 4, "batch_size": 4, "evaluations": 2, "progress_bar": False}
+    if overrides.get("activate"):
+        # No knowledge passages to hold out here, so no evaluation: activating needs the override.
+        options["force"] = "test run: nothing to evaluate against"
     return TrainConfig(**{**options, **overrides})
 
 
@@ -163,7 +173,12 @@ def test_it_trains_activates_and_the_engine_answers_with_the_new_adapter(
         "train", "--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--activate", "--no-progress", stdout=out
     )
     run = TrainingRun.objects.get()
-    assert run.status == TrainingRun.Status.SUCCEEDED and run.active
+    # Nothing held out to evaluate on (no imported knowledge): not activated without an override.
+    assert run.status == TrainingRun.Status.SUCCEEDED and not run.active
+    assert "Not activated" in out.getvalue() and "not evaluated" not in run.activation_override
+    run.activate(force=True, reason="tiny model, no knowledge to evaluate on", by="test")
+    run.refresh_from_db()
+    assert run.active
     assert run.base_model == str(serving.status()["base_model"])
     assert run.adapter_path == run.version == f"run-{run.pk}"
     folder = Path(settings.MEDBOT_ADAPTER_DIR) / run.version
@@ -252,7 +267,7 @@ def test_a_stopped_run_leaves_no_adapter_and_the_active_one_stays_active(
     examples, tiny_gpt2, settings, monkeypatch, stop, status, note
 ):
     serving = TrainingRun.objects.create(base_model="x", status=TrainingRun.Status.SUCCEEDED, adapter_path="run-0")
-    serving.activate()
+    serving.activate(force=True, reason="the adapter in service")
     handler = signal.getsignal(signal.SIGTERM)
     stop(monkeypatch)
     with pytest.raises((KeyboardInterrupt, RuntimeError)):
@@ -282,7 +297,7 @@ def test_activating_an_older_run_rolls_the_engine_back(examples, knowledge, serv
     reload_if_changed(serving, monkeypatch)
     assert serving.get().version == newer.version
 
-    older.activate()
+    older.activate(force=True, reason="roll back")
     reload_if_changed(serving, monkeypatch)
     assert serving.get().version == older.version
     message = ask(Conversation.objects.create(owner=alice), "what helps a headache")
@@ -315,3 +330,19 @@ def test_a_run_never_overwrites_an_adapter_folder_it_did_not_write(examples, tin
     assert run.status == TrainingRun.Status.FAILED and "already exists" in run.notes
     assert (taken / "adapter_config.json").read_text() == "{}"
     assert sorted(os.listdir(settings.MEDBOT_ADAPTER_DIR)) == [taken.name]
+
+
+def test_a_smollm2_cache_with_the_stale_gguf_marker_is_rewritten_without_it(tmp_path):
+    import json
+
+    from inference import registry
+
+    cache = registry.smollm2_cache_dir(tmp_path)
+    cache.mkdir(parents=True)
+    (cache / "model.safetensors").write_bytes(b"")
+    (cache / "tokenizer.json").write_text("{}")
+    marked = {"model_type": "llama", "quantization_config": {"quant_method": "gguf", "gguf_file": "x.gguf"}}
+    (cache / "config.json").write_text(json.dumps(marked))
+    assert registry.prepare_smollm2_cache(tmp_path) == cache
+    assert json.loads((cache / "config.json").read_text()) == {"model_type": "llama"}
+    assert not registry.forget_stale_gguf_marker(cache / "config.json")  # nothing left to remove

@@ -17,6 +17,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -221,8 +222,54 @@ def loss_curve_svg(history: object) -> SafeString:
     return render_to_string("admin/training/trainingrun/loss_curve.html", context)
 
 
+@dataclass(frozen=True)
+class EvaluationRow:
+    measure: str
+    base: str
+    adapter: str
+    better: bool | None  # None: equal
+
+
+MEASURES = (
+    ("pass_rate", "Answers that pass the faithfulness gate", "{:.0%}", True),
+    ("unsupported_share", "Sentences the passages do not support", "{:.1%}", False),
+    ("rouge_l", "ROUGE-L against the reviewed answer", "{:.3f}", True),
+)
+
+
+def evaluation_rows(evaluation: dict[str, Any]) -> list[EvaluationRow]:
+    """Base against adapter, one row per measure (empty when the run was not evaluated)."""
+    base, adapter = evaluation.get("base"), evaluation.get("adapter")
+    if not isinstance(base, dict) or not isinstance(adapter, dict):
+        return []
+    rows = []
+    for key, label, form, higher_is_better in MEASURES:
+        before, after = _number(base.get(key)), _number(adapter.get(key))
+        if before is None or after is None:
+            continue
+        better = None if after == before else (after > before) == higher_is_better
+        rows.append(EvaluationRow(label, form.format(before), form.format(after), better))
+    return rows
+
+
+def evaluation_html(evaluation: dict[str, Any]) -> SafeString:
+    """The evaluation table, the verdict and the before/after answers: text escaped by the template."""
+    verdict = evaluation.get("verdict") or {}
+    samples = [s for s in evaluation.get("samples") or [] if isinstance(s, dict)]
+    return render_to_string(
+        "admin/training/trainingrun/evaluation.html",
+        {
+            "rows": evaluation_rows(evaluation),
+            "questions": evaluation.get("questions"),
+            "beats_base": bool(verdict.get("beats_base")),
+            "reasons": verdict.get("reasons") or ["not evaluated"],
+            "samples": samples,
+        },
+    )
+
+
 @admin.action(description="Activate the selected run (servers switch to its adapter)", permissions=["change"])
-def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
     """Activating an earlier run is the rollback. Workers compare the active run with the adapter
     they hold every few seconds and reload, so no restart is needed."""
     if queryset.count() != 1:
@@ -245,10 +292,38 @@ def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
             messages.ERROR,
         )
         return
+    if not run.beats_base:
+        # The evaluation found it worse than the base model (or there was none): a person may
+        # still choose it, on a page that says why not, with a reason that is recorded.
+        reason = request.POST.get("override_reason", "").strip() if "override" in request.POST else ""
+        if not reason:
+            return TemplateResponse(
+                request,
+                "admin/training/trainingrun/override.html",
+                {
+                    **modeladmin.admin_site.each_context(request),
+                    "title": f"Activate run {run.pk} although it did not beat the base model?",
+                    "run": run,
+                    "refusal": run.refusal(),
+                    "evaluation": evaluation_rows(run.evaluation),
+                    "missing_reason": "override" in request.POST,
+                    "opts": modeladmin.model._meta,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        run.activate(force=True, reason=reason, by=request.user.get_username())
+        modeladmin.message_user(
+            request,
+            f"Run {run.pk} is now active by override (reason recorded): servers answer with its adapter "
+            "within a few seconds.",
+            messages.WARNING,
+        )
+        return None
     run.activate()
     modeladmin.message_user(
         request, f"Run {run.pk} is now active: servers answer with its adapter within a few seconds.", messages.SUCCESS
     )
+    return None
 
 
 @admin.action(description="Serve the base model (no adapter)", permissions=["change"])
@@ -275,6 +350,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "example_count",
         "final_train_loss",
         "final_validation_loss",
+        "gate_pass_rate",
         "duration",
         "created_at",
     ]
@@ -302,6 +378,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
             },
         ),
         ("Loss curve", {"fields": ["loss_curve"]}),
+        ("Evaluation against the base model", {"fields": ["evaluation_report", "activation_override"]}),
         (
             "Training options",
             {
@@ -320,7 +397,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    readonly_fields = ["final_train_loss", "final_validation_loss", "duration", "loss_curve"]
+    readonly_fields = ["final_train_loss", "final_validation_loss", "duration", "loss_curve", "evaluation_report"]
 
     @admin.display(description="Train loss", ordering="train_loss")
     def final_train_loss(self, obj: TrainingRun) -> str:
@@ -336,6 +413,17 @@ class TrainingRunAdmin(admin.ModelAdmin):
             return "–"
         minutes, seconds = divmod(int(obj.duration_seconds), 60)
         return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+    @admin.display(description="Gate pass rate (base → adapter)")
+    def gate_pass_rate(self, obj: TrainingRun) -> str:
+        base, adapter = obj.evaluation.get("base"), obj.evaluation.get("adapter")
+        if not isinstance(base, dict) or not isinstance(adapter, dict):
+            return "not evaluated"
+        return f"{base.get('pass_rate', 0):.0%} → {adapter.get('pass_rate', 0):.0%}"
+
+    @admin.display(description="Held-out evaluation")
+    def evaluation_report(self, obj: TrainingRun) -> SafeString:
+        return evaluation_html(obj.evaluation)
 
     @admin.display(description="Loss curve")
     def loss_curve(self, obj: TrainingRun) -> SafeString:

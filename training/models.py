@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 
 class TrainingExample(models.Model):
@@ -11,9 +12,26 @@ class TrainingExample(models.Model):
         FIXTURE = "fixture", "Fixture"
         IMPORT = "import", "Import"
         FEEDBACK = "feedback", "Feedback"
+        KNOWLEDGE = "knowledge", "Knowledge base"
 
     question = models.TextField()
     answer = models.TextField()
+    grounding = models.TextField(
+        blank=True,
+        help_text="The reference passages of the prompt, as serving builds them. Empty: found by retrieval at "
+        "training time (curated examples, feedback).",
+    )
+    passage = models.ForeignKey(
+        "knowledge.Passage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_examples",
+        help_text="The passage the answer was taken from (examples built from the knowledge base).",
+    )
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="How the example was made: wording of the question, passages retrieved."
+    )
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.FIXTURE, db_index=True)
     enabled = models.BooleanField(default=True, db_index=True, help_text="Disabled examples are left out of training.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -63,6 +81,15 @@ class TrainingRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
     active = models.BooleanField(default=False, help_text="The adapter every server answers with.")
     notes = models.TextField(blank=True)
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The held-out evaluation against the base model: gate pass rate, unsupported sentences, "
+        "ROUGE-L, and before/after answers.",
+    )
+    activation_override = models.TextField(
+        blank=True, help_text="Why this adapter was activated although it did not beat the base model, and by whom."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -79,11 +106,42 @@ class TrainingRun(models.Model):
     def version(self) -> str:
         return f"run-{self.pk}"
 
-    def activate(self) -> None:
-        """Make this run's adapter the one servers answer with (also how to roll back)."""
+    @property
+    def beats_base(self) -> bool:
+        """The evaluation found the adapter no worse than the base on every measure."""
+        return bool(self.evaluation.get("verdict", {}).get("beats_base"))
+
+    def activate(self, *, force: bool = False, reason: str = "", by: str = "") -> None:
+        """Make this run's adapter the one servers answer with (also how to roll back).
+
+        An adapter that did not beat the base model in its evaluation (or was never evaluated)
+        is refused unless ``force`` is given with a reason, which is recorded on the run."""
         if self.status != self.Status.SUCCEEDED or not self.adapter_path:
             raise ValueError("Only a finished run with an adapter can be activated.")
+        if not self.beats_base:
+            if not force:
+                raise ActivationRefused(self.refusal())
+            if not reason.strip():
+                raise ActivationRefused("An override needs a reason.")
         with transaction.atomic():
             TrainingRun.objects.filter(active=True).exclude(pk=self.pk).update(active=False)
             self.active = True
-            self.save(update_fields=["active"])
+            fields = ["active"]
+            if not self.beats_base:
+                stamp = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
+                entry = f"{stamp} by {by or 'unknown'}: {reason.strip()}"
+                self.activation_override = "\n".join(filter(None, [self.activation_override, entry]))
+                fields.append("activation_override")
+            self.save(update_fields=fields)
+
+    def refusal(self) -> str:
+        verdict = self.evaluation.get("verdict") or {}
+        why = verdict.get("reasons") or ["it was not evaluated against the base model"]
+        return (
+            f"Run {self.pk} did not beat the base model ({'; '.join(why)}). "
+            "Activate it anyway only with an override and a reason."
+        )
+
+
+class ActivationRefused(ValueError):
+    """An adapter that scored below the base model, activated without an override."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import shutil
 import signal
@@ -38,7 +39,9 @@ from django.utils import timezone
 from inference import registry
 from inference.adapters import resolve_adapter_path
 from inference.prompting import training_text
-from training.models import TrainingExample, TrainingRun
+from training.evaluation import evaluate
+from training.knowledge_set import evaluation_questions, with_grounding
+from training.models import ActivationRefused, TrainingExample, TrainingRun
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -63,22 +66,26 @@ class TrainConfig:
     """Options of one training run; ``manage.py train`` maps its flags onto these one to one."""
 
     base: str = ""  # registry name or local model folder; "" = settings.MEDBOT_BASE_MODEL, what servers load
-    epochs: float = 3.0  # passes over the training split: enough for ~200 short answers, few enough not to memorise
+    epochs: float = 1.0  # passes over the training split: one over ~1,200 knowledge examples teaches the task
     rank: int = 16  # LoRA rank r: 16 holds a style and a topic list, and the adapter stays a few MB
     alpha: int = 32  # LoRA alpha: updates are scaled by alpha / r = 2, the usual choice with r = 16
+    top_layers: float = 0.5  # share of the layers (the top ones) LoRA adapts; backward stops below them
     dropout: float = 0.05  # dropout on the LoRA input: a little regularisation for a small data set
     learning_rate: float = 2e-4  # AdamW peak rate: the common LoRA rate (full fine-tuning would use ~10x less)
     batch_size: int = 4  # examples per optimiser step: small batches give more updates from 200 examples on CPU
-    max_length: int = 512  # tokens per example, prompt + answer; SmolLM2's longest curated example is 260
+    max_length: int = 640  # tokens per example, prompt + answer; grounded prompts are ~330, answers ~70
     max_examples: int | None = None  # use at most this many enabled examples (a seeded sample); None = all
-    validation_fraction: float = 0.1  # share held out for validation (at least one example)
-    evaluations: int = 5  # evaluations spread over the run, plus one before the first step as the baseline
+    validation_fraction: float = 0.1  # share held out for validation (at least one example) ...
+    max_validation: int = 64  # ... and at most this many: each loss evaluation runs them all
+    evaluations: int = 4  # loss evaluations spread over the run, plus one before the first step as the baseline
     warmup: float = 0.1  # share of the steps over which the learning rate ramps up from zero
     max_steps: int = -1  # stop after this many optimiser steps (smoke tests); -1 lets epochs decide
-    threads: int = 0  # torch CPU threads; 0 = MEDBOT_TORCH_THREADS (1). On a busy 2-core host 1 ran 5x faster than 2
+    threads: int = 0  # torch CPU threads; 0 = every core this process may use (training is a batch job)
     seed: int = 42  # same seed + same data => same split, LoRA init, batch order, dropout and losses
     output: str = ""  # adapter root folder; "" = settings.MEDBOT_ADAPTER_DIR, where servers look
     activate: bool = False  # make the new adapter the served one after a successful run, never before
+    force: str = ""  # the reason to activate although the evaluation found it worse than the base; recorded
+    eval_questions: int = 24  # held-out questions the adapter and the base answer at the end; 0 = no evaluation
     progress_bar: bool = True  # the Trainer's tqdm bar (evaluations are reported through ``progress`` either way)
 
     def validate(self) -> None:
@@ -100,12 +107,20 @@ class TrainConfig:
             problems.append("max examples must be at least 2 (one to train on, one to validate)")
         if not 0 < self.validation_fraction < 1:
             problems.append("the validation fraction must be between 0 and 1")
+        if self.max_validation < 1:
+            problems.append("max validation must be at least 1")
         if self.evaluations < 1:
             problems.append("evaluations must be at least 1")
         if not 0 <= self.warmup < 1:
             problems.append("warmup must be in [0, 1)")
         if self.threads < 0:
-            problems.append("threads must be 0 (MEDBOT_TORCH_THREADS) or more")
+            problems.append("threads must be 0 (every core) or more")
+        if not 0 < self.top_layers <= 1:
+            problems.append("top layers must be a share in (0, 1]")
+        if self.eval_questions < 0:
+            problems.append("eval questions must be 0 or more")
+        if self.force and not self.activate:
+            problems.append("--force is the reason for an activation: use it with --activate")
         if self.max_steps == 0 or self.max_steps < -1:
             problems.append("max steps must be positive, or -1 to train for the given epochs")
         if problems:
@@ -121,14 +136,21 @@ class TrainConfig:
 # --- data -----------------------------------------------------------------------------------------
 
 
+Example = tuple[str, str, str]  # (question, answer, grounding)
+
+
 @dataclass(frozen=True)
 class Split:
-    train: list[tuple[str, str]]
-    validation: list[tuple[str, str]]
+    train: list[Example]
+    validation: list[Example]
 
 
 def split_examples(
-    pairs: Sequence[tuple[str, str]], validation_fraction: float, seed: int, limit: int | None = None
+    pairs: Sequence[Example],
+    validation_fraction: float,
+    seed: int,
+    limit: int | None = None,
+    max_validation: int | None = None,
 ) -> Split:
     """A seeded shuffle, an optional sample of ``limit``, then the validation share off the top.
 
@@ -143,24 +165,27 @@ def split_examples(
             "Load the curated data (manage.py load_curated_data) or import some (manage.py import_training_data)."
         )
     held_out = min(len(shuffled) - 1, max(1, round(len(shuffled) * validation_fraction)))
+    if max_validation is not None:
+        held_out = max(1, min(held_out, max_validation))
     return Split(train=shuffled[held_out:], validation=shuffled[:held_out])
 
 
-def enabled_pairs() -> list[tuple[str, str]]:
-    """The enabled examples with a question and an answer, in primary-key order (stable for seeding)."""
-    rows = TrainingExample.objects.filter(enabled=True).order_by("pk").values_list("question", "answer")
-    return [(q.strip(), a.strip()) for q, a in rows if q.strip() and a.strip()]
+def enabled_examples() -> list[Example]:
+    """The enabled examples with a question and an answer, in primary-key order (stable for
+    seeding), with their stored grounding ("" = retrieval finds it at training time)."""
+    rows = TrainingExample.objects.filter(enabled=True).order_by("pk").values_list("question", "answer", "grounding")
+    return [(q.strip(), a.strip(), g) for q, a, g in rows if q.strip() and a.strip()]
 
 
 def encode_example(
-    tokenizer: PreTrainedTokenizerBase, question: str, answer: str, max_length: int
+    tokenizer: PreTrainedTokenizerBase, question: str, answer: str, max_length: int, grounding: str = ""
 ) -> dict[str, list[int]] | None:
     """Token ids and labels for one example; labels are IGNORE_INDEX on every prompt token.
 
     The prompt is tokenised on its own, with the special-token setting the engine uses, so the
     boundary between prompt and answer is the one the model meets when it generates. Answers that
     do not fit are cut at ``max_length``; None when not even one answer token fits."""
-    prompt, completion = training_text(tokenizer, question, answer)
+    prompt, completion = training_text(tokenizer, question, answer, grounding or None)
     prompt_ids = tokenizer(prompt, add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     room = max_length - len(prompt_ids)
@@ -177,7 +202,11 @@ def encode_example(
 class PadCollator:
     """Right-pads a batch to its longest example: padding is masked out of attention and loss.
 
-    Padding to the batch (not to max_length) matters on CPU, where every pad token costs compute."""
+    Padding to the batch (not to max_length) matters on CPU, where every pad token costs compute.
+    Only the answer tokens carry loss, so the output head (576 × 49,152 for SmolLM2) runs on the
+    positions from the batch's shortest prompt on (``logits_to_keep``), not on the whole prompt:
+    on a 400-token grounded prompt with a 70-token answer that is most of the head's work saved,
+    forward and backward. The labels are cut to the same window; the loss is unchanged."""
 
     pad_token_id: int
 
@@ -191,18 +220,22 @@ class PadCollator:
             input_ids.append(f["input_ids"] + [self.pad_token_id] * pad)
             labels.append(f["labels"] + [IGNORE_INDEX] * pad)
             attention.append([1] * len(f["input_ids"]) + [0] * pad)
+        # The first answer token is predicted from the position before it.
+        first = min(next(i for i, label in enumerate(f["labels"]) if label != IGNORE_INDEX) for f in features)
+        keep = longest - max(first - 1, 0)
         return {
             "input_ids": torch.tensor(input_ids, dtype=torch.long),
             "attention_mask": torch.tensor(attention, dtype=torch.long),
-            "labels": torch.tensor(labels, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long)[:, longest - keep :],
+            "logits_to_keep": keep,
         }
 
 
 def encode_all(
-    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], max_length: int
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int
 ) -> tuple[list[dict[str, list[int]]], int]:
     """(encoded examples, how many were dropped because their prompt alone exceeds max_length)."""
-    encoded = [encode_example(tokenizer, q, a, max_length) for q, a in pairs]
+    encoded = [encode_example(tokenizer, q, a, max_length, g) for q, a, g in examples]
     kept = [e for e in encoded if e is not None]
     return kept, len(encoded) - len(kept)
 
@@ -324,15 +357,23 @@ def _quiet(line: str) -> None:
 
 
 def run(config: TrainConfig, progress: Progress | None = None) -> TrainingRun:
-    """Fine-tune a LoRA adapter on the enabled examples and record it as a TrainingRun.
+    """Fine-tune a LoRA adapter on the enabled examples, evaluate it against the base model on
+    held-out questions, and record both as a TrainingRun.
 
-    Returns the succeeded run (active if ``config.activate``). Raises TrainingError (nothing
-    recorded) for bad options or too little data, ModelNotAvailable when the base model is not
-    on this machine; on an interrupt or error during training the run is saved as interrupted or
-    failed, no adapter folder is left, and the exception propagates."""
+    Returns the succeeded run (active if ``config.activate`` and the evaluation allows it, or
+    ``config.force`` gives the reason to override). Raises TrainingError (nothing recorded) for
+    bad options or too little data, ModelNotAvailable when the base model is not on this
+    machine; on an interrupt or error during training the run is saved as interrupted or failed,
+    no adapter folder is left, and the exception propagates. An interrupted *evaluation* keeps the
+    adapter (recorded as not evaluated, so it cannot be activated without an override)."""
     say = progress or _quiet
     config.validate()
-    split = split_examples(enabled_pairs(), config.validation_fraction, config.seed, config.max_examples)
+    examples, without_passages = with_grounding(enabled_examples())
+    if without_passages:
+        say(f"{without_passages} examples left out: no passage is found for their question, so serving never asks.")
+    split = split_examples(
+        examples, config.validation_fraction, config.seed, config.max_examples, config.max_validation
+    )
     base = config.base_name()
     root = config.adapter_root()
 
@@ -340,8 +381,8 @@ def run(config: TrainConfig, progress: Progress | None = None) -> TrainingRun:
 
     say(f"Loading base model {base} …")
     model, tokenizer = registry.load_base(base, Path(settings.MEDBOT_MODEL_CACHE), dtype="float32")
-    _forget_gguf_origin(model)
     targets = registry.lora_targets(model.config.model_type)
+    layers = adapted_layers(model.config.num_hidden_layers, config.top_layers)
     train_set, dropped_train = encode_all(tokenizer, split.train, config.max_length)
     validation_set, dropped_validation = encode_all(tokenizer, split.validation, config.max_length)
     if not train_set or not validation_set:
@@ -363,7 +404,7 @@ def run(config: TrainConfig, progress: Progress | None = None) -> TrainingRun:
     scratch: Path | None = None
     published: Path | None = None
     started = time.monotonic()
-    with _sigterm_raises(), _torch_threads(config.threads or settings.MEDBOT_TORCH_THREADS):
+    with _sigterm_raises(), _torch_threads(config.threads or available_cores()):
         try:
             if final.exists():
                 raise FileExistsError(f"{final} already exists (left by another database?); move it away first")
@@ -371,14 +412,15 @@ def run(config: TrainConfig, progress: Progress | None = None) -> TrainingRun:
             scratch = Path(tempfile.mkdtemp(prefix=f".{training_run.version}-", dir=root))
             set_seed(config.seed)  # before get_peft_model: the LoRA A matrices start random
             history = _History(say)
-            peft_model = _peft_model(model, targets, config)
+            peft_model = _peft_model(model, targets, layers, config)
             trainable, total = peft_model.get_nb_trainable_parameters()
             dropped = dropped_train + dropped_validation
             say(
                 f"Run {training_run.pk}: {len(train_set)} training / {len(validation_set)} validation examples"
                 + (f" ({dropped} dropped: prompt longer than {config.max_length} tokens)" if dropped else "")
-                + f", LoRA r={config.rank} alpha={config.alpha} on {', '.join(targets)}"
-                f" ({trainable / 1e6:.2f}M of {total / 1e6:.0f}M parameters trainable)"
+                + f", LoRA r={config.rank} alpha={config.alpha} on {', '.join(targets)} of layers "
+                f"{layers[0]}-{layers[-1]} ({trainable / 1e6:.2f}M of {total / 1e6:.0f}M parameters trainable), "
+                f"{torch_threads()} threads"
             )
             with tempfile.TemporaryDirectory(prefix="medbot-trainer-") as trainer_dir:
                 trainer = _trainer(peft_model, tokenizer, train_set, validation_set, config, history, trainer_dir)
@@ -405,26 +447,54 @@ def run(config: TrainConfig, progress: Progress | None = None) -> TrainingRun:
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
+        training_run.evaluation = _evaluation(peft_model, tokenizer, config, say)
+        training_run.save(update_fields=["evaluation"])
     if config.activate:
-        training_run.activate()
+        try:
+            training_run.activate(force=bool(config.force), reason=config.force, by="manage.py train --force")
+        except ActivationRefused as refusal:
+            say(f"Not activated: {refusal}")
     return training_run
 
 
-def _forget_gguf_origin(model: Any) -> None:
-    """Let the Trainer train a model de-quantised from GGUF.
+def _evaluation(peft_model: Any, tokenizer: PreTrainedTokenizerBase, config: TrainConfig, say: Progress) -> dict:
+    """The held-out comparison with the base model, or a record of why there is none."""
+    if not config.eval_questions:
+        return {"verdict": {"beats_base": False, "reasons": ["not evaluated (--eval-questions 0)"]}}
+    questions = evaluation_questions(config.eval_questions, config.seed)
+    if not questions:
+        reason = "no held-out passage to ask about: import a knowledge source (make import-medquad)"
+        say(f"Not evaluated: {reason}.")
+        return {"verdict": {"beats_base": False, "reasons": [reason]}}
+    try:
+        return evaluate(peft_model, tokenizer, questions, say)
+    except KeyboardInterrupt:
+        say("Evaluation stopped: the adapter is kept but counts as not evaluated.")
+        return {"verdict": {"beats_base": False, "reasons": ["the evaluation was stopped"]}}
 
-    The SmolLM2 safetensors cache keeps the GGUF file's ``quantization_config`` in config.json,
-    so transformers marks the loaded model as GGUF-quantised and the Trainer refuses it, although
-    every weight is a plain float tensor. Dropped only when that is so (packed GGUF blocks would
-    not be floating point)."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is None or quantizer.quantization_config.quant_method != "gguf":  # a str enum
-        return
-    if all(p.dtype.is_floating_point for p in model.parameters()):
-        quantizer.remove_quantization_config(model)
+
+def available_cores() -> int:
+    """CPUs this process may run on (a container's limit, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
-def _peft_model(model: Any, targets: list[str], config: TrainConfig) -> Any:
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def adapted_layers(count: int, share: float) -> list[int]:
+    """The top ``share`` of ``count`` layers (at least one). Gradients stop at the lowest adapted
+    layer, so adapting the top half of SmolLM2's 30 layers saves most of the backward pass below."""
+    keep = max(1, round(count * share))
+    return list(range(count - keep, count))
+
+
+def _peft_model(model: Any, targets: list[str], layers: list[int], config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers.pytorch_utils import Conv1D
 
@@ -435,6 +505,7 @@ def _peft_model(model: Any, targets: list[str], config: TrainConfig) -> Any:
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
         target_modules=targets,
+        layers_to_transform=layers,
         fan_in_fan_out=fan_in_fan_out,
         bias="none",
         task_type="CAUSAL_LM",
@@ -480,6 +551,7 @@ def _trainer(
         label_names=["labels"],
         remove_unused_columns=False,
         dataloader_pin_memory=False,
+        train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, all of it compute
         disable_tqdm=not config.progress_bar,
     )
     trainer = Trainer(
@@ -538,11 +610,32 @@ def summary(training_run: TrainingRun) -> str:
     if training_run.duration_seconds is not None:
         minutes, seconds = divmod(training_run.duration_seconds, 60)
         lines.append(f"time {int(minutes)} min {seconds:.0f} s · {training_run.example_count} examples")
+    lines.extend(evaluation_lines(training_run.evaluation))
     if training_run.adapter_path:
         size = (training_run.adapter_size_bytes or 0) / 1e6
-        state = "active" if training_run.active else "not active (activate with --activate or TrainingRun.activate())"
+        state = "active" if training_run.active else "not active (activate in the admin, or train with --activate)"
         folder = resolve_adapter_path(training_run.adapter_path)
         lines.append(f"adapter {folder} · {size:.1f} MB · {state}")
     if training_run.notes:
         lines.append(training_run.notes.splitlines()[0])
     return "\n".join(lines)
+
+
+def evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    """The evaluation as a few lines: base against adapter, and the verdict."""
+    verdict = evaluation.get("verdict") or {}
+    lines = []
+    if "base" in evaluation and "adapter" in evaluation:
+        lines.append(f"held-out evaluation, {evaluation['questions']} questions (base → adapter):")
+        for key, label, form in (
+            ("pass_rate", "gate pass rate", "{:.0%}"),
+            ("unsupported_share", "unsupported sentences", "{:.1%}"),
+            ("rouge_l", "ROUGE-L", "{:.3f}"),
+        ):
+            before, after = evaluation["base"][key], evaluation["adapter"][key]
+            lines.append(f"  {label}: {form.format(before)} → {form.format(after)}")
+    if verdict.get("beats_base"):
+        lines.append("the adapter beats the base model on every measure")
+    else:
+        lines.append("the adapter does not beat the base: " + "; ".join(verdict.get("reasons") or ["not evaluated"]))
+    return lines

@@ -19,7 +19,7 @@ from inference.engine.batcher import DONE, Batcher, Row
 from inference.engine.config import EngineConfig
 from inference.engine.quantisation import quantize_weight_only
 from inference.engine.types import Generation, GenerationError, GenerationRequest, GenerationStats, Stream, collect
-from inference.prompting import build_messages, render
+from inference.prompting import prompt_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -133,10 +133,7 @@ class LoraEngine:
         return sorted(ids)
 
     def prompt_text(self, request: GenerationRequest) -> str:
-        messages = build_messages(
-            self.tokenizer, request.question, request.history, request.grounding, self.history_tokens
-        )
-        return render(self.tokenizer, messages, add_generation_prompt=True)
+        return prompt_text(self.tokenizer, request.question, request.history, request.grounding, self.history_tokens)
 
     def prompt_ids(self, request: GenerationRequest) -> Any:
         # Chat templates already hold their special tokens; plain prompts get the tokenizer's own.
