@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
@@ -137,6 +138,13 @@ def check_write_rate(request: Request, group: str, rate: str, what: str) -> None
         raise RateLimited(wait, f"Too many {what}. Please wait a moment and try again.")
 
 
+def start_conversation(request: Request, text: str) -> tuple[Conversation, Message]:
+    """A new conversation with its first question, counted against the new-conversation limit
+    like ``POST /api/v1/conversations/`` (asking without a conversation must not get round it)."""
+    check_write_rate(request, ratelimits.CONVERSATIONS, settings.MEDBOT_CONVERSATION_RATE, "new conversations")
+    return services.start_conversation(text, **owner_of(request))
+
+
 def ask_once(conversation: Conversation, text: str, client: str, question: Message | None = None) -> Message:
     """``services.ask`` holding the conversation's lock; AnswerInProgress (409) if it is taken."""
     try:
@@ -209,7 +217,7 @@ def streamed_answer(request: Request, conversation: Conversation | None, text: s
     a question refused before this point leaves no empty conversation. The question is saved
     before the response starts, so the first event can already name the conversation."""
     if conversation is None:
-        conversation, question = services.start_conversation(text, **owner_of(request))
+        conversation, question = start_conversation(request, text)
         locks.acquire(conversation)  # brand new: nothing else can be answering in it
     else:
         try:
@@ -240,6 +248,24 @@ SSE_DESCRIPTION = (
 )
 
 
+class WordsAnywhereSearch(filters.SearchFilter):
+    """Each search word in the title or in *any* message of the conversation. DRF's filter puts
+    every word into one join on messages, so two words had to be in the same message."""
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        words = self.get_search_terms(request)
+        fields = getattr(view, "search_fields", None)
+        if not words or not fields:
+            return queryset
+        for word in words:
+            match = Q()
+            for field in fields:
+                match |= Q(**{f"{field}__icontains": word})
+            # A subquery per word: a separate join each time, and no duplicate conversations.
+            queryset = queryset.filter(pk__in=queryset.model.objects.filter(match).values("pk"))
+        return queryset
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Your conversations, newest first",
@@ -258,7 +284,7 @@ class ConversationViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    filter_backends = [filters.SearchFilter]
+    filter_backends = [WordsAnywhereSearch]
     # Titles and what was said: each word must appear in the title or in one of the messages.
     search_fields = ["title", "messages__content"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -334,6 +360,8 @@ class ConversationViewSet(
             return self.get_paginated_response(MessageSerializer(page, many=True).data)
         serializer = MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if locks.busy(conversation):
+            raise AnswerInProgress  # before the rate limit: a refused ask is not a question asked
         check_rate(request)
         text = serializer.validated_data["content"]
         if wants_events(request):
@@ -363,17 +391,19 @@ class AskView(APIView):
     def post(self, request: Request) -> Response:
         serializer = AskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        check_rate(request)
         text = serializer.validated_data["question"]
         conversation_id = serializer.validated_data.get("conversation")
         conversation = None
         if conversation_id is not None:
             conversation = get_object_or_404(owned_conversations(request), pk=conversation_id)
+            if locks.busy(conversation):
+                raise AnswerInProgress  # before the rate limit: a refused ask is not a question asked
+        check_rate(request)
         if wants_events(request):
             return streamed_answer(request, conversation, text)
         question = None
         if conversation is None:
-            conversation, question = services.start_conversation(text, **owner_of(request))
+            conversation, question = start_conversation(request, text)
         message = ask_once(conversation, text, client_label(request), question)
         body = {
             "answer": message.content,
@@ -400,7 +430,7 @@ class LegacyAskView(APIView):
         serializer.is_valid(raise_exception=True)
         check_rate(request)
         question = serializer.validated_data["question"]
-        conversation, saved = services.start_conversation(question, **owner_of(request))
+        conversation, saved = start_conversation(request, question)
         message = ask_once(conversation, question, client_label(request), saved)
         return Response(
             {"response": f"{message.content}\n\n{message.disclaimer}", "question": question}, headers=NO_STORE

@@ -42,6 +42,13 @@ def acquire(conversation: Conversation) -> None:
     conversation.answering_since = now
 
 
+def busy(conversation: Conversation) -> bool:
+    """Whether an answer is being written (as last read): a quick refusal before anything is
+    counted. ``acquire`` is still what decides."""
+    since = conversation.answering_since
+    return since is not None and since >= timezone.now() - stale_after()
+
+
 def release(conversation: Conversation) -> None:
     Conversation.objects.filter(pk=conversation.pk).update(answering_since=None)
     conversation.answering_since = None

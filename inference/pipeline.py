@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -266,6 +267,22 @@ def judge(question: str, raw: str, documents: Sequence[Document], gate: bool = T
     return Verdict(text, None, tuple(check.sentence for check in unsupported))
 
 
+_SENTENCE_DONE = re.compile(r"[.!?…][\"')\]]*\s|\n")
+
+
+def complete_sentences_end(text: str) -> int:
+    """Where the text's complete sentences end: after the last sentence mark followed by a space
+    (or the last line break). What comes after may still be growing."""
+    ends = [match.end() for match in _SENTENCE_DONE.finditer(text)]
+    return ends[-1] if ends else 0
+
+
+def _close(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()  # stops the generation: nobody will read the rest
+
+
 def model_answer(
     question: str, history: Sequence[Turn], hits: Sequence[Hit], engine, cancel: threading.Event, gate: bool
 ) -> Iterator[str | AnswerResult]:
@@ -284,10 +301,32 @@ def model_answer(
     )
     stats = GenerationStats()
     pieces: list[str] = []
+    shown = 0  # characters of the model's text already handed out: whole sentences the gate passed
+    passages = [d.text for d in documents]
+    stream = engine.stream(request, stats)
     try:
-        for piece in engine.stream(request, stats):
+        for piece in stream:
             pieces.append(piece)
-            yield piece
+            if not gate:
+                yield piece  # the ablation: everything as it comes
+                continue
+            # People only ever see sentences the faithfulness gate accepted: each one is checked
+            # when it is complete, and the first unsupported one ends the generation there.
+            text = strip_template_markers("".join(pieces))
+            end = complete_sentences_end(text)
+            if end <= shown:
+                continue
+            fresh = text[shown:end]
+            refused = faithfulness_problems(fresh, passages, question, retriever.index().is_specific)
+            if refused:
+                _close(stream)
+                logger.info("Model answer failed the faithfulness gate mid-stream: %d sentence(s)", len(refused))
+                result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
+                result.unsupported = [check.sentence for check in refused]
+                yield result
+                return
+            shown = end
+            yield fresh
     except Exception as error:  # GenerationError, or anything a broken engine raises
         logger.warning(
             "Model failed, answering from the knowledge: %s", error, exc_info=not isinstance(error, GenerationError)
@@ -296,7 +335,8 @@ def model_answer(
         return
 
     if stats.stopped_by == "cancelled":
-        yield AnswerResult(text="".join(pieces).strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
+        seen = "".join(pieces) if not gate else strip_template_markers("".join(pieces))[:shown]
+        yield AnswerResult(text=seen.strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
         return
     timed_out = stats.stopped_by == "timeout"
     verdict = judge(question, "".join(pieces), documents, gate)
@@ -310,6 +350,14 @@ def model_answer(
         result.unsupported = list(verdict.unsupported)
         yield result
         return
+    if gate:
+        # The last sentence was checked with the whole answer just now: hand it out too.
+        seen = strip_template_markers("".join(pieces))[:shown]
+        if verdict.text.startswith(seen.strip()):
+            rest = verdict.text[len(seen.strip()) :]
+            rest = rest.lstrip() if seen[-1:].isspace() else rest
+            if rest:
+                yield rest
     yield AnswerResult(
         text=verdict.text,
         source=Source.MODEL,

@@ -57,6 +57,21 @@ def repetition_ratio(text: str, n: int = 4) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
+def stutters(text: str, longest: int = 12) -> bool:
+    """A small model's loop inside an otherwise fine answer: one word three times running ("hot,
+    hot, hot") or a run of three or more words said twice in a row ("you have a fever that won't
+    settle, you have a fever that won't settle"). Sentences are checked across their ends too."""
+    tokens = words(text)
+    for i in range(len(tokens) - 2):
+        if tokens[i] == tokens[i + 1] == tokens[i + 2]:
+            return True
+    for size in range(3, longest + 1):
+        for i in range(len(tokens) - 2 * size + 1):
+            if tokens[i : i + size] == tokens[i + size : i + 2 * size]:
+                return True
+    return False
+
+
 def quality_problem(answer: str, question: str, min_words: int = 8) -> str | None:
     """Why a model answer should not be shown, or None when it passes the gate."""
     answer_words = words(answer)
@@ -64,7 +79,7 @@ def quality_problem(answer: str, question: str, min_words: int = 8) -> str | Non
         return "empty"
     if len(answer_words) < min_words:
         return "too short"
-    if repetition_ratio(answer) > 0.35:
+    if repetition_ratio(answer) > 0.35 or stutters(answer):
         return "repetitive"
     question_words = words(question)
     if len(question_words) >= 4:

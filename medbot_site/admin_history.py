@@ -104,9 +104,22 @@ def _shown(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+class PlainLinesField(forms.CharField):
+    """A textarea's text with the browser's CRLF line endings made plain LF, as the fixtures write
+    them: otherwise saving a form unchanged would record every multi-line field as changed."""
+
+    widget = forms.Textarea
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n").replace("\r", "\n") if text else text
+
+
 class VersionHistoryMixin:
     """A ModelAdmin whose history page shows each change's before and after, with a button that
     puts back the version a change replaced (itself a change, logged the same way)."""
+
+    formfield_overrides = {models.TextField: {"form_class": PlainLinesField}}
 
     object_history_template = "admin/medbot/object_history.html"
 

@@ -146,6 +146,7 @@ class ScriptedEngine:
     def __init__(self, text: str = "", stopped_by: str = "eos", error: Exception | None = None) -> None:
         self.text, self.stopped_by, self.error = text, stopped_by, error
         self.requests: list = []
+        self.produced = 0  # words handed out before the consumer stopped reading
 
     def stream(self, request, stats=None):
         self.requests.append(request)
@@ -155,6 +156,7 @@ class ScriptedEngine:
         for index, word in enumerate(words):
             if stats is not None:
                 stats.tokens = index + 1
+            self.produced = index + 1
             yield word if index == 0 else " " + word
         if stats is not None:
             stats.stopped_by = self.stopped_by

@@ -302,6 +302,17 @@ def test_a_rules_history_shows_each_change_before_and_after(curator, admin_for) 
     assert SCRIPT not in page
 
 
+def test_a_browsers_line_endings_are_not_a_change(curator, admin_for) -> None:
+    """Textareas post CRLF; the fixtures hold LF. Saving without touching the triggers must not
+    rewrite them, nor list them as changed in the history."""
+    rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax\nblocked ear", answer="Use oil drops.")
+    client = admin_for(curator)
+    edit_rule(client, rule, triggers="ear wax\r\nblocked ear", answer="Use olive oil drops.")
+    rule.refresh_from_db()
+    assert rule.triggers == "ear wax\nblocked ear"
+    assert LogEntry.objects.get(object_id=str(rule.pk)).get_change_message() == "Changed Answer."
+
+
 def test_a_curator_puts_back_the_version_a_change_replaced_and_that_is_logged_too(curator, admin_for) -> None:
     rule = FallbackRule.objects.create(title="Ear wax", triggers="ear wax", answer="Olive oil drops soften wax.")
     client = admin_for(curator)
@@ -701,6 +712,8 @@ def test_activating_a_run_worse_than_the_base_asks_for_a_reason_and_records_it(s
     form = {"action": "activate_run", "_selected_action": [worse.pk], "override": "1"}
     page = client.post("/admin/training/trainingrun/", {**form, "override_reason": "  "}).content.decode()
     assert "Give a reason" in page
+    page = client.post("/admin/training/trainingrun/", {**form, "override_reason": "x" * 1001}).content.decode()
+    assert "under 1000 characters" in page
     assert list(TrainingRun.objects.filter(active=True)) == [serving]
 
     response = client.post(
@@ -709,6 +722,8 @@ def test_activating_a_run_worse_than_the_base_asks_for_a_reason_and_records_it(s
     assert "active by override" in response.content.decode()
     worse.refresh_from_db()
     assert worse.active and f"by {curator.username}: Curators prefer its wording" in worse.activation_override
+    logged = LogEntry.objects.get(object_id=str(worse.pk))
+    assert logged.user == curator and "Curators prefer its wording" in logged.get_change_message()
 
 
 def test_a_runs_page_shows_its_evaluation_beside_the_loss_curve(settings, curator, admin_for) -> None:

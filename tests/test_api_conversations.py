@@ -58,6 +58,7 @@ def test_the_list_searches_message_text_of_the_owners_conversations_only(client_
     assert found("alcohol") == ["Sleep trouble"]  # never someone else's
     assert found("sleep alcohol") == ["Sleep trouble"]  # a title word and a message word
     assert found("asthma alcohol") == []
+    assert found("4am stress") == ["Sleep trouble"]  # words from two different messages
 
 
 def test_the_detail_includes_messages_in_order(client_for, alice, alices):
@@ -198,7 +199,7 @@ def fake_engine(monkeypatch):
 
 
 def test_model_pieces_stream_before_the_final_event(curated_data, client_for, alice, alices, fake_engine):
-    fake_engine(FakeEngine(["Asthma makes the airways narrow ", "and causes wheezing and coughing ", "at night."]))
+    fake_engine(FakeEngine(["Asthma makes the airways narrow. ", "It causes wheezing ", "and coughing at night."]))
     response = client_for(alice).post(
         f"/api/v1/conversations/{alices.pk}/messages/",
         {"content": "What are the symptoms of asthma?"},
@@ -206,12 +207,17 @@ def test_model_pieces_stream_before_the_final_event(curated_data, client_for, al
         HTTP_ACCEPT="text/event-stream",
     )
     events = parse_sse(b"".join(response.streaming_content))
-    assert [name for name, _ in events] == ["status", "status", "status", "piece", "piece", "piece", "done"]
+    # Pieces come a checked sentence at a time: the first when the second begins, the last at the end.
+    assert [name for name, _ in events] == ["status", "status", "status", "piece", "piece", "done"]
     assert [data["stage"] for name, data in events[:3]] == ["received", "sources", "writing"]
+    assert [data["text"] for name, data in events[3:5]] == [
+        "Asthma makes the airways narrow. ",
+        "It causes wheezing and coughing at night.",
+    ]
     final = events[-1][1]
     assert final["source"] == "model"
     assert final["adapter_version"] == "fake-1"
-    assert final["content"] == "Asthma makes the airways narrow and causes wheezing and coughing at night."
+    assert final["content"] == "Asthma makes the airways narrow. It causes wheezing and coughing at night."
 
 
 @pytest.mark.django_db(transaction=True)  # closing the response by hand closes the DB connection

@@ -114,6 +114,30 @@ def test_brackets_inside_strings_do_not_count_as_nesting(curated_data, client_fo
     assert response.status_code == 200
 
 
+def test_an_unclosed_string_of_escaped_quotes_is_refused_at_once(db):
+    """64 KB of escaped quotes in a string that never closes made the old depth scan rescan from
+    every quote (17 s of a worker, GIL held). The scan is linear now: this counts regex steps by
+    proxy, comparing a body 8 times larger with a small one; quadratic would be ~64 times."""
+    import time
+
+    from chat.parsers import nesting_depth
+
+    def seconds(body: bytes) -> float:
+        started = time.perf_counter()
+        for _ in range(20):
+            nesting_depth(body)
+        return time.perf_counter() - started
+
+    small, large = b'"' + b'\\"' * 4000, b'"' + b'\\"' * 32000
+    assert nesting_depth(large) == 0
+    assert seconds(large) < 20 * seconds(small) + 0.05
+
+
+def test_an_unclosed_string_in_the_body_is_a_400(curated_data, client):
+    response = client.post("/api/v1/ask", b'"' + b'\\"' * 32000, content_type="application/json")
+    assert response.status_code == 400 and response.json()["detail"].startswith("JSON parse error")
+
+
 def test_an_oversized_json_body_is_refused(curated_data, client_for, alice, settings):
     settings.MEDBOT_MAX_JSON_BYTES = 4096
     response = client_for(alice).post("/api/v1/ask", {"question": "asthma?", "padding": "x" * 5000}, format="json")

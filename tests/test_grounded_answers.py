@@ -92,16 +92,29 @@ def test_a_curated_entry_answers_whole_with_medbot_as_its_publisher(curated_data
     assert result.citations[0]["publisher"] == "MedBot"
 
 
-def test_streamed_pieces_are_replaced_by_the_final_answer_when_the_gate_refuses(
+def test_only_sentences_the_gate_passed_are_streamed_and_the_first_refused_one_stops_the_model(
     curated_data, knowledge_base, scripted_model
 ):
-    scripted_model("Gout is cured by zylofenamab in one week.")
+    model = scripted_model(
+        "An attack of gout is treated with colchicine. Gout is cured by zylofenamab in one week. "
+        "Resting and cooling the joint helps with the pain of an attack."
+    )
     items = list(pipeline.stream_answer("How is gout treated?"))
     stages = [item for item in items if isinstance(item, pipeline.Stage)]
     assert stages == [pipeline.SOURCES, pipeline.WRITING]
     pieces, final = [item for item in items[:-1] if isinstance(item, str)], items[-1]
-    assert "".join(pieces) == "Gout is cured by zylofenamab in one week."
+    # People saw the supported sentence, never the invented one; the model stopped right there.
+    assert "".join(pieces) == "An attack of gout is treated with colchicine. "
+    assert model.produced < len(model.text.split(" "))
     assert final.source == "extract" and "zylofenamab" not in final.text
+    assert final.unsupported == ["Gout is cured by zylofenamab in one week."]
+
+
+def test_a_refused_last_sentence_is_never_streamed(curated_data, knowledge_base, scripted_model):
+    scripted_model("Gout is cured by zylofenamab in one week.")
+    items = list(pipeline.stream_answer("How is gout treated?"))
+    assert not [item for item in items if isinstance(item, str)]
+    assert items[-1].source == "extract" and "zylofenamab" not in items[-1].text
 
 
 def test_a_timed_out_answer_that_falls_back_is_not_cached(curated_data, knowledge_base, scripted_model):

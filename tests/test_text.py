@@ -19,6 +19,13 @@ def test_the_quality_gate_rejects_empty_short_repetitive_and_echoing_answers():
     assert quality_problem("", question) == "empty"
     assert quality_problem("Asthma is bad.", question) == "too short"
     assert quality_problem("rest and water " * 20, question) == "repetitive"
+    # A loop inside an otherwise good answer (seen from a trained adapter): refused too.
+    assert quality_problem("Sunburn makes the skin red, hot, hot, hot, and sore for days.", question) == "repetitive"
+    looped = (
+        "See a doctor if you have a high temperature that won't settle, you have a high temperature that won't settle."
+    )
+    assert quality_problem(looped, question) == "repetitive"
+    assert quality_problem("It is very, very common and usually clears up in a week or two.", question) is None
     assert quality_problem("what are the symptoms of asthma what are the symptoms of asthma please", question) in {
         "echo",
         "repetitive",

@@ -190,6 +190,43 @@ def test_anonymous_conversation_creation_is_limited_per_address(db, settings):
     assert (first.status_code, fresh_session.status_code) == (201, 429)
 
 
+def test_asking_without_a_conversation_counts_as_creating_one(curated_data, client_for, alice, settings):
+    """Every ask without a conversation starts one: the new-conversation limit holds there too,
+    streamed or not, and on the original /ask."""
+    settings.MEDBOT_CONVERSATION_RATE = "3/d"
+    client = client_for(alice)
+    question = {"question": "How do I look after a cold?"}
+    codes = [
+        client.post("/api/v1/ask", question, format="json").status_code,
+        client.post("/api/v1/ask", question, format="json", HTTP_ACCEPT="text/event-stream").status_code,
+        client.post("/ask", question, format="json").status_code,
+        client.post("/api/v1/ask", question, format="json").status_code,
+    ]
+    assert codes == [200, 200, 200, 429]
+    assert Conversation.objects.count() == 3
+    # Asking in a conversation one has is not creating one.
+    conversation = Conversation.objects.first()
+    again = client.post("/api/v1/ask", {**question, "conversation": conversation.pk}, format="json")
+    assert again.status_code == 200
+
+
+def test_a_busy_conversations_409s_do_not_use_up_the_question_limit(curated_data, client_for, alice, settings):
+    """Right after Stop the chat retries a 409 about once a second: those are not questions asked."""
+    from django.utils import timezone
+
+    settings.MEDBOT_RATE_LIMIT = "2/d"
+    conversation = Conversation.objects.create(owner=alice)
+    client = client_for(alice)
+    path = f"/api/v1/conversations/{conversation.pk}/messages/"
+    Conversation.objects.filter(pk=conversation.pk).update(answering_since=timezone.now())
+    busy = [client.post(path, {"content": "How do I look after a cold?"}, format="json").status_code for _ in range(5)]
+    ask = {"question": "How do I look after a cold?", "conversation": conversation.pk}
+    assert busy == [409] * 5 and client.post("/api/v1/ask", ask, format="json").status_code == 409
+    Conversation.objects.filter(pk=conversation.pk).update(answering_since=None)
+    codes = [client.post(path, {"content": "How do I look after a cold?"}, format="json").status_code for _ in range(3)]
+    assert codes == [201, 201, 429]
+
+
 def test_rating_is_limited(client_for, alice, settings):
     settings.MEDBOT_FEEDBACK_RATE = "2/d"
     conversation = Conversation.objects.create(owner=alice)

@@ -251,3 +251,18 @@ def test_the_evaluation_generates_with_the_real_model_with_and_without_the_adapt
     for name in ("base", "adapter"):
         assert report[name]["answers"] == 2 and 0 <= report[name]["rouge_l"] <= 1
     assert {"question", "base", "adapter"} <= set(report["samples"][0])
+
+
+@pytest.mark.slow
+def test_an_existing_adapter_can_be_evaluated_again(curated_data, knowledge_base, tiny_gpt2, monkeypatch):
+    monkeypatch.setattr(knowledge_set, "is_held_out", lambda focus: focus == "Gout")
+    knowledge_set.build_from_knowledge(20)
+    trained = run(TrainConfig(base=str(tiny_gpt2), max_steps=2, eval_questions=0, progress_bar=False))
+    assert trained.evaluation["verdict"]["reasons"] == ["not evaluated (--eval-questions 0)"]
+    out = StringIO()
+    call_command("evaluate_adapter", str(trained.pk), "--eval-questions", "2", stdout=out)
+    trained.refresh_from_db()
+    assert trained.evaluation["questions"] == 2 and "base" in trained.evaluation
+    assert "Earlier evaluation" in trained.notes and "gate pass rate" in out.getvalue()
+    with pytest.raises(CommandError, match="There is no training run"):
+        call_command("evaluate_adapter", "999")

@@ -268,6 +268,9 @@ def evaluation_html(evaluation: dict[str, Any]) -> SafeString:
     )
 
 
+MAX_REASON = 1000  # characters: a reason, not a document
+
+
 @admin.action(description="Activate the selected run (servers switch to its adapter)", permissions=["change"])
 def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
     """Activating an earlier run is the rollback. Workers compare the active run with the adapter
@@ -296,6 +299,9 @@ def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
         # The evaluation found it worse than the base model (or there was none): a person may
         # still choose it, on a page that says why not, with a reason that is recorded.
         reason = request.POST.get("override_reason", "").strip() if "override" in request.POST else ""
+        if len(reason) > MAX_REASON:
+            modeladmin.message_user(request, f"Keep the reason under {MAX_REASON} characters.", messages.ERROR)
+            reason = ""
         if not reason:
             return TemplateResponse(
                 request,
@@ -312,6 +318,7 @@ def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
                 },
             )
         run.activate(force=True, reason=reason, by=request.user.get_username())
+        modeladmin.log_change(request, run, f"Activated by override: {reason}")
         modeladmin.message_user(
             request,
             f"Run {run.pk} is now active by override (reason recorded): servers answer with its adapter "
@@ -320,6 +327,7 @@ def activate_run(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
         )
         return None
     run.activate()
+    modeladmin.log_change(request, run, "Activated.")
     modeladmin.message_user(
         request, f"Run {run.pk} is now active: servers answer with its adapter within a few seconds.", messages.SUCCESS
     )
