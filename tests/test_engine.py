@@ -4,6 +4,7 @@ and the pipeline falling back to the rules when the model fails or is too slow."
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -119,6 +120,30 @@ def test_auto_picks_bf16_and_int4_where_avx512_has_native_bf16(settings, monkeyp
     settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE = "auto", "auto"
     config = EngineConfig.from_settings()
     assert (config.dtype, config.quantize) == ("bfloat16", "int4")
+    # int4 rounding erased a trained adapter's behaviour: with one, auto does not quantise.
+    with_adapter = EngineConfig.from_settings(adapter=True)
+    assert (with_adapter.dtype, with_adapter.quantize) == ("bfloat16", "none")
+    settings.MEDBOT_QUANTIZE = "int4"  # an explicit choice is the operator's
+    assert EngineConfig.from_settings(adapter=True).quantize == "int4"
+
+
+def test_the_manager_resolves_auto_knowing_whether_an_adapter_is_active(tiny_settings, monkeypatch, tmp_path):
+    from inference import adapters
+    from inference.engine import cpu, manager
+
+    monkeypatch.setattr(cpu, "auto_choice", lambda: ("float32", "int8"))
+    tiny_settings.MEDBOT_DTYPE, tiny_settings.MEDBOT_QUANTIZE = "auto", "auto"
+    seen = []
+
+    def build(config, adapter):
+        seen.append(config.quantize)
+        return SimpleNamespace(version=adapter.version if adapter else "base", close=lambda: None)
+
+    monkeypatch.setattr(manager, "build_engine", build)
+    engines = manager.EngineManager()
+    engines._load(None, lookup=False)
+    engines._load(adapters.AdapterRef("run-9", str(tmp_path)), lookup=False)
+    assert seen == ["int8", "none"]
 
 
 # --- the manager ------------------------------------------------------------------------------

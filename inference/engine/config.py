@@ -44,17 +44,18 @@ class EngineConfig:
             raise ValueError("the openai engine needs a URL (MEDBOT_ENGINE_URL)")
 
     @classmethod
-    def from_settings(cls, **overrides: Any) -> EngineConfig:
+    def from_settings(cls, adapter: bool = False, **overrides: Any) -> EngineConfig:
         """The engine options the Django settings ask for; ``overrides`` win (benchmarks).
 
-        ``auto`` dtype/quantisation is resolved here, for the CPU this process runs on."""
+        ``auto`` dtype/quantisation is resolved here, for the CPU this process runs on and for
+        whether a LoRA adapter will be merged (``adapter``: then ``auto`` does not quantise)."""
         from django.conf import settings
 
         from inference.engine import cpu
 
         kind = overrides.get("kind", settings.MEDBOT_ENGINE)
         if kind == "local":
-            dtype, quantize = cpu.resolve_auto(settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE)
+            dtype, quantize = cpu.resolve_auto(settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE, adapter)
         else:  # the model server decides; resolving "auto" would import torch for nothing
             dtype, quantize = "float32", "none"
         options: dict[str, Any] = {
