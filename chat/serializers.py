@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from chat.models import Conversation, Feedback, Message, Source, TriageLevel
@@ -85,6 +86,18 @@ class ConversationDetailSerializer(ConversationSerializer):
         fields = [*ConversationSerializer.Meta.fields, "messages"]
 
 
+@extend_schema_serializer(
+    examples=[
+        # What the docs page fills in for "Try it out": a real question, and no conversation id
+        # (a made-up one would be someone's, or a 404).
+        OpenApiExample("A new question", value={"question": "How can I lower my blood pressure?"}, request_only=True),
+        OpenApiExample(
+            "A follow-up in a conversation",
+            value={"question": "And how is it treated?", "conversation": 12},
+            request_only=True,
+        ),
+    ]
+)
 class AskSerializer(serializers.Serializer):
     question = QuestionField()
     conversation = serializers.IntegerField(required=False, min_value=1, help_text="Continue this conversation.")

@@ -28,6 +28,17 @@ def test_the_schema_and_docs_are_served(client):
     assert "SwaggerUIBundle" in script.content.decode()
 
 
+def test_the_docs_try_it_out_example_asks_a_real_question_without_a_conversation(client):
+    """Swagger's "Try it out" fills the request from the first example: no made-up conversation id
+    (the default "conversation: 1" wrote "string" into a real conversation)."""
+    import yaml
+
+    document = yaml.safe_load(client.get("/api/schema/").content)
+    body = document["paths"]["/api/v1/ask"]["post"]["requestBody"]["content"]["application/json"]
+    first = next(iter(body["examples"].values()))["value"]
+    assert first == {"question": "How can I lower my blood pressure?"}
+
+
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
