@@ -179,8 +179,11 @@ def focus_variants(name: str) -> set[str]:
     variants.add(without)
     variants.update(part.strip() for part in re.findall(r"\(([^)]*)\)", name))
     for separator in (" - ", ": ", "; "):
-        if separator in without:
-            variants.update(part.strip() for part in without.split(separator))
+        parts = without.split(separator)
+        # "Parasites - Taeniasis" names taeniasis; "Ataxia - hypogonadism - choroidal dystrophy"
+        # is one syndrome's name, not three names for it.
+        if len(parts) == 2 or (len(parts) > 2 and separator != " - "):
+            variants.update(part.strip() for part in parts)
     variants.add(re.sub(r"^what i need to know about\s+", "", without, flags=re.I))
     return {v for v in variants if v}
 
@@ -485,6 +488,8 @@ class KnowledgeIndex:
                 continue  # "type 2" is not "type 1"
             if not self.same_kind(int(i), question_ids, question_groups):
                 continue
+            if any(population(w) for w in focus_words - query_words):
+                continue  # "adult-onset vitelliform macular dystrophy" does not answer the general name
             if any(f" {w} " not in self._names[i] for w in unexplained):
                 continue  # the question names something this passage's focus does not
             shared = focus_words & query_words

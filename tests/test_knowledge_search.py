@@ -121,6 +121,18 @@ def test_a_word_the_knowledge_base_never_saw_makes_a_name_it_does_not_know() -> 
     assert index.search("How do people catch a roundworm infection?")[0].document.key == "r"
 
 
+def test_a_general_name_is_not_answered_by_a_passage_on_one_group_or_one_syndrome_it_names() -> None:
+    index = index_of_many(
+        doc("a", "Adult-onset retinal dystrophy", "It starts in middle age and blurs central vision.", "information"),
+        doc("s", "Ataxia - deafness - nerve palsy", "A rare syndrome of unsteady walking and deafness.", "information"),
+        doc("p", "Parasites - Taeniasis", "Taeniasis is a tapeworm infection from undercooked meat.", "information"),
+    )
+    assert index.search("What is retinal dystrophy?") == []  # the adult-onset form is not the general name
+    assert index.search("What is adult-onset retinal dystrophy?")[0].document.key == "a"
+    assert index.search("What is ataxia?") == []  # one syndrome's name, not three names for it
+    assert index.search("How do people get taeniasis?")[0].document.key == "p"  # category - name still splits
+
+
 def test_a_numbered_type_needs_a_passage_named_with_that_number() -> None:
     index = index_of_many(
         doc("g", "Glycogen storage disease type 5", "Type 5 affects the muscles.", "information"),
