@@ -3,10 +3,14 @@ and the pipeline falling back to the rules when the model fails or is too slow."
 
 from __future__ import annotations
 
+import json
 import time
+from io import StringIO
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
 
 from inference import adapters, engine, pipeline
 from inference.engine import EngineConfig, GenerationError, GenerationRequest, GenerationStats
@@ -121,10 +125,10 @@ def test_auto_picks_bf16_and_int4_where_avx512_has_native_bf16(settings, monkeyp
     config = EngineConfig.from_settings()
     assert (config.dtype, config.quantize) == ("bfloat16", "int4")
     # int4 rounding erased a trained adapter's behaviour: with one, auto does not quantise.
-    with_adapter = EngineConfig.from_settings(adapter=True)
+    with_adapter = EngineConfig.from_settings(adapter="run-2")
     assert (with_adapter.dtype, with_adapter.quantize) == ("bfloat16", "none")
     settings.MEDBOT_QUANTIZE = "int4"  # an explicit choice is the operator's
-    assert EngineConfig.from_settings(adapter=True).quantize == "int4"
+    assert EngineConfig.from_settings(adapter="run-2").quantize == "int4"
 
 
 def test_the_manager_resolves_auto_knowing_whether_an_adapter_is_active(tiny_settings, monkeypatch, tmp_path):
@@ -272,3 +276,73 @@ def test_the_grounding_entry_reaches_the_prompt(ready_engine, asthma_rule):
     text = ready_engine.prompt_text(request)
     assert asthma_rule.answer in text
     assert text.index(asthma_rule.answer) < text.index("what are the symptoms of asthma?")
+
+
+# --- auto, measured on this machine -------------------------------------------------------------
+
+
+def test_timing_keeps_the_fastest_candidate_that_agrees_and_is_not_slower_than_fp32():
+    from inference.engine.choice import Trial, pick
+
+    fp32 = Trial("float32", "none", prefill_seconds=1.0, decode_tokens_per_second=20.0, agreement=1.0)
+    fast_but_wrong = Trial("bfloat16", "int4", 0.3, 60.0, agreement=0.6)
+    faster = Trial("bfloat16", "none", 0.6, 30.0, agreement=0.95)
+    slower = Trial("float32", "int8", 3.0, 5.0, agreement=1.0)
+    assert pick([fp32, fast_but_wrong, faster, slower]) == faster
+    assert pick([fp32, fast_but_wrong, slower]) == fp32  # never slower than plain fp32
+
+
+def test_prepare_model_times_the_candidates_once_and_auto_uses_the_result(tiny_settings, tmp_path, settings):
+    from inference.engine import choice
+
+    settings.MEDBOT_MODEL_CACHE = str(tmp_path / "cache")
+    settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE = "auto", "auto"
+    out = StringIO()
+    call_command("prepare_model", stdout=out)
+    text = out.getvalue()
+    assert "Timing the engine's settings" in text and "float32 + none: prefill" in text
+    record = json.loads(next((Path(settings.MEDBOT_MODEL_CACHE) / "engine-choice").glob("*.json")).read_text())
+    assert record["trials"][0]["dtype"] == "float32" and record["trials"][0]["agreement"] == 1.0
+    assert record["cpu"]["model"] and record["adapter"] == "base"
+    chosen = (record["chosen"]["dtype"], record["chosen"]["quantize"])
+    config = EngineConfig.from_settings()
+    assert (config.dtype, config.quantize) == chosen
+    again = StringIO()
+    call_command("prepare_model", stdout=again)
+    assert "timed before" in again.getvalue()
+    # Another adapter has not been timed: the rule of thumb, which never quantises an adapter.
+    assert choice.cached(Path(settings.MEDBOT_MODEL_CACHE), settings.MEDBOT_BASE_MODEL, "run-7") is None
+    assert EngineConfig.from_settings(adapter="run-7").quantize == "none"
+
+
+def test_with_an_adapter_only_unquantised_candidates_are_timed(tmp_path, monkeypatch):
+    from inference.engine import choice
+
+    timed = []
+
+    def fake_measure(config, adapter, reference):
+        timed.append((config.dtype, config.quantize))
+        return choice.Trial(config.dtype, config.quantize, 0.5, 20.0, 1.0), [1, 2, 3]
+
+    monkeypatch.setattr(choice, "measure", fake_measure)
+    config = EngineConfig(base_model="tiny", cache_root=tmp_path, dtype="float32", quantize="none")
+    choice.choose(config, adapters.AdapterRef("run-3", str(tmp_path)), say=lambda line: None)
+    assert timed == [("float32", "none"), ("bfloat16", "none")]
+    timed.clear()
+    choice.choose(config, None, say=lambda line: None)
+    assert ("bfloat16", "int4") in timed
+
+
+def test_prepare_model_without_a_database_prepares_the_cache_and_skips_the_timing(tiny_settings, tmp_path, monkeypatch):
+    """The image build runs prepare_model with no database: the weights, not the timing."""
+    from django.db import OperationalError
+
+    def no_database():
+        raise OperationalError("no such table: training_trainingrun")
+
+    monkeypatch.setattr(adapters, "active_adapter", no_database)
+    tiny_settings.MEDBOT_MODEL_CACHE = str(tmp_path / "cache")
+    tiny_settings.MEDBOT_DTYPE = "auto"
+    out = StringIO()
+    call_command("prepare_model", stdout=out)
+    assert "Model ready" in out.getvalue() and "not timed: the database is not ready" in out.getvalue()

@@ -44,18 +44,27 @@ class EngineConfig:
             raise ValueError("the openai engine needs a URL (MEDBOT_ENGINE_URL)")
 
     @classmethod
-    def from_settings(cls, adapter: bool = False, **overrides: Any) -> EngineConfig:
+    def from_settings(cls, adapter: str | None = None, **overrides: Any) -> EngineConfig:
         """The engine options the Django settings ask for; ``overrides`` win (benchmarks).
 
-        ``auto`` dtype/quantisation is resolved here, for the CPU this process runs on and for
-        whether a LoRA adapter will be merged (``adapter``: then ``auto`` does not quantise)."""
+        ``auto`` dtype/quantisation is resolved here, for the CPU this process runs on and the
+        adapter that will be merged (``adapter``: its version, None for the base model): the
+        choice timed on this machine (``manage.py prepare_model``) if there is one, else the
+        rule of thumb (``cpu.resolve_auto``)."""
         from django.conf import settings
 
-        from inference.engine import cpu
+        from inference.engine import choice, cpu
 
         kind = overrides.get("kind", settings.MEDBOT_ENGINE)
         if kind == "local":
-            dtype, quantize = cpu.resolve_auto(settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE, adapter)
+            measured = None
+            if "auto" in (settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE):
+                base = overrides.get("base_model", settings.MEDBOT_BASE_MODEL)
+                root = Path(overrides.get("cache_root", settings.MEDBOT_MODEL_CACHE))
+                measured = choice.cached(root, base, adapter or "")
+            dtype, quantize = cpu.resolve_auto(
+                settings.MEDBOT_DTYPE, settings.MEDBOT_QUANTIZE, adapter is not None, measured
+            )
         else:  # the model server decides; resolving "auto" would import torch for nothing
             dtype, quantize = "float32", "none"
         options: dict[str, Any] = {

@@ -69,18 +69,25 @@ def auto_choice() -> tuple[str, str]:
     return "float32", "none"
 
 
-def resolve_auto(dtype: str, quantize: str, adapter: bool = False) -> tuple[str, str]:
+def resolve_auto(
+    dtype: str, quantize: str, adapter: bool = False, measured: tuple[str, str] | None = None
+) -> tuple[str, str]:
     """Explicit values pass through; ``auto`` in either becomes this CPU's choice for it.
 
     With a LoRA adapter, ``auto`` never quantises: the adapter is merged into the weights, and
     int4's rounding erases its small deltas. Measured with run-2 (trained to answer from the
     passages) on an AVX-512 BF16 Xeon: bf16 + int4 answered like the base model and failed the
-    faithfulness gate; bf16 alone, bf16 + int8 and fp32 kept the adapter's answers."""
+    faithfulness gate; bf16 alone, bf16 + int8 and fp32 kept the adapter's answers.
+
+    ``measured``: the choice timed on this machine for this model and adapter, when there is one."""
     if "auto" not in (dtype, quantize):
         return dtype, quantize
-    auto_dtype, auto_quantize = auto_choice()
-    if adapter:
-        auto_quantize = "none"
+    if measured is not None:  # timed on this machine (engine/choice.py): better than any rule
+        auto_dtype, auto_quantize = measured
+    else:
+        auto_dtype, auto_quantize = auto_choice()
+        if adapter:
+            auto_quantize = "none"
     chosen = (auto_dtype if dtype == "auto" else dtype, auto_quantize if quantize == "auto" else quantize)
     logger.info("Engine auto settings for %s (%s): dtype=%s quantize=%s", cpu_model(), capability(), *chosen)
     return chosen

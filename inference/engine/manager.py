@@ -122,7 +122,7 @@ class EngineManager:
                 with self._lock:
                     self._wanted = adapter
                     self._checked_at = time.monotonic()
-            config = EngineConfig.from_settings(adapter=adapter is not None)
+            config = EngineConfig.from_settings(adapter=adapter.version if adapter else None)
             self._kind = config.kind
             engine = build_engine(config, adapter)
         except Exception as error:
