@@ -277,12 +277,6 @@ def complete_sentences_end(text: str) -> int:
     return ends[-1] if ends else 0
 
 
-def _close(stream: object) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()  # stops the generation: nobody will read the rest
-
-
 def model_answer(
     question: str, history: Sequence[Turn], hits: Sequence[Hit], engine, cancel: threading.Event, gate: bool
 ) -> Iterator[str | AnswerResult]:
@@ -300,32 +294,32 @@ def model_answer(
         cancel=cancel,
     )
     stats = GenerationStats()
-    pieces: list[str] = []
-    shown = 0  # characters of the model's text already handed out: whole sentences the gate passed
+    raw = ""  # everything the model wrote
+    shown = ""  # what people have seen of it: with the gate on, whole sentences it passed
     passages = [d.text for d in documents]
     stream = engine.stream(request, stats)
     try:
         for piece in stream:
-            pieces.append(piece)
+            raw += piece
             if not gate:
+                shown += piece
                 yield piece  # the ablation: everything as it comes
                 continue
             # People only ever see sentences the faithfulness gate accepted: each one is checked
             # when it is complete, and the first unsupported one ends the generation there.
-            text = strip_template_markers("".join(pieces))
-            end = complete_sentences_end(text)
-            if end <= shown:
+            text = strip_template_markers(raw)
+            fresh = text[len(shown) : complete_sentences_end(text)]
+            if not fresh:
                 continue
-            fresh = text[shown:end]
             refused = faithfulness_problems(fresh, passages, question, retriever.index().is_specific)
             if refused:
-                _close(stream)
+                stream.close()  # stops the generation: nobody will read the rest
                 logger.info("Model answer failed the faithfulness gate mid-stream: %d sentence(s)", len(refused))
                 result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
                 result.unsupported = [check.sentence for check in refused]
                 yield result
                 return
-            shown = end
+            shown += fresh
             yield fresh
     except Exception as error:  # GenerationError, or anything a broken engine raises
         logger.warning(
@@ -335,11 +329,10 @@ def model_answer(
         return
 
     if stats.stopped_by == "cancelled":
-        seen = "".join(pieces) if not gate else strip_template_markers("".join(pieces))[:shown]
-        yield AnswerResult(text=seen.strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
+        yield AnswerResult(text=shown.strip(), source=Source.MODEL, disclaimer=disclaimer, partial=True)
         return
     timed_out = stats.stopped_by == "timeout"
-    verdict = judge(question, "".join(pieces), documents, gate)
+    verdict = judge(question, raw, documents, gate)
     if verdict.problem:
         logger.info("Model answer failed the quality gate (%s)", verdict.problem)
         yield knowledge_answer(question, hits, disclaimer, Fallback.TIMEOUT if timed_out else Fallback.QUALITY)
@@ -350,14 +343,11 @@ def model_answer(
         result.unsupported = list(verdict.unsupported)
         yield result
         return
-    if gate:
-        # The last sentence was checked with the whole answer just now: hand it out too.
-        seen = strip_template_markers("".join(pieces))[:shown]
-        if verdict.text.startswith(seen.strip()):
-            rest = verdict.text[len(seen.strip()) :]
-            rest = rest.lstrip() if seen[-1:].isspace() else rest
-            if rest:
-                yield rest
+    # The last sentence was checked with the whole answer just now: hand it out too.
+    if gate and verdict.text.startswith(shown.strip()):
+        rest = verdict.text[len(shown.strip()) :]
+        if rest.strip():
+            yield rest.lstrip() if shown[-1:].isspace() else rest
     yield AnswerResult(
         text=verdict.text,
         source=Source.MODEL,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from inference import pipeline
+from inference.engine.types import eos_ids
 from inference.grounding import check_sentences
 from inference.prompting import prompt_text
 from inference.retrieval import retriever
@@ -79,14 +80,6 @@ def score(questions: Sequence[EvaluationQuestion], texts: Sequence[str], seconds
     )
 
 
-def _eos_ids(model: Any, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    ids = set(configured if isinstance(configured, list) else [configured])
-    ids.add(tokenizer.eos_token_id)
-    ids.discard(None)
-    return sorted(ids)
-
-
 def generate(
     model: Any,
     tokenizer: PreTrainedTokenizerBase,
@@ -115,7 +108,7 @@ def generate(
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     use_cache=True,
-                    eos_token_id=_eos_ids(model, tokenizer),
+                    eos_token_id=eos_ids(model, tokenizer),
                     pad_token_id=tokenizer.pad_token_id,
                 )
             new = output[:, encoded["input_ids"].shape[1] :]

@@ -148,12 +148,12 @@ class BuildReport:
         )
 
 
-def candidate_passages(seed: int) -> list[Passage]:
-    """Enabled passages of trainable topics (not held out), in a seeded order."""
+def topic_passages(held_out: bool, seed: int) -> list[Passage]:
+    """Enabled, usable passages of the training topics (or of the held-out ones), seeded order."""
     rows = [
         p
         for p in Passage.objects.filter(source__enabled=True).exclude(question_type="").order_by("pk")
-        if _usable(p) and not is_held_out(p.focus)
+        if _usable(p) and is_held_out(p.focus) == held_out
     ]
     random.Random(seed).shuffle(rows)
     return rows
@@ -171,7 +171,7 @@ def build_from_knowledge(
         TrainingExample.objects.filter(origin=TrainingExample.Origin.KNOWLEDGE).values_list("passage_id", "question")
     )
     pending: list[TrainingExample] = []
-    for passage in candidate_passages(seed):
+    for passage in topic_passages(held_out=False, seed=seed):
         if report.created + report.already_there >= count:
             break
         report.passages += 1
@@ -228,14 +228,8 @@ class EvaluationQuestion:
 def evaluation_questions(limit: int, seed: int = 0) -> list[EvaluationQuestion]:
     """Up to ``limit`` held-out passages' own questions that retrieval finds passages for, as
     the model would be prompted with them. Never trained on: their topics are held out."""
-    rows = [
-        p
-        for p in Passage.objects.filter(source__enabled=True).exclude(question_type="").order_by("pk")
-        if _usable(p) and is_held_out(p.focus)
-    ]
-    random.Random(seed).shuffle(rows)
     questions: list[EvaluationQuestion] = []
-    for passage in rows:
+    for passage in topic_passages(held_out=True, seed=seed):
         if len(questions) >= limit:
             break
         item = grounded(passage.title.strip())

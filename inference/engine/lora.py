@@ -18,7 +18,15 @@ from inference.engine import converted as converted_cache
 from inference.engine.batcher import DONE, Batcher, Row
 from inference.engine.config import EngineConfig
 from inference.engine.quantisation import quantize_weight_only
-from inference.engine.types import Generation, GenerationError, GenerationRequest, GenerationStats, Stream, collect
+from inference.engine.types import (
+    Generation,
+    GenerationError,
+    GenerationRequest,
+    GenerationStats,
+    Stream,
+    collect,
+    eos_ids,
+)
 from inference.prompting import prompt_text
 
 if TYPE_CHECKING:
@@ -44,7 +52,7 @@ class LoraEngine:
         self.adapter = adapter
         self.version = adapter.version if adapter else "base"
         self.history_tokens = config.history_tokens
-        self.eos_ids = frozenset(self._eos_ids())
+        self.eos_ids = frozenset(eos_ids(model, tokenizer))
         self.loaded_from_converted = False  # True when the weights came from the converted cache
         max_batch = config.max_batch if _batchable(model) else 1
         self._batcher = Batcher(self, max_batch, config.threads, config.batch_threads)
@@ -124,13 +132,6 @@ class LoraEngine:
     def peak_batch(self) -> int:
         """Most rows ever decoded in one forward pass (benchmarks, tests)."""
         return self._batcher.peak_batch
-
-    def _eos_ids(self) -> list[int]:
-        configured = self.model.generation_config.eos_token_id
-        ids = set(configured if isinstance(configured, list) else [configured])
-        ids.add(self.tokenizer.eos_token_id)
-        ids.discard(None)
-        return sorted(ids)
 
     def prompt_text(self, request: GenerationRequest) -> str:
         return prompt_text(self.tokenizer, request.question, request.history, request.grounding, self.history_tokens)

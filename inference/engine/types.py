@@ -102,3 +102,12 @@ def collect(stream: Stream) -> Generation:
     """Drain a stream into a ``Generation`` (the shared ``generate`` of both engines)."""
     text = "".join(stream)
     return Generation(text, stream.stats)
+
+
+def eos_ids(model: object, tokenizer: object) -> list[int]:
+    """The token ids that end an answer: the model's generation config's and the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(getattr(tokenizer, "eos_token_id", None))
+    ids.discard(None)
+    return sorted(ids)
