@@ -52,7 +52,7 @@ from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
 from inference.retrieval import RULE_PREFIX, load_documents, retriever
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file
-from knowledge.search import Document, Hit, KnowledgeIndex, focus_variants
+from knowledge.search import Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import phrase
 
 MEDQUAD_SOURCE = "MedQuAD"
@@ -214,14 +214,21 @@ class Names:
 _LEAFLET_TITLE = re.compile(r"^what i need to know about\s+", re.I)
 
 
+def comparable(name: str) -> str:
+    """A name as two documents' names are compared: ``knowledge.text.phrase``, with "type"
+    before a number left out as the search leaves it out ("spastic paraplegia type 15" is
+    "Spastic paraplegia 15")."""
+    return " ".join(name_form(phrase(name).split()))
+
+
 def _focus_forms(focus: str) -> set[str]:
     without = re.sub(r"\s*\([^)]*\)", "", focus).strip()
     bare = _LEAFLET_TITLE.sub("", without)
-    return {name for name in map(phrase, (focus, without, bare)) if name}
+    return {name for name in map(comparable, (focus, without, bare)) if name}
 
 
 def names_of(focus: str, synonyms: Iterable[str] = ()) -> Names:
-    return Names(frozenset(_focus_forms(focus)), frozenset(name for name in map(phrase, synonyms) if name))
+    return Names(frozenset(_focus_forms(focus)), frozenset(name for name in map(comparable, synonyms) if name))
 
 
 def document_names(document: Document, triggers_cover: bool = False) -> Names:
@@ -231,13 +238,13 @@ def document_names(document: Document, triggers_cover: bool = False) -> Names:
     questions about them ("syncope" for the fainting entry)."""
     if document.key.startswith(RULE_PREFIX) and triggers_cover:
         return Names(
-            frozenset(name for name in map(phrase, focus_variants(document.focus)) if name)
-            | frozenset(name for name in map(phrase, document.synonyms) if name)
+            frozenset(name for name in map(comparable, focus_variants(document.focus)) if name)
+            | frozenset(name for name in map(comparable, document.synonyms) if name)
         )
     if document.key.startswith(RULE_PREFIX):
         # "Sleep problems and insomnia" names two topics.
         parts = {part for variant in focus_variants(document.focus) for part in re.split(r"\s+and\s+", variant)}
-        return Names(frozenset(name for name in map(phrase, focus_variants(document.focus) | parts) if name))
+        return Names(frozenset(name for name in map(comparable, focus_variants(document.focus) | parts) if name))
     return names_of(document.focus, document.synonyms)
 
 

@@ -19,6 +19,7 @@ caller says it has no reliable answer.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,6 +42,8 @@ MAX_PHRASE_WORDS = 8
 SPECIFIC_DF = 0.01
 # Without a named focus, one of the focus words the question shares must be in fewer passages than this.
 DISTINCTIVE_DF = 0.02
+# A word in front of a focus name that is in fewer passages than this makes it a narrower name.
+RARE_MODIFIER_DF = 0.003
 # Without a named focus: the share of a passage's focus words the question must contain.
 PARTIAL_FOCUS_SHARE = 0.6
 # Words too general to name a focus on their own, or to make a question specific.
@@ -106,7 +109,7 @@ POPULATIONS = {
 INTENSITY = _forms("severe mild bad terrible awful constant recurring frequent sudden really very")
 QUESTION_VERBS = _forms(
     "treat treated manage managed prevent cure diagnose explain get got have cause causes avoid beat fight handle "
-    "control living live suffer suffering tell describe define"
+    "control living live suffer suffering tell describe define trigger triggers worsen worsens"
 )
 SCAFFOLDING = _forms(
     """
@@ -115,6 +118,50 @@ SCAFFOLDING = _forms(
     test tests mean means like look feel start starts go away last lasts affect affects run runs
     """
 )
+
+
+# A name "like" a known one is another condition ("Proteus-like syndrome", "dysautonomia like disorder").
+LIKE_NAMES = _forms("disorder disease syndrome condition illness")
+# Single letters that are words, not part of a name ("a", "I").
+LETTER_WORDS = frozenset("a i".split())
+# Words that place a kind of something on the opposite side: "hypoplastic left heart syndrome"
+# is not "hypoplastic right heart syndrome".
+OPPOSITES = {
+    stem(a): stem(b)
+    for pair in (
+        "left right",
+        "upper lower",
+        "acute chronic",
+        "primary secondary",
+        "congenital acquired",
+        "dominant recessive",
+        "early late",
+        "central peripheral",
+        "benign malignant",
+    )
+    for a, b in (pair.split(), reversed(pair.split()))
+}
+
+
+def hyphen_joined(text: str) -> frozenset[tuple[str, str]]:
+    """Pairs of (normalised) words written joined by a hyphen: "rubinstein-taybi" is one name,
+    so a passage on "Taybi syndrome" does not answer it."""
+    pairs = set()
+    for left, right in re.findall(r"([a-z0-9]+)-(?=([a-z0-9]+))", text.lower()):
+        a, b = normal_words(left), normal_words(right)
+        if a and b:
+            pairs.add((a[-1], b[0]))
+    return frozenset(pairs)
+
+
+def is_letter(word: str, words: frozenset[str] | str = LETTER_WORDS) -> bool:
+    """A single letter that names a kind ("Q fever", "hepatitis E", "X-linked"), other than the
+    letters that are ``words`` ("a", "I"; after "type" even "a" is a letter: "type A")."""
+    return len(word) == 1 and word.isalpha() and word not in words
+
+
+# How a question asks ("what are the warning signs of..."), also in some curated titles.
+WARNING = _forms("warning warnings")
 
 
 def population(word: str) -> str:
@@ -283,33 +330,54 @@ class KnowledgeIndex:
                 found.setdefault(key, name)
         return found
 
-    def qualifiers(self, words: list[str], start: int, end: int) -> list[frozenset[str]]:
+    def qualifiers(
+        self, words: list[str], start: int, end: int, joined: frozenset[tuple[str, str]] = frozenset()
+    ) -> list[frozenset[str]]:
         """What makes the name at words[start:end] more specific than it is, each as the words
-        of which a passage's names must contain one: a number or type after or before it
-        ("pontocerebellar hypoplasia type 5"), name words right in front of it ("juvenile
-        amyotrophic lateral sclerosis", "normal pressure hydrocephalus"), a name word joined
-        right after it ("myoclonus-dystonia"), or the people it is about ("in children",
-        "adult"). A passage about the shorter name does not answer the longer one."""
+        of which a passage's names must contain one: a number, letter or type after or before it
+        ("pontocerebellar hypoplasia type 5", "Q fever", "X-linked"), name words right in front
+        of it ("juvenile amyotrophic lateral sclerosis", "normal pressure hydrocephalus"), a word
+        hyphen-joined to it ("Rubinstein-Taybi syndrome", ``joined`` from ``hyphen_joined``), a
+        name word joined right after it ("myoclonus-dystonia", "anemia of inflammation"), "like"
+        ("dysautonomia like disorder"), or the people it is about ("in children", "adult"). A
+        passage about the shorter name does not answer the longer one."""
         if start < 0:
             return []
         found: list[frozenset[str]] = []
         after = words[end : end + 2]
-        if after and is_identifier(after[0]):
+        if after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
-        elif len(after) == 2 and after[0] == "type" and is_identifier(after[1]):
+        elif len(after) == 2 and after[0] == "type" and (is_identifier(after[1]) or is_letter(after[1], "")):
             found.append(frozenset([after[1]]))
         elif after and after[0] in ("in", "for") and (group := self._population_after(words, end + 1)):
             found.append(POPULATIONS[group])
+        elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
+            found.append(frozenset([after[1]]))
+        elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
+            found.append(frozenset(["like"]))
         elif after and (self._qualifies(after[0]) or self._unknown_name(after[0])) and after[0] not in SCAFFOLDING:
             found.append(frozenset([after[0]]))
-        if start >= 1 and is_identifier(words[start - 1]):
+        if start >= 1 and (
+            is_identifier(words[start - 1]) or is_letter(words[start - 1]) or (words[start - 1], words[start]) in joined
+        ):
             found.append(frozenset([words[start - 1]]))
+            return found
+        if (
+            start >= 2
+            and words[start - 1] == "of"
+            and (self._rare_modifier(words[start - 2]) or self._unknown_name(words[start - 2]))
+        ):
+            found.append(frozenset([words[start - 2]]))  # "neurological sequelae of lupus"
+            return found
+        if start >= 2 and words[start - 1] == "linked" and is_letter(words[start - 2]):
+            found.append(frozenset([words[start - 2]]))  # "X-linked hypophosphatemia"
+            return found
         index = start - 1
         while index >= 0 and words[index] not in QUESTION_VERBS:
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])
-            elif self._qualifies(words[index]) or self._unknown_name(words[index]):
+            elif self._qualifies(words[index]) or self._unknown_name(words[index]) or self._rare_modifier(words[index]):
                 found.append(frozenset([words[index]]))
             else:
                 break
@@ -324,6 +392,25 @@ class KnowledgeIndex:
             return False
         ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING)
         return not any(word in group for group in ordinary)
+
+    def _breaks_name(self, words: list[str], name_words: set[str]) -> bool:
+        """Whether the question puts a word of its own inside the focus's name: "Gorlin Chaudhry
+        Moss syndrome" is not "Gorlin syndrome", "Miller Fisher syndrome" not "Miller syndrome"."""
+        inside = [i for i, word in enumerate(words) if word in name_words]
+        return any(
+            words[i] not in STOPWORDS and words[i] not in name_words
+            for start, end in itertools.pairwise(inside)
+            if end - start <= 4
+            for i in range(start + 1, end)
+        )
+
+    def _rare_modifier(self, word: str) -> bool:
+        """A rare word in front of a name narrows it ("basilar migraine", "paranasal sinus"):
+        a word in under RARE_MODIFIER_DF of the passages that is not an everyday one."""
+        if self._n < 200 or len(word) < 5 or not word.isalpha():
+            return False
+        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING)
+        return 0 < self._df.get(word, 0) / self._n < RARE_MODIFIER_DF and not any(word in group for group in ordinary)
 
     @staticmethod
     def _population_after(words: list[str], index: int) -> str:
@@ -356,7 +443,7 @@ class KnowledgeIndex:
         name ("trichuriasis"): no passage can answer a question about it."""
         out = set()
         for word in tokens(question):
-            if word in GENERIC or word in PEOPLE or word.isdigit():
+            if word in GENERIC or word in PEOPLE or word in QUESTION_VERBS or word.isdigit():
                 continue
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
@@ -436,10 +523,11 @@ class KnowledgeIndex:
         question_groups = {group for w in normal_words(question) if (group := population(w))}
         if named:
             words = name_form(normal_words(question))
+            joined = hyphen_joined(question)
             candidates = set()
             primary = set()  # passages whose own focus is the name the question used
             for start, end, name, keys in spans:
-                extra = self.qualifiers(words, start, end)
+                extra = self.qualifiers(words, start, end, joined)
                 for key in keys:
                     found = [
                         i
@@ -477,11 +565,13 @@ class KnowledgeIndex:
         unexplained = {
             w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
         }
+        ordered = name_form(normal_words(question))
         hits = []
         for i in top:
             if scores[i] <= 0:
                 break
-            focus_words = set(tokens(self.documents[i].focus)) - GENERIC
+            # "Heart attack warning signs" is about heart attacks: "warning" is how it is asked.
+            focus_words = set(tokens(self.documents[i].focus)) - GENERIC - WARNING
             if not focus_words:
                 continue
             if any(is_identifier(w) and w not in query_words for w in focus_words):
@@ -492,6 +582,12 @@ class KnowledgeIndex:
                 continue  # "adult-onset vitelliform macular dystrophy" does not answer the general name
             if any(f" {w} " not in self._names[i] for w in unexplained):
                 continue  # the question names something this passage's focus does not
+            if any(OPPOSITES.get(w) in query_words for w in focus_words - query_words):
+                continue  # "left heart" is not "right heart"
+            if "like" in focus_words - query_words:
+                continue  # "Marden-Walker-like syndrome" does not answer "Marden-Walker syndrome"
+            if self._breaks_name(ordered, set(normal_words(self.documents[i].focus))):
+                continue  # "Gorlin Chaudhry Moss syndrome" is not "Gorlin syndrome"
             shared = focus_words & query_words
             if len(shared) / len(focus_words) < PARTIAL_FOCUS_SHARE or not any(map(self.distinctive, shared)):
                 continue

@@ -178,3 +178,59 @@ def test_a_topic_asked_about_animals_is_not_answered_from_a_passage_about_people
     assert index.search("What are the symptoms of head lice?")[0].document.key == "l"
     assert index.search("What are the symptoms of head lice in dogs?") == []
     assert index.search("How do I treat head lice in a newborn?") == []
+
+
+def test_a_letter_or_a_hyphen_joined_word_makes_another_name() -> None:
+    index = index_of_many(
+        doc("f", "Fever in adults", "A temperature of 38 C or more is a fever.", synonyms=("fever",)),
+        doc("t", "Taybi syndrome", "Taybi syndrome affects the bones of the face and fingers.", "information"),
+        doc("n", "Niemann-Pick disease", "A group of inherited fat storage disorders.", "information"),
+        doc("h", "Hypophosphatemia", "Low phosphate in the blood weakens bones.", "information"),
+    )
+    assert index.search("I have a fever, what should I do?")[0].document.key == "f"
+    assert index.search("Which symptoms does Q fever cause?") == []  # Q fever is an infection, not any fever
+    assert index.search("What is Taybi syndrome?")[0].document.key == "t"
+    assert index.search("How common is Rubinstein-Taybi syndrome?") == []
+    assert index.search("What is Niemann-Pick disease type A?") == []
+    assert index.search("What is X-linked hypophosphatemia?") == []
+    assert index.search("What is hypophosphatemia?")[0].document.key == "h"
+
+
+def test_a_name_narrowed_by_what_follows_it_is_not_the_general_one() -> None:
+    index = index_of_many(
+        doc("a", "Anemia", "Anemia means too few red blood cells.", "information"),
+        doc("d", "Dysautonomia", "Dysautonomia is a fault of the nerves that run automatic functions.", "information"),
+        doc("i", "Inflammation", "Inflammation is the body's response to injury."),
+    )
+    assert index.search("What is anemia?")[0].document.key == "a"
+    assert index.search("Tell me about anemia of inflammation") == []
+    assert index.search("What are the warning signs of dysautonomia like disorder?") == []
+
+
+def test_a_partial_name_match_needs_the_same_side_and_no_word_inside_the_name() -> None:
+    index = index_of_many(
+        doc("r", "Hypoplastic right heart syndrome", "The right side of the heart is underdeveloped.", "information"),
+        doc("g", "Gorlin syndrome", "Gorlin syndrome causes many basal cell skin growths.", "information"),
+        doc("m", "Marden Walker like syndrome", "A condition resembling Marden-Walker syndrome.", "information"),
+        doc("w", "Walking", "Walking for half an hour a day helps the heart."),
+    )
+    assert index.search("Can you explain what hypoplastic right heart syndrome is?")[0].document.key == "r"
+    assert index.search("Can you explain what hypoplastic left heart syndrome is?") == []
+    assert index.search("Which symptoms does gorlin chaudhry moss syndrome cause?") == []
+    assert index.search("Which symptoms does gorlin walking syndrome cause?") == []  # a known word inside, too
+    assert index.search("What can be done for marden walker syndrome?") == []
+
+
+def test_a_rare_word_in_front_of_a_name_narrows_it_but_asking_words_do_not() -> None:
+    # 1,000 passages, so "basilar" (in one of them) is rare while "triggers" is how people ask.
+    index = index_of_many(
+        doc("m", "Migraine", "Migraine is a throbbing headache, often with sickness.", "information"),
+        doc("b", "Skull anatomy", "The basilar part of the skull sits at its base."),
+        doc("a", "Asthma", "Cold air, smoke and pollen can set off asthma.", "causes"),
+        doc("t", "Trigger finger", "A finger that catches when bent."),
+        filler=1000,
+    )
+    assert index.search("Is there a cure for migraine?")[0].document.key == "m"
+    assert index.search("Is there a cure for basilar migraine?") == []
+    assert index.search("What triggers asthma?")[0].document.key == "a"
+    assert index.search("Is there anything special to know about living with asthma?")[0].document.key == "a"
