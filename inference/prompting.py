@@ -43,6 +43,15 @@ def system_message(grounding: str | None) -> str:
     return f"{SYSTEM_PROMPT} {GROUNDED_RULES}\n\nReference passages:\n{grounding}"
 
 
+def shared_start(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The text every grounded prompt begins with (template, system message, the rules, up to the
+    passages): the engine computes its KV cache once and reuses it for every request."""
+    marker = "\x00passages\x00"
+    messages = [{"role": "system", "content": system_message(marker)}, {"role": "user", "content": "?"}]
+    text = render(tokenizer, messages, add_generation_prompt=True)
+    return text[: text.index(marker)]
+
+
 def render(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]], add_generation_prompt: bool) -> str:
     """Chat messages to prompt text, through the tokenizer's chat template where it has one."""
     if getattr(tokenizer, "chat_template", None):

@@ -353,3 +353,35 @@ def test_the_two_stage_head_picks_the_same_best_tokens_as_the_exact_head(tiny_ll
     assert torch.equal(got.argmax(-1), want.argmax(-1))
     top = want.topk(5, dim=-1).indices
     assert torch.allclose(got.gather(-1, top).float(), want.gather(-1, top).float(), rtol=0.02, atol=0.02)
+
+
+@pytest.mark.parametrize("model", ["gpt2", "llama"])
+def test_the_shared_prompt_start_is_computed_once_and_answers_stay_exact(
+    model: str, tiny_gpt2: Path, tiny_llama: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    engine = load_engine(tiny_gpt2 if model == "gpt2" else tiny_llama, tmp_path)
+    request = GenerationRequest(
+        "what are the symptoms of asthma", max_new_tokens=12, grounding="asthma is a long term condition"
+    )
+    ids = engine.prompt_ids(request)
+    with torch.inference_mode():
+        output = engine.model.generate(
+            **ids,
+            max_new_tokens=12,
+            do_sample=False,
+            repetition_penalty=1.1,
+            eos_token_id=sorted(engine.eos_ids),
+            pad_token_id=engine.tokenizer.pad_token_id,
+        )
+    expected = output[0, ids["input_ids"].shape[1] :].tolist()
+    shared = len(engine.shared_start_ids())
+    for _ in range(2):
+        stats = GenerationStats()
+        "".join(engine.stream(request, stats))
+        answer = [t for t in stats.token_ids if t not in engine.eos_ids]
+        assert answer == [t for t in expected if t not in engine.eos_ids]
+    # Both prompts took the system message and rules from the cache instead of computing them.
+    assert shared >= 16
+    assert engine._batcher.reused_tokens == 2 * shared

@@ -8,6 +8,7 @@ transformers' ``DynamicCache``. ``torch`` is imported inside the methods that ru
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import queue
 import threading
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 REPETITION_PENALTY = 1.1
 IDLE_EXIT_SECONDS = 10.0  # the decode thread exits when idle, so a swapped-out engine can be freed
+# A prompt reuses the shared start's KV cache when they agree on at least this many tokens.
+MIN_SHARED_TOKENS = 16
 
 
 class Detokenizer:
@@ -128,6 +131,10 @@ class Batcher:
         self._positions: Any = None  # long [B]: position id of each row's next token
         self._last: Any = None  # long [B]: each row's latest token
         self.peak_batch = 0  # most rows ever decoded in one forward pass (benchmarks, tests)
+        self.reused_tokens = 0  # prompt tokens taken from the shared start's cache (tests, benchmarks)
+        # The KV cache of the text every grounded prompt starts with, computed once (decode thread).
+        self._start_ids: Any = None  # long [n]
+        self._start_cache: Any = None
         self._closed = False
         _live_batchers.add(self)
 
@@ -217,11 +224,20 @@ class Batcher:
         model = self.engine.model
         prompt = row.prompt
         length = prompt.shape[1]
-        cache = DynamicCache(config=model.config)
-        positions = torch.arange(length)
         self._use_threads(self.batch_threads)
+        # The system message and rules are the same in every prompt: their keys and values come
+        # from the shared start's cache, and only the rest (passages, question) is computed.
+        start = self._shared_tokens(prompt)
+        if start:
+            cache = copy.deepcopy(self._start_cache)
+            for layer in cache.layers:  # keys/values: [batch, heads, tokens, head_dim]
+                layer.keys, layer.values = layer.keys[:, :, :start], layer.values[:, :, :start]
+            self.reused_tokens += start
+        else:
+            cache = DynamicCache(config=model.config)
+        positions = torch.arange(start, length)
         out = model(
-            input_ids=prompt,
+            input_ids=prompt[:, start:],
             cache=cache,
             use_cache=True,
             position_ids=positions[None],
@@ -236,6 +252,33 @@ class Batcher:
         if not self._emit(row, token):
             return
         self._join(row, cache, length, token)
+
+    def _shared_tokens(self, prompt: Any) -> int:
+        """How many of the prompt's first tokens the shared start's cache holds (0: none usable).
+        At least one token is always left to compute: its logits choose the first new token."""
+        import torch
+        from transformers import DynamicCache
+
+        if self._start_ids is None:
+            ids = self.engine.shared_start_ids()
+            self._start_ids = ids if ids is not None else torch.zeros(0, dtype=torch.long)
+            if len(self._start_ids) >= MIN_SHARED_TOKENS:
+                self._start_cache = DynamicCache(config=self.engine.model.config)
+                positions = torch.arange(len(self._start_ids))
+                self.engine.model(
+                    input_ids=self._start_ids[None],
+                    cache=self._start_cache,
+                    use_cache=True,
+                    position_ids=positions[None],
+                    cache_position=positions,
+                    logits_to_keep=1,
+                )
+        if self._start_cache is None:
+            return 0
+        limit = min(len(self._start_ids), prompt.shape[1] - 1)
+        differs = (prompt[0, :limit] != self._start_ids[:limit]).nonzero()
+        shared = int(differs[0]) if len(differs) else limit
+        return shared if shared >= MIN_SHARED_TOKENS else 0
 
     def _join(self, row: Row, cache: Any, length: int, token: int) -> None:
         import torch

@@ -27,7 +27,7 @@ from inference.engine.types import (
     collect,
     eos_ids,
 )
-from inference.prompting import prompt_text
+from inference.prompting import prompt_text, shared_start
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -141,6 +141,17 @@ class LoraEngine:
         return self.tokenizer(
             self.prompt_text(request), return_tensors="pt", add_special_tokens=not self.tokenizer.chat_template
         )
+
+    def shared_start_ids(self) -> Any:
+        """Token ids of the start every grounded prompt shares (``prompting.shared_start``), or
+        None when it cannot be built. The last token is left out: it may merge with what follows."""
+        try:
+            text = shared_start(self.tokenizer)
+            ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not self.tokenizer.chat_template)
+        except Exception:  # a tokenizer without what the template needs: no reuse, still correct
+            logger.warning("No shared prompt start for this tokenizer", exc_info=True)
+            return None
+        return ids["input_ids"][0, :-1]
 
     def stream(self, request: GenerationRequest, stats: GenerationStats | None = None) -> Stream:
         """The answer as text pieces; the returned stream's ``stats`` say how it ended. Iterating
