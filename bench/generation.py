@@ -5,6 +5,12 @@ transformers ``generate`` in fp32 and with llama.cpp on the same GGUF file, all 
 in its own process so the memory figures are clean. Every variant also answers a fixed set of
 questions greedily; "agreement" is the share of fp32's greedy tokens it reproduced.
 
+Time to first token is measured on two prompts: a 40-token question, and MedBot's real grounded
+prompt (system message, rules, the passages the curated knowledge gives for a blood-pressure
+question, the question: ~330 tokens), where prefill decides what people wait for. MedBot's
+engine reuses the KV cache of the start every grounded prompt shares; llama.cpp is timed both
+from scratch and with that same start already evaluated (its own prefix reuse), like for like.
+
     .venv/bin/python bench/generation.py            # all variants, 2 rounds
     .venv/bin/python bench/generation.py --rounds 1 --variants engine-default,llama.cpp
 """
@@ -25,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
 PROMPT_TOKENS = 40  # the time-to-first-token prompt length the targets are stated for
+GROUNDED_QUESTION = "How can I lower my blood pressure?"  # answered from our own curated entries
 SPEED_NEW_TOKENS = 128
 AGREEMENT_NEW_TOKENS = 32
 REPEATS = 5
@@ -71,7 +78,28 @@ def build_prompts() -> dict[str, Any]:
     shim = LoraEngine.__new__(LoraEngine)  # prompt building needs only the tokenizer
     shim.tokenizer, shim.history_tokens = tokenizer, config.history_tokens
     agreement = [shim.prompt_ids(GenerationRequest(q))["input_ids"][0].tolist() for q in common.QUESTIONS]
-    return {"speed": speed, "agreement": agreement, "eos": [tokenizer.eos_token_id]}
+    grounded = shim.prompt_ids(GenerationRequest(GROUNDED_QUESTION, grounding=grounded_text()))["input_ids"][0]
+    return {
+        "speed": speed,
+        "agreement": agreement,
+        "grounded": grounded.tolist(),
+        "shared_start": shim.shared_start_ids().tolist(),
+        "eos": [tokenizer.eos_token_id],
+    }
+
+
+def grounded_text() -> str:
+    """The grounding MedBot sends for GROUNDED_QUESTION, from the curated entries alone (in the
+    repository), so the prompt is the same on every machine whatever else was imported."""
+    from inference.pipeline import PASSAGES_PER_ANSWER, grounding_for
+    from inference.retrieval import RULE_PREFIX, load_documents
+    from knowledge.search import KnowledgeIndex
+
+    curated = [document for document in load_documents() if document.key.startswith(RULE_PREFIX)]
+    hits = KnowledgeIndex(curated).search(GROUNDED_QUESTION, limit=PASSAGES_PER_ANSWER)
+    if not hits:
+        raise SystemExit("no curated entry answers the grounded question: run `make fixtures` first")
+    return grounding_for(GROUNDED_QUESTION, [hit.document for hit in hits])
 
 
 # --- measuring one generator --------------------------------------------------------------------
@@ -126,14 +154,33 @@ def hf_scorer(model: Any) -> Scorer:
     return score
 
 
+def first_token_times(generate: TokenStream, ids: list[int], prime: Callable[[], None] | None = None) -> list[float]:
+    """Seconds to the first new token, REPEATS times; ``prime`` runs before each, untimed."""
+    list(generate(ids, 2))  # warm-up: first-call allocations are not what users wait for
+    times = []
+    for _ in range(REPEATS):
+        if prime is not None:
+            prime()
+        started = time.perf_counter()
+        next(iter(generate(ids, 1)))
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def ttft_figures(name: str, tokens: int, times: list[float]) -> dict[str, Any]:
+    best = common.median(times)
+    return {
+        f"{name}_prompt_tokens": tokens,
+        f"{name}_ttft_ms": round(best * 1000, 1),
+        f"{name}_ttft_ms_runs": [round(t * 1000, 1) for t in times],
+        f"{name}_prefill_tok_s": round(tokens / best, 1),
+    }
+
+
 def measure(generate: TokenStream, prompts: dict[str, Any]) -> dict[str, Any]:
     speed = prompts["speed"]
-    list(generate(speed, 4))  # warm-up: first-call allocations are not what users wait for
-    ttfts = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        next(iter(generate(speed, 1)))
-        ttfts.append(time.perf_counter() - started)
+    ttfts = first_token_times(generate, speed)
+    grounded = ttft_figures("grounded", len(prompts["grounded"]), first_token_times(generate, prompts["grounded"]))
     rates, cpu_rates, counts = [], [], []
     for _ in range(max(3, REPEATS - 2)):
         first = first_cpu = None
@@ -149,9 +196,11 @@ def measure(generate: TokenStream, prompts: dict[str, Any]) -> dict[str, Any]:
             cpu_rates.append((n - 1) / max(finished_cpu - first_cpu, 1e-9))
     answers = [list(generate(ids, AGREEMENT_NEW_TOKENS)) for ids in prompts["agreement"]]
     return {
+        **grounded,
         "prompt_tokens": len(speed),
         "ttft_ms": round(common.median(ttfts) * 1000, 1),
         "ttft_ms_runs": [round(t * 1000, 1) for t in ttfts],
+        "prefill_tok_s": round(len(speed) / common.median(ttfts), 1),
         "decode_tok_s": round(common.median(rates), 1) if rates else None,
         "decode_tok_s_runs": [round(r, 1) for r in rates],
         # Tokens per CPU-second of this process: steadier than wall time on a shared machine,
@@ -247,7 +296,7 @@ def medbot_engine(prompts: dict[str, Any], options: dict[str, Any]) -> tuple[Tok
     return generate, hf_scorer(engine.model), engine
 
 
-def llama_cpp(prompts: dict[str, Any], threads: int) -> tuple[TokenStream, Scorer]:
+def llama_cpp(prompts: dict[str, Any], threads: int) -> tuple[TokenStream, Scorer, TokenStream, Callable[[], None]]:
     """llama.cpp through llama-cpp-python on the very GGUF file MedBot's weights come from."""
     from llama_cpp import Llama
 
@@ -263,13 +312,23 @@ def llama_cpp(prompts: dict[str, Any], threads: int) -> tuple[TokenStream, Score
     )
 
     def generate(ids: list[int], new_tokens: int) -> Iterator[int]:
-        llm.reset()  # no reuse of a cached prompt prefix: MedBot's engine has none either
+        llm.reset()  # the whole prompt from scratch
+        yield from tokens_after(ids, new_tokens)
+
+    def tokens_after(ids: list[int], new_tokens: int) -> Iterator[int]:
+        # reset=True still keeps the longest prefix already evaluated (llama-cpp-python's own
+        # prompt reuse); after llm.reset() there is none.
         for n, token in enumerate(llm.generate(ids, temp=0.0, top_k=1, repeat_penalty=1.1, reset=True)):
             if token in prompts["eos"] or token == llm.token_eos():
                 return
             yield token
             if n + 1 >= new_tokens:
                 return
+
+    def evaluate_shared_start() -> None:
+        """Like MedBot's engine: the shared start is already evaluated, only the rest is new."""
+        llm.reset()
+        llm.eval(prompts["shared_start"])
 
     # A second instance keeps every position's logits (slower, so not the one that is timed).
     scorer_llm = Llama(
@@ -281,7 +340,7 @@ def llama_cpp(prompts: dict[str, Any], threads: int) -> tuple[TokenStream, Score
         scorer_llm.eval(ids + continuation)
         return scorer_llm.scores[len(ids) - 1 : len(ids) - 1 + len(continuation)].copy()
 
-    return generate, score
+    return generate, score, tokens_after, evaluate_shared_start
 
 
 def worker(variant: str, prompts_path: str) -> dict[str, Any]:
@@ -292,11 +351,14 @@ def worker(variant: str, prompts_path: str) -> dict[str, Any]:
     if variant == "transformers-fp32":
         generate, score = transformers_fp32(prompts)
     elif variant in LLAMA_VARIANTS:
-        generate, score = llama_cpp(prompts, LLAMA_VARIANTS[variant])
+        generate, score, continue_prompt, evaluate_shared_start = llama_cpp(prompts, LLAMA_VARIANTS[variant])
     else:
         generate, score, engine = medbot_engine(prompts, ENGINE_VARIANTS[variant])
     loaded = time.perf_counter()
     result = measure(generate, prompts)
+    if variant in LLAMA_VARIANTS:
+        times = first_token_times(continue_prompt, prompts["grounded"], prime=evaluate_shared_start)
+        result.update(ttft_figures("grounded_shared_start", len(prompts["grounded"]), times))
     result.update(teacher_forced(score, prompts))
     result.update(
         variant=variant,
@@ -338,6 +400,10 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
                 "decode_tok_s": row["decode_tok_s"],
                 "decode_tok_per_cpu_s": row.get("decode_tok_per_cpu_s"),
                 "ttft_ms": row["ttft_ms"],
+                "prefill_tok_s": row.get("prefill_tok_s"),
+                "grounded_ttft_ms": row.get("grounded_ttft_ms"),
+                "grounded_prefill_tok_s": row.get("grounded_prefill_tok_s"),
+                "grounded_shared_start_ttft_ms": row.get("grounded_shared_start_ttft_ms"),
                 "peak_rss_mib": row["peak_rss_mib"],
                 "rss_after_answers_mib": row["rss_after_answers_mib"],
                 "load_s": row["load_s"],
@@ -390,7 +456,11 @@ def main() -> None:
                 prompts["reference"] = measured[variant]["answers"]
                 Path(handle.name).write_text(json.dumps(prompts))
             row = measured[variant]
-            print(f"  {row['decode_tok_s']} tok/s, TTFT {row['ttft_ms']} ms", file=sys.stderr, flush=True)
+            print(
+                f"  {row['decode_tok_s']} tok/s, TTFT {row['ttft_ms']} ms, grounded TTFT {row['grounded_ttft_ms']} ms",
+                file=sys.stderr,
+                flush=True,
+            )
         rounds.append(measured)
     Path(handle.name).unlink(missing_ok=True)
     summary = summarise(rounds)
@@ -402,6 +472,8 @@ def main() -> None:
         {
             "settings": {
                 "prompt_tokens": len(prompts["speed"]),
+                "grounded_prompt_tokens": len(prompts["grounded"]),
+                "shared_start_tokens": len(prompts["shared_start"]),
                 "speed_new_tokens": SPEED_NEW_TOKENS,
                 "agreement_questions": len(prompts["agreement"]),
                 "agreement_new_tokens": AGREEMENT_NEW_TOKENS,

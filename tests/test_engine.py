@@ -346,3 +346,13 @@ def test_prepare_model_without_a_database_prepares_the_cache_and_skips_the_timin
     out = StringIO()
     call_command("prepare_model", stdout=out)
     assert "Model ready" in out.getvalue() and "not timed: the database is not ready" in out.getvalue()
+
+
+def test_the_timed_choice_is_kept_per_cpu_capability(tmp_path, monkeypatch):
+    from inference.engine import choice, cpu
+
+    monkeypatch.setattr(cpu, "cpu_model", lambda: "Some Xeon")
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX512")
+    native = choice.choice_file(tmp_path, "smollm2", "base")
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX2")  # the same CPU with AVX-512 hidden
+    assert choice.choice_file(tmp_path, "smollm2", "base") != native

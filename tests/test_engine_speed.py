@@ -275,6 +275,20 @@ def test_converted_weights_are_kept_apart_per_adapter(tiny_gpt2: Path, tmp_path:
     assert tuned_tokens != run(base, "what helps a headache", 12)[1].token_ids
 
 
+def test_converted_weights_are_kept_apart_per_cpu_capability(
+    tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch lays int4 weights out for one capability's kernels: a cache written under AVX-512
+    # and read under AVX2 (a shared volume, an image built elsewhere) answered nonsense.
+    from inference.engine import cpu
+    from inference.engine.converted import converted_file
+
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX512")
+    native = converted_file(str(tiny_gpt2), None, tmp_path, "bfloat16", "int4")
+    monkeypatch.setattr(cpu, "capability", lambda: "AVX2")
+    assert converted_file(str(tiny_gpt2), None, tmp_path, "bfloat16", "int4") != native
+
+
 def test_int4_quantises_every_layer_and_gives_the_tied_head_exact_rescoring(tiny_llama: Path, tmp_path: Path) -> None:
     engine = load_engine(tiny_llama, tmp_path, dtype="bfloat16", quantize="int4")
     # 2 layers × (q, k, v, o, gate, up, down) in int4; the head, tied to the embeddings, two-stage.

@@ -67,7 +67,9 @@ class Trial:
 def choice_file(cache_root: Path, base_model: str, adapter_version: str) -> Path:
     import torch
 
-    key = "|".join((cpu.cpu_model(), torch.__version__, base_model, adapter_version or "base"))
+    # The kernels torch dispatches to (its CPU capability) are part of the key: a VM that hides
+    # AVX-512, or ATEN_CPU_CAPABILITY, makes the same CPU model another machine for speed.
+    key = "|".join((cpu.cpu_model(), cpu.capability(), torch.__version__, base_model, adapter_version or "base"))
     return Path(cache_root) / "engine-choice" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inference import adapters, registry
+from inference.engine import cpu
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ def converted_file(
 ) -> Path | None:
     """Where the converted weights of this combination live; None when the base is not a local
     folder. The name hashes everything that changes the result: the base files, the adapter
-    files, dtype, quantisation and library versions."""
+    files, dtype, quantisation, library versions and torch's CPU capability (the int4 packing
+    is laid out for the kernels of one capability: AVX-512 blocks read as AVX2 give nonsense)."""
     import torch
     import transformers
 
@@ -53,6 +55,7 @@ def converted_file(
             torch.__version__,
             transformers.__version__,
             CONVERTED_FORMAT,
+            cpu.capability(),
         ]
     )
     return cache_root / "converted" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
