@@ -106,7 +106,10 @@ POPULATIONS = {
     }.items()
 }
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
-INTENSITY = _forms("severe mild bad terrible awful constant recurring frequent sudden really very")
+INTENSITY = _forms(
+    "severe mild bad terrible awful constant recurring frequent sudden really very "
+    "small little large big tiny minor slight everyday daily usual regular occasional"
+)
 QUESTION_VERBS = _forms(
     "treat treated manage managed prevent cure diagnose explain get got have cause causes avoid beat fight handle "
     "control living live suffer suffering tell describe define trigger triggers worsen worsens"
@@ -116,6 +119,7 @@ SCAFFOLDING = _forms(
     inherited hereditary genetic treated diagnosed caused contagious curable serious dangerous common
     passed managed prevented tested related symptom sign treatment cure prognosis outlook causes risk
     test tests mean means like look feel start starts go away last lasts affect affects run runs
+    need needs heal heals hurt hurts spread spreads happen happens come comes matter matters
     """
 )
 
@@ -160,6 +164,9 @@ def is_letter(word: str, words: frozenset[str] | str = LETTER_WORDS) -> bool:
     return len(word) == 1 and word.isalpha() and word not in words
 
 
+# Words that join a name to the rest of a sentence: "blood pressure without medicine" is a
+# question about blood pressure, though some long names contain "without" ("... without deafness").
+LINKING = _forms("without during despite against between within among through while since")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
 
@@ -420,7 +427,14 @@ class KnowledgeIndex:
         return population(words[index]) if index < len(words) else ""
 
     def _qualifies(self, word: str) -> bool:
-        if word in STOPWORDS or word in PEOPLE or word in GENERIC or word in INTENSITY or len(word) < 3:
+        if (
+            word in STOPWORDS
+            or word in LINKING
+            or word in PEOPLE
+            or word in GENERIC
+            or word in INTENSITY
+            or len(word) < 3
+        ):
             return False
         return word in self._name_vocabulary
 
@@ -443,8 +457,12 @@ class KnowledgeIndex:
         name ("trichuriasis"): no passage can answer a question about it."""
         out = set()
         for word in tokens(question):
-            if word in GENERIC or word in PEOPLE or word in QUESTION_VERBS or word.isdigit():
+            if word in GENERIC or word in PEOPLE or word in QUESTION_VERBS or word in INTENSITY or word in LINKING:
                 continue
+            if word.isdigit():
+                continue
+            if word in SCAFFOLDING and not DRUG_LIKE.search(word):
+                continue  # "why does it matter", "does it need an X-ray"
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
             rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF and word in self._name_vocabulary

@@ -234,3 +234,33 @@ def test_a_rare_word_in_front_of_a_name_narrows_it_but_asking_words_do_not() -> 
     assert index.search("Is there a cure for basilar migraine?") == []
     assert index.search("What triggers asthma?")[0].document.key == "a"
     assert index.search("Is there anything special to know about living with asthma?")[0].document.key == "a"
+
+
+def test_a_linking_word_after_a_name_does_not_make_it_a_longer_name() -> None:
+    index = index_of_many(
+        doc(
+            "b",
+            "High blood pressure",
+            "Less salt, more activity and less alcohol lower blood pressure.",
+            "treatment",
+            ("blood pressure",),
+        ),
+        doc("d", "Ectodermal dysplasia without hair loss", "A rare condition of the sweat glands.", "information"),
+    )
+    # "without" is a word of some long names, but here it only joins the question's parts.
+    assert index.search("How can I lower my blood pressure without medicine?")[0].document.key == "b"
+
+
+def test_everyday_phrasings_find_their_curated_entries(curated_data, knowledge_base):
+    # Words around the topic that are ordinary English here, though some long names use them
+    # ("white matter", "small cell", "without"): they neither narrow the topic nor must be quoted.
+    asked = {
+        "How can I lower my blood pressure without medicine?": "High blood pressure",
+        "How much sleep does an adult need, and why does it matter?": "Sleep problems and insomnia",
+        "How do I look after a small burn at home?": "Minor burns and scalds",
+        "How can I tell if a sprained ankle needs an X-ray?": "Sprains and strains",
+        "What are good ways to manage everyday stress?": "Stress",
+    }
+    for question, title in asked.items():
+        hits = retriever.search(question)
+        assert hits and hits[0].document.title == title, question
