@@ -53,7 +53,7 @@ from inference.models import EmergencyRule, FallbackRule
 from inference.retrieval import RULE_PREFIX, load_documents, retriever
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file
 from knowledge.search import Document, Hit, KnowledgeIndex, focus_variants, name_form
-from knowledge.text import phrase
+from knowledge.text import STOPWORDS, phrase
 
 MEDQUAD_SOURCE = "MedQuAD"
 MEDQUAD_PUBLISHER = "NIH"
@@ -215,10 +215,13 @@ _LEAFLET_TITLE = re.compile(r"^what i need to know about\s+", re.I)
 
 
 def comparable(name: str) -> str:
-    """A name as two documents' names are compared: ``knowledge.text.phrase``, with "type"
-    before a number left out as the search leaves it out ("spastic paraplegia type 15" is
-    "Spastic paraplegia 15")."""
-    return " ".join(name_form(phrase(name).split()))
+    """A name as two documents' names are compared: its content words (``knowledge.text``'s
+    stems), "type" before a number left out as the search leaves it out, in any order:
+    "spastic paraplegia type 15" is "Spastic paraplegia 15", "Polyglucosan body disease, adult"
+    is "adult polyglucosan body disease", "palmoplantar keratoderma with deafness" is
+    "Keratoderma palmoplantar deafness" (GARD writes names both ways)."""
+    words = name_form(phrase(name).split())
+    return " ".join(sorted({w for w in words if w not in STOPWORDS}))  # single letters count: "hepatitis c"
 
 
 def _focus_forms(focus: str) -> set[str]:
@@ -245,7 +248,11 @@ def document_names(document: Document, triggers_cover: bool = False) -> Names:
         # "Sleep problems and insomnia" names two topics.
         parts = {part for variant in focus_variants(document.focus) for part in re.split(r"\s+and\s+", variant)}
         return Names(frozenset(name for name in map(comparable, focus_variants(document.focus) | parts) if name))
-    return names_of(document.focus, document.synonyms)
+    # A knowledge passage goes by the names the search gives it: "Parasites - Lymphatic
+    # Filariasis" is about lymphatic filariasis, "... (also known as Roundworm Infection)" too.
+    names = names_of(document.focus, document.synonyms)
+    variants = frozenset(name for name in map(comparable, focus_variants(document.focus)) if name)
+    return Names(names.focus | variants, names.synonyms)
 
 
 @dataclass(frozen=True)

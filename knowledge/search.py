@@ -158,6 +158,13 @@ def hyphen_joined(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
+def word_bag(words: list[str]) -> str:
+    """A name's words in a fixed order, without stopwords: names that differ only in word order
+    (GARD writes "Cerebellar ataxia, autosomal recessive" and "autosomal recessive cerebellar
+    ataxia") have the same bag."""
+    return " ".join(sorted(set(words) - STOPWORDS))
+
+
 def is_letter(word: str, words: frozenset[str] | str = LETTER_WORDS) -> bool:
     """A single letter that names a kind ("Q fever", "hepatitis E", "X-linked"), other than the
     letters that are ``words`` ("a", "I"; after "type" even "a" is a letter: "type A")."""
@@ -286,6 +293,9 @@ class KnowledgeIndex:
         # share one focus, so a curated "Asthma" entry and imported asthma passages meet.
         self._foci: dict[str, list[int]] = {}  # focus key → its documents
         self._phrase_focus: dict[str, set[str]] = defaultdict(set)
+        # The same names by their words in any order ("polyglucosan body disease, adult" is
+        # "adult polyglucosan body disease"): bag of words → the phrases written that way.
+        self._bag_phrases: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
@@ -301,6 +311,8 @@ class KnowledgeIndex:
                 if not words or len(words) > MAX_PHRASE_WORDS or all(w in STOPWORDS | GENERIC | PEOPLE for w in words):
                     continue
                 self._phrase_focus[" ".join(words)].add(key)
+                if len(set(words) - STOPWORDS) >= 2:
+                    self._bag_phrases[word_bag(words)].add(" ".join(words))
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -317,8 +329,15 @@ class KnowledgeIndex:
             for start in range(len(words) - size + 1):
                 if any(taken[start : start + size]):
                     continue
-                candidate = " ".join(words[start : start + size])
+                window = words[start : start + size]
+                candidate = " ".join(window)
                 keys = self._phrase_focus.get(candidate)
+                if not keys and size >= 2 and window[0] not in STOPWORDS and window[-1] not in STOPWORDS:
+                    # Written in another order: the name as the knowledge base writes it.
+                    phrases = sorted(self._bag_phrases.get(word_bag(window), ()))
+                    if phrases:
+                        candidate = phrases[0]
+                        keys = {key for p in phrases for key in self._phrase_focus[p]}
                 if keys:
                     spans.append((start, start + size, candidate, frozenset(keys)))
                     taken[start : start + size] = [True] * size
@@ -410,6 +429,29 @@ class KnowledgeIndex:
             if end - start <= 4
             for i in range(start + 1, end)
         )
+
+    @staticmethod
+    def _name_continues(words: list[str], end: int) -> list[str]:
+        """The content words right after a name, up to the first word that only asks something
+        ("prevent diabetes problems: keep your *heart* and *blood* vessels healthy")."""
+        ordinary = (GENERIC, SCAFFOLDING, QUESTION_VERBS, INTENSITY, LINKING, PEOPLE)
+        found = []
+        for word in words[end:]:
+            if any(word in group for group in ordinary) or len(found) == 3:
+                break
+            if word not in STOPWORDS:
+                found.append(word)
+        return found
+
+    def _subtitle_fits(self, index: int, name: str, tail: list[str]) -> bool:
+        """A leaflet titled "Topic: subtitle" answers its topic's name, unless the question goes
+        on with another subtitle ("Kidney Failure: Eat Right…" does not answer "kidney failure:
+        choosing a treatment")."""
+        topic, colon, subtitle = self.documents[index].focus.partition(": ")
+        if not colon or not tail or " ".join(name_form(normal_words(topic))) != name:
+            return True
+        own = set(normal_words(subtitle))
+        return all(word in own for word in tail)
 
     def _rare_modifier(self, word: str) -> bool:
         """A rare word in front of a name narrows it ("basilar migraine", "paranasal sinus"):
@@ -546,11 +588,14 @@ class KnowledgeIndex:
             primary = set()  # passages whose own focus is the name the question used
             for start, end, name, keys in spans:
                 extra = self.qualifiers(words, start, end, joined)
+                tail = self._name_continues(words, end) if start >= 0 else []
                 for key in keys:
                     found = [
                         i
                         for i in self._foci[key]
-                        if self.has_name(i, name, extra) and self.same_kind(i, question_ids, question_groups)
+                        if self.has_name(i, name, extra)
+                        and self.same_kind(i, question_ids, question_groups)
+                        and self._subtitle_fits(i, name, tail)
                     ]
                     candidates.update(found)
                     if key == name:

@@ -356,3 +356,19 @@ def test_our_labelled_set_is_well_formed_and_balanced():
     assert labels.count(True) >= 20 and labels.count(False) >= 40 and None not in labels
     assert len({question.id for question in questions}) == len(questions)
     assert all(question.focus for question in questions)
+
+
+def test_two_names_are_the_same_topic_in_any_word_order_and_as_the_search_splits_titles():
+    from knowledge.search import Document
+
+    assert knowledge_split.names_of("Polyglucosan body disease, adult").matches(
+        knowledge_split.names_of("adult polyglucosan body disease")
+    )
+    assert knowledge_split.names_of("spastic paraplegia type 15").matches(
+        knowledge_split.names_of("Spastic paraplegia 15")
+    )
+    # A letter is part of the name: hepatitis C is not hepatitis.
+    assert not knowledge_split.names_of("Hepatitis C").matches(knowledge_split.names_of("Hepatitis"))
+    passage = Document(key="passage:1", title="t", focus="Parasites - Lymphatic Filariasis", text="x")
+    assert knowledge_split.document_names(passage).matches(knowledge_split.names_of("Lymphatic filariasis"))
+    assert not knowledge_split.document_names(passage).matches(knowledge_split.names_of("Parasites - Cysticercosis"))

@@ -264,3 +264,24 @@ def test_everyday_phrasings_find_their_curated_entries(curated_data, knowledge_b
     for question, title in asked.items():
         hits = retriever.search(question)
         assert hits and hits[0].document.title == title, question
+
+
+def test_a_name_written_in_another_word_order_is_the_same_name() -> None:
+    index = index_of_many(
+        doc("p", "Polyglucosan body disease, adult", "A disorder of the nervous system in later life.", "information"),
+        doc("h", "Familial progressive heart block", "A conduction fault that worsens over time.", "information"),
+        doc("b", "Heart block", "The heart's electrical signal is slowed or stopped.", "information"),
+    )
+    assert index.search("What does adult polyglucosan body disease feel like?")[0].document.key == "p"
+    assert index.search("Is there a cure for progressive familial heart block?")[0].document.key == "h"
+
+
+def test_a_leaflet_answers_its_topic_but_not_another_leaflets_subtitle() -> None:
+    index = index_of_many(
+        doc("e", "Kidney failure: eating well on dialysis", "Limit salt, potassium and fluids on dialysis."),
+        doc("w", "Kidney failure: what to expect", "Itching and tiredness are common as the kidneys fail."),
+        doc("s", "Second opinions", "Choosing between treatments is easier with a second opinion."),
+    )
+    assert {hit.document.key for hit in index.search("What should I know about kidney failure?")} == {"e", "w"}
+    assert index.search("Tell me about kidney failure: eating well on dialysis")[0].document.key == "e"
+    assert index.search("Tell me about kidney failure: choosing a treatment") == []
