@@ -158,6 +158,14 @@ def hyphen_joined(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
+def kind_marks(words: list[str]) -> set[str]:
+    """What numbers a kind in a name: numbers, Roman numerals, and a letter after "type"
+    ("type 2", "type IV", "type A", "type I")."""
+    marks = {w for w in words if is_identifier(w)}
+    marks.update(b for a, b in itertools.pairwise(words) if a == "type" and len(b) == 1 and b.isalpha())
+    return marks
+
+
 def word_bag(words: list[str]) -> str:
     """A name's words in a fixed order, without stopwords: names that differ only in word order
     (GARD writes "Cerebellar ataxia, autosomal recessive" and "autosomal recessive cerebellar
@@ -629,6 +637,7 @@ class KnowledgeIndex:
             w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
         }
         ordered = name_form(normal_words(question))
+        marks = kind_marks(normal_words(question))
         hits = []
         for i in top:
             if scores[i] <= 0:
@@ -637,8 +646,8 @@ class KnowledgeIndex:
             focus_words = set(tokens(self.documents[i].focus)) - GENERIC - WARNING
             if not focus_words:
                 continue
-            if any(is_identifier(w) and w not in query_words for w in focus_words):
-                continue  # "type 2" is not "type 1"
+            if kind_marks(normal_words(self.documents[i].focus)) - marks:
+                continue  # "type 2" is not "type 1", "type V" not "type I"
             if not self.same_kind(int(i), question_ids, question_groups):
                 continue
             if any(population(w) for w in focus_words - query_words):

@@ -285,3 +285,9 @@ def test_a_leaflet_answers_its_topic_but_not_another_leaflets_subtitle() -> None
     assert {hit.document.key for hit in index.search("What should I know about kidney failure?")} == {"e", "w"}
     assert index.search("Tell me about kidney failure: eating well on dialysis")[0].document.key == "e"
     assert index.search("Tell me about kidney failure: choosing a treatment") == []
+
+
+def test_a_lettered_or_roman_type_needs_the_same_type() -> None:
+    index = index_of_many(doc("v", "Glycogen storage disease type V", "Type V affects the muscles.", "information"))
+    assert index.search("What is glycogen storage disease type V?")[0].document.key == "v"
+    assert index.search("What is glycogen storage disease type I?") == []
