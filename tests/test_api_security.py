@@ -229,3 +229,11 @@ def test_two_separate_cache_clients_share_one_limit(curated_data, client_for, al
         monkeypatch.setattr("django_ratelimit.core.caches", {"default": worker})
         codes.append(client.post("/api/v1/ask", {"question": "asthma?"}).status_code)
     assert codes == [200, 200, 200, 200, 429]
+
+
+def test_pages_name_their_own_icon_so_browsers_do_not_ask_for_a_missing_favicon(client, curated_data):
+    from django.contrib.staticfiles import finders
+
+    page = client.get("/").content.decode()
+    assert 'rel="icon"' in page and "medbot/favicon" in page
+    assert finders.find("medbot/favicon.svg")
