@@ -38,6 +38,8 @@ def _forms(words: str) -> frozenset[str]:
 
 # Longest focus name looked up in a question, in words.
 MAX_PHRASE_WORDS = 8
+# Most words in front of a name that can narrow it ("juvenile amyotrophic lateral sclerosis").
+MAX_QUALIFIERS = 3
 # A word in fewer than this share of passages is "specific": a passage must mention it to answer.
 SPECIFIC_DF = 0.01
 # Without a named focus, one of the focus words the question shares must be in fewer passages than this.
@@ -182,6 +184,22 @@ def is_letter(word: str, words: frozenset[str] | str = LETTER_WORDS) -> bool:
 # Words that join a name to the rest of a sentence: "blood pressure without medicine" is a
 # question about blood pressure, though some long names contain "without" ("... without deafness").
 LINKING = _forms("without during despite against between within among through while since")
+# Words that describe a condition when they come after its name ("is glaucoma hereditary?"),
+# though in front of it they name a kind ("hereditary glaucoma").
+PREDICATES = _forms(
+    "hereditary inherited genetic familial congenital acquired malignant benign contagious infectious "
+    "chronic acute fatal serious dangerous common rare curable treatable preventable"
+)
+# Abbreviations people use every day for common things, which MedQuAD's synonym lists also give
+# to rare diseases ("What is an STD?" is not about spondylothoracic dysostosis).
+EVERYDAY_ABBREVIATIONS = frozenset(
+    """
+    STD STI CHF CAD OCD IVF PET CT MRI IBS TIA UTI BP ED PMS IUD ICU ER GP ENT EKG ECG CPR UV BMI
+    IQ OT PT
+    """.split()
+)
+# Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
+SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
 
@@ -309,12 +327,22 @@ class KnowledgeIndex:
             key = focus_key(doc)
             self._foci.setdefault(key, []).append(index)
             curated = doc.key.startswith("rule:")
-            for name in focus_variants(doc.focus) | set(doc.synonyms):
+            own = focus_variants(doc.focus)
+            for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
+                written = name.strip()
                 if len(words) == 1 and len(words[0]) <= 3 and not curated:
-                    # Short names are usually abbreviations ("ALL", "MS"): only as written, in capitals.
-                    if name.strip().isupper() and len(name.strip()) >= 2:
-                        self._abbreviations[name.strip()].add(key)
+                    # Short names are usually abbreviations ("ALL", "MS"): only as written, in
+                    # capitals. The everyday ones count only in a passage's own name ("Amyotrophic
+                    # lateral sclerosis (ALS)"): rare diseases' synonym lists reuse them ("STD" for
+                    # spondylothoracic dysostosis, "CHF" for congenital hepatic fibrosis).
+                    everyday = written in EVERYDAY_ABBREVIATIONS
+                    if written.isupper() and len(written) >= 2 and (name in own or not everyday):
+                        self._abbreviations[written].add(key)
+                    continue
+                if len(words) == 1 and written.isupper() and df.get(words[0], 0) / max(n, 1) >= SPECIFIC_DF:
+                    # An acronym that is also an everyday word ("FAST" for stroke signs): as written.
+                    self._abbreviations[written].add(key)
                     continue
                 if not words or len(words) > MAX_PHRASE_WORDS or all(w in STOPWORDS | GENERIC | PEOPLE for w in words):
                     continue
@@ -340,9 +368,17 @@ class KnowledgeIndex:
                 window = words[start : start + size]
                 candidate = " ".join(window)
                 keys = self._phrase_focus.get(candidate)
-                if not keys and size >= 2 and window[0] not in STOPWORDS and window[-1] not in STOPWORDS:
-                    # Written in another order: the name as the knowledge base writes it.
-                    phrases = sorted(self._bag_phrases.get(word_bag(window), ()))
+                if not keys and size >= 2 and window[0] not in STOPWORDS and window[-1] not in STOPWORDS | PREDICATES:
+                    # Written in another order: the name as the knowledge base writes it. Not
+                    # across words of the sentence ("hemophilia, was it acquired?" is not
+                    # "acquired hemophilia"), nor a description after the name ("is glaucoma
+                    # hereditary?" is not "hereditary glaucoma").
+                    stops = sum(w in STOPWORDS for w in window)
+                    phrases = sorted(
+                        p
+                        for p in self._bag_phrases.get(word_bag(window), ())
+                        if sum(w in STOPWORDS for w in p.split()) >= stops
+                    )
                     if phrases:
                         candidate = phrases[0]
                         keys = {key for p in phrases for key in self._phrase_focus[p]}
@@ -407,7 +443,9 @@ class KnowledgeIndex:
             found.append(frozenset([words[start - 2]]))  # "X-linked hypophosphatemia"
             return found
         index = start - 1
-        while index >= 0 and words[index] not in QUESTION_VERBS:
+        # A name has a few words in front of it at most: "parasites parasites ... parasites" is
+        # not one long name (and would cost a qualifier per word for every passage checked).
+        while index >= max(0, start - MAX_QUALIFIERS) and words[index] not in QUESTION_VERBS:
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])
@@ -509,6 +547,8 @@ class KnowledgeIndex:
         for word in tokens(question):
             if word in GENERIC or word in PEOPLE or word in QUESTION_VERBS or word in INTENSITY or word in LINKING:
                 continue
+            if word in PREDICATES:
+                continue  # "was it acquired?": a passage need not use the word to answer
             if word.isdigit():
                 continue
             if word in SCAFFOLDING and not DRUG_LIKE.search(word):
@@ -594,9 +634,14 @@ class KnowledgeIndex:
             joined = hyphen_joined(question)
             candidates = set()
             primary = set()  # passages whose own focus is the name the question used
+            seen_spans = set()
             for start, end, name, keys in spans:
                 extra = self.qualifiers(words, start, end, joined)
                 tail = self._name_continues(words, end) if start >= 0 else []
+                signature = (name, frozenset(extra), tuple(tail))
+                if signature in seen_spans:
+                    continue  # the same name asked again the same way adds nothing
+                seen_spans.add(signature)
                 for key in keys:
                     found = [
                         i
@@ -656,6 +701,8 @@ class KnowledgeIndex:
                 continue  # the question names something this passage's focus does not
             if any(OPPOSITES.get(w) in query_words for w in focus_words - query_words):
                 continue  # "left heart" is not "right heart"
+            if SERIOUS_KINDS & set(tokens(self.documents[i].focus)) - query_words:
+                continue  # "Gallbladder Cancer" does not answer "what is a gallbladder attack?"
             if "like" in focus_words - query_words:
                 continue  # "Marden-Walker-like syndrome" does not answer "Marden-Walker syndrome"
             if self._breaks_name(ordered, set(normal_words(self.documents[i].focus))):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inference.retrieval import retriever
-from knowledge.search import Document, KnowledgeIndex, question_type
+from knowledge.search import MAX_QUALIFIERS, Document, KnowledgeIndex, question_type
 
 
 def doc(key: str, focus: str, text: str, kind: str = "", synonyms: tuple[str, ...] = ()) -> Document:
@@ -291,3 +291,38 @@ def test_a_lettered_or_roman_type_needs_the_same_type() -> None:
     index = index_of_many(doc("v", "Glycogen storage disease type V", "Type V affects the muscles.", "information"))
     assert index.search("What is glycogen storage disease type V?")[0].document.key == "v"
     assert index.search("What is glycogen storage disease type I?") == []
+
+
+def test_a_name_repeated_many_times_is_not_one_long_name() -> None:
+    # Each word in front of a name could narrow it; a question of one name repeated hundreds of
+    # times made a qualifier per word, checked against every passage (seconds per search).
+    index = index_of_many(doc("p", "Parasites", "Parasites live on or in a host.", "information"))
+    words = ["parasite"] * 300
+    assert len(index.qualifiers(words, 299, 300)) <= MAX_QUALIFIERS
+    assert index.search("parasites " * 200)[0].document.key == "p"
+
+
+def test_abbreviations_come_from_a_passages_own_name_not_its_synonym_list() -> None:
+    index = index_of_many(
+        doc("s", "Spondylothoracic dysostosis", "A rare disorder of the spine and ribs.", "information", ("STD",)),
+        doc("a", "Amyotrophic lateral sclerosis (ALS)", "ALS damages the nerves that move muscles.", "information"),
+        doc("f", "Stroke warning signs (FAST)", "Face drooping, arm weakness, speech: call now.", "information"),
+        *[doc(f"fast{i}", f"Fasting {i}", "Do not eat before the test; fast from midnight.") for i in range(4)],
+    )
+    assert index.search("What is an STD?") == []  # the everyday abbreviation is not this rare disease
+    assert index.search("What is ALS?")[0].document.key == "a"
+    assert index.search("What are the FAST signs?")[0].document.key == "f"
+    assert all(hit.document.key != "f" for hit in index.search("Should I fast before a blood test?"))
+
+
+def test_word_order_matching_stays_inside_the_name() -> None:
+    index = index_of_many(
+        doc("g", "Glaucoma", "Glaucoma damages the optic nerve.", "information"),
+        doc("e", "Early-onset glaucoma", "A rare inherited form.", "information", ("hereditary glaucoma",)),
+        doc("h", "Hemophilia", "Blood does not clot normally.", "information"),
+        doc("q", "Acquired hemophilia", "An autoimmune form in older adults.", "information"),
+        doc("c", "Gallbladder cancer", "A rare cancer of the gallbladder.", "information"),
+    )
+    assert index.search("Is glaucoma hereditary?")[0].document.key == "g"
+    assert index.search("My son has hemophilia, was it acquired?")[0].document.key == "h"
+    assert index.search("What is a gallbladder attack?") == []  # not the cancer passage
