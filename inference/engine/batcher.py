@@ -181,7 +181,11 @@ class Batcher:
                 with torch.inference_mode():
                     self._expire_waiting()
                     for row in admitted:
-                        self._admit(row)
+                        try:
+                            self._admit(row)
+                        except Exception as error:  # one bad prompt fails its own request only
+                            logger.warning("Could not start a request: %r", error)
+                            row.finish(ERROR, error)
                     if self._rows:
                         self._step()
             except Exception as error:  # a broken model: fail every request in flight, keep serving
@@ -224,6 +228,8 @@ class Batcher:
         model = self.engine.model
         prompt = row.prompt
         length = prompt.shape[1]
+        if length == 0:
+            raise GenerationError("empty prompt")
         self._use_threads(self.batch_threads)
         # The system message and rules are the same in every prompt: their keys and values come
         # from the shared start's cache, and only the rest (passages, question) is computed.
