@@ -78,6 +78,7 @@ bench: setup $(BENCH_STAMP)
 	$(PY) bench/concurrency.py
 	$(PY) bench/coldstart.py
 	$(PY) bench/load.py
+	$(PY) bench/remote.py
 
 clean:
 	rm -rf $(VENV) staticfiles
