@@ -25,8 +25,15 @@ const REASONS = [
   ["off_topic", "Off topic"],
   ["other", "Other"],
 ];
-// Under every answer; the whole disclaimer is shown once, at the top of the conversation.
-const SHORT_DISCLAIMER = "General information, not a diagnosis: see the note at the top.";
+// Under every answer; the whole disclaimer is shown once, at the top of the conversation, and
+// the line links to it (after a few answers it has scrolled out of sight).
+function shortDisclaimer() {
+  return el("p", { className: "message-disclaimer" }, [
+    "General information, not a diagnosis: ",
+    el("a", { attrs: { href: "#conversation-disclaimer" }, text: "see the note at the top" }),
+    ".",
+  ]);
+}
 
 // What MedBot is doing while an answer is prepared, in the order the server does it.
 export const STAGES = {
@@ -206,7 +213,7 @@ export function fillAnswer(article, message, question) {
     article.append(el("p", { className: "message-note", text: "This answer was stopped before it finished." }));
   }
   if (message.disclaimer) {
-    article.append(el("p", { className: "message-disclaimer", text: SHORT_DISCLAIMER }));
+    article.append(shortDisclaimer());
   }
   article.append(answerActions(message, message.partial && question ? question : null));
 }

@@ -43,6 +43,8 @@ def test_it_streams_a_model_answer_piece_by_piece_then_shows_the_saved_text(cura
 
     fake.release()
     expect(answer.locator(".message-disclaimer")).to_be_visible()
+    # It points to the full note, which scrolls out of sight once there are a few answers.
+    expect(answer.locator(".message-disclaimer a")).to_have_attribute("href", "#conversation-disclaimer")
     expect(answer.locator(".badge")).to_have_text("AI answer")
     expect(answer.locator(".message-body")).to_contain_text("a week to ten days.")
     # The saved message wins over the streamed pieces: the server trimmed the unfinished sentence.
