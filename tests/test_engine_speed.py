@@ -82,25 +82,32 @@ def slow_down(engine: LoraEngine, monkeypatch: pytest.MonkeyPatch, seconds: floa
     monkeypatch.setattr(engine.model, "forward", slow_forward)
 
 
-def test_the_engine_decodes_exactly_like_transformers_greedy_generate(tiny_gpt2: Path, tmp_path: Path) -> None:
+def greedy_reference(engine: LoraEngine, request: GenerationRequest) -> list[int]:
+    """The new token ids of transformers' own greedy ``generate`` (no shared-start cache, no
+    batcher), with the engine's decoding rule: the answer the engine must reproduce in fp32."""
     import torch
 
-    engine = load_engine(tiny_gpt2, tmp_path)
-    request = GenerationRequest("what are the symptoms of asthma", max_new_tokens=20)
     ids = engine.prompt_ids(request)
     with torch.inference_mode():
         output = engine.model.generate(
             **ids,
-            max_new_tokens=20,
+            max_new_tokens=request.max_new_tokens,
             do_sample=False,
             repetition_penalty=1.1,
             eos_token_id=sorted(engine.eos_ids),
             pad_token_id=engine.tokenizer.pad_token_id,
         )
-    expected = engine.tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    return output[0, ids["input_ids"].shape[1] :].tolist()
+
+
+def test_the_engine_decodes_exactly_like_transformers_greedy_generate(tiny_gpt2: Path, tmp_path: Path) -> None:
+    engine = load_engine(tiny_gpt2, tmp_path)
+    request = GenerationRequest("what are the symptoms of asthma", max_new_tokens=20)
+    reference = greedy_reference(engine, request)
+    expected = engine.tokenizer.decode(reference, skip_special_tokens=True)
     text, stats = run(engine, request.question, 20)
     assert text == expected
-    assert stats.tokens == output.shape[1] - ids["input_ids"].shape[1]
+    assert stats.tokens == len(reference)
 
 
 def test_int8_weight_only_replaces_linear_and_gpt2_conv1d_layers_and_still_generates(
@@ -394,23 +401,11 @@ def test_the_two_stage_head_picks_the_same_best_tokens_as_the_exact_head(tiny_ll
 def test_the_shared_prompt_start_is_computed_once_and_answers_stay_exact(
     model: str, tiny_gpt2: Path, tiny_llama: Path, tmp_path: Path
 ) -> None:
-    import torch
-
     engine = load_engine(tiny_gpt2 if model == "gpt2" else tiny_llama, tmp_path)
     request = GenerationRequest(
         "what are the symptoms of asthma", max_new_tokens=12, grounding="asthma is a long term condition"
     )
-    ids = engine.prompt_ids(request)
-    with torch.inference_mode():
-        output = engine.model.generate(
-            **ids,
-            max_new_tokens=12,
-            do_sample=False,
-            repetition_penalty=1.1,
-            eos_token_id=sorted(engine.eos_ids),
-            pad_token_id=engine.tokenizer.pad_token_id,
-        )
-    expected = output[0, ids["input_ids"].shape[1] :].tolist()
+    expected = greedy_reference(engine, request)
     shared = len(engine.shared_start_ids())
     for _ in range(2):
         stats = GenerationStats()
