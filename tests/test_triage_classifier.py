@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -67,3 +68,33 @@ def test_an_unreadable_model_means_rules_only_with_a_warning(monkeypatch, caplog
     monkeypatch.setattr(classifier, "get", lambda: (_ for _ in ()).throw(OSError("disk gone")))
     assert classifier.probability("anything") is None
     assert "rules decide alone" in caplog.text
+
+
+def test_the_plain_analyzers_cut_text_exactly_as_scikit_learn_does() -> None:
+    model = classifier.get()
+    texts = ["my chest is crushing", "  two  spaces\tand\nlines ", "a b c", "naïve café 38.5°C", "x", "", "I'm OK"]
+    for _, vectorizer in model.named_steps["features"].transformer_list:
+        analyse = vectorizer.build_analyzer()
+        low, high = vectorizer.ngram_range
+        for text in texts:
+            assert classifier.ANALYZERS[vectorizer.analyzer](text, low, high) == analyse(text), (vectorizer, text)
+
+
+def test_a_serving_worker_scores_from_the_json_without_importing_scikit_learn(settings, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    settings.MEDBOT_MODEL_CACHE = tmp_path
+    classifier._scorers.clear()
+    expected = classifier.probability("my husband is grey sweaty and has crushing pain in his chest")
+    assert list((tmp_path / "triage").glob("scorer-*.json"))
+    script = (
+        "import django, sys; django.setup(); from inference.triage import classifier; "
+        "print(classifier.probability('my husband is grey sweaty and has crushing pain in his chest')); "
+        "print('sklearn' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "medbot_site.settings", "MEDBOT_MODEL_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    probability, imported = out.stdout.split()[-2:]
+    assert float(probability) == pytest.approx(expected, abs=1e-12)
+    assert imported == "False"

@@ -7,8 +7,9 @@ evaluation set.
 
 Loading: lazily, once per process, on the first message. The fitted model is cached on disk under
 ``MEDBOT_MODEL_CACHE/triage/`` keyed by a hash of everything it is trained from (the fixtures, the
-generator version, the scikit-learn version), so a worker start reads it in tens of milliseconds and
-only the first process after a data or code change trains it (a few seconds).
+generator version, the scikit-learn version), and beside it its arithmetic as plain JSON
+(``LinearScorer``): a serving worker reads only that, never importing scikit-learn (0.8 s and
+~75 MiB per worker). Only the first process after a data or code change trains it (a few seconds).
 ``manage.py triage_classifier`` trains it ahead of time and reports how it scores.
 
 A curator's edit in the admin reaches the rules at once; the classifier keeps the shipped data until
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -52,12 +55,13 @@ _models: dict[str, Any] = {}  # cache key -> fitted pipeline, so tests and reloa
 @functools.cache
 def cache_key() -> str:
     """Hash of what the model is trained from; read once per process (a data change ships with a restart)."""
-    import sklearn
+    from importlib.metadata import version
 
     digest = hashlib.sha256()
     for name in TRAINED_FROM:
         digest.update((FIXTURES / name).read_bytes())
-    digest.update(f"generator {corpus.GENERATOR_VERSION} sklearn {sklearn.__version__}".encode())
+    # The version without importing scikit-learn: serving workers never need it.
+    digest.update(f"generator {corpus.GENERATOR_VERSION} sklearn {version('scikit-learn')}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -142,33 +146,86 @@ def get() -> Any:
         return model
 
 
+_WHITE_SPACES = re.compile(r"\s\s+")
+_WORD_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+
+
+def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
+    """scikit-learn's ``char_wb`` analyzer (lowercased): n-grams inside each space-padded word."""
+    grams: list[str] = []
+    for word in _WHITE_SPACES.sub(" ", text.lower()).split():
+        word = f" {word} "
+        for n in range(low, high + 1):
+            offset = 0
+            grams.append(word[offset : offset + n])
+            while offset + n < len(word):
+                offset += 1
+                grams.append(word[offset : offset + n])
+            if offset == 0:  # a word shorter than n: counted once
+                break
+    return grams
+
+
+def word_ngrams(text: str, low: int, high: int) -> list[str]:
+    """scikit-learn's ``word`` analyzer (lowercased, default token pattern): n-grams of tokens."""
+    tokens = _WORD_TOKEN.findall(text.lower())
+    return [" ".join(tokens[i : i + n]) for n in range(low, high + 1) for i in range(len(tokens) - n + 1)]
+
+
+ANALYZERS = {"char_wb": char_wb_ngrams, "word": word_ngrams}
+
+
 class LinearScorer:
     """The fitted pipeline's arithmetic in plain Python dictionaries, for one message at a time.
 
     scikit-learn's per-call overhead (input validation, sparse matrices) is several milliseconds for a
     single short text; a TF-IDF + logistic regression score is a few hundred dictionary lookups. Gives
-    the same probability as ``predict_proba`` (checked in the tests)."""
+    the same probability as ``predict_proba`` (checked in the tests). It is saved as JSON beside the
+    fitted model and read back without scikit-learn."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, intercept: float, parts: list[dict[str, Any]]) -> None:
+        self.intercept = intercept
+        self.parts = [
+            (part["analyzer"], tuple(part["ngram_range"]), part["weights"], bool(part["sublinear"])) for part in parts
+        ]
+
+    @classmethod
+    def from_model(cls, model: Any) -> LinearScorer:
         union = model.named_steps["features"]
         coefficients = model.named_steps["model"].coef_[0]
-        self.intercept = float(model.named_steps["model"].intercept_[0])
-        self.parts = []
-        offset = 0
+        parts, offset = [], 0
         for _, vectorizer in union.transformer_list:
-            vocabulary = vectorizer.vocabulary_
-            idf = vectorizer.idf_
+            if vectorizer.analyzer not in ANALYZERS or not vectorizer.lowercase or vectorizer.preprocessor:
+                raise ValueError(f"no plain scorer for a {vectorizer.analyzer!r} vectorizer")
+            vocabulary, idf = vectorizer.vocabulary_, vectorizer.idf_
             weights = {
                 term: (float(idf[index]), float(coefficients[offset + index])) for term, index in vocabulary.items()
             }
-            self.parts.append((vectorizer.build_analyzer(), weights, bool(vectorizer.sublinear_tf)))
+            parts.append(
+                {
+                    "analyzer": vectorizer.analyzer,
+                    "ngram_range": list(vectorizer.ngram_range),
+                    "sublinear": bool(vectorizer.sublinear_tf),
+                    "weights": weights,
+                }
+            )
             offset += len(vocabulary)
+        return cls(float(model.named_steps["model"].intercept_[0]), parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "intercept": self.intercept,
+            "parts": [
+                {"analyzer": analyzer, "ngram_range": list(ngrams), "weights": weights, "sublinear": sublinear}
+                for analyzer, ngrams, weights, sublinear in self.parts
+            ],
+        }
 
     def probability(self, normalised: str) -> float:
         score = self.intercept
-        for analyse, weights, sublinear in self.parts:
+        for analyzer, (low, high), weights, sublinear in self.parts:
             counts: dict[str, int] = {}
-            for term in analyse(normalised):
+            for term in ANALYZERS[analyzer](normalised, low, high):
                 if term in weights:
                     counts[term] = counts.get(term, 0) + 1
             if not counts:
@@ -186,12 +243,39 @@ class LinearScorer:
 _scorers: dict[str, LinearScorer] = {}
 
 
+def _scorer_path(key: str) -> Path:
+    return Path(settings.MEDBOT_MODEL_CACHE) / "triage" / f"scorer-{key}.json"
+
+
 def scorer() -> LinearScorer:
+    """The scorer for the current data: from memory, from its JSON beside the model (no
+    scikit-learn import), or made from the fitted model (and written for the next process)."""
     key = cache_key()
     found = _scorers.get(key)
-    if found is None:
-        found = _scorers[key] = LinearScorer(get())
+    if found is not None:
+        return found
+    path = _scorer_path(key)
+    try:
+        found = LinearScorer(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        found = LinearScorer.from_model(get())
+        _write_scorer(found, path)
+    _scorers[key] = found
     return found
+
+
+def _write_scorer(found: LinearScorer, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(found.as_dict(), out)
+        os.replace(temporary, path)
+        for stale in path.parent.glob("scorer-*.json"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        logger.warning("Triage classifier: could not cache the scorer at %s", path, exc_info=True)
 
 
 def probability(text: str) -> float | None:

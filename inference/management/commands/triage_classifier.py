@@ -16,5 +16,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
         classifier.get()
+        classifier.scorer()  # and the plain scorer serving workers read, without scikit-learn
         path = classifier._path(classifier.cache_key())
         self.stdout.write(f"triage classifier ready in {time.monotonic() - started:.1f} s: {path}")
