@@ -53,10 +53,12 @@ WORKDIR /app
 COPY . .
 
 # Built once here so a container starts in seconds: the GGUF weights de-quantised to a
-# safetensors cache, and the static files hashed and compressed. Both run in development mode
+# safetensors cache, the triage classifier and its plain scorer (workers then never import
+# scikit-learn), and the static files hashed and compressed. They run in development mode
 # because no SECRET_KEY exists at build time; the files they write are the same. The engine's
 # settings are not timed here: this is the build machine's CPU, not the one that will serve.
 RUN MEDBOT_ENV=development python manage.py prepare_model --no-timing \
+    && MEDBOT_ENV=development python manage.py triage_classifier \
     && MEDBOT_ENV=development MEDBOT_MANIFEST_STATIC=1 python manage.py collectstatic --noinput \
     && python -m compileall -q medbot_site chat inference training
 
