@@ -72,7 +72,12 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("susceptibility", r"\b(at risk|risk factors?|who gets|who can get|more likely to get)\b"),
         ("prevention", r"\b(prevent\w*|avoid (getting|catching)|reduce (my |the )?risk|lower (my |the )?risk)\b"),
         ("exams and tests", r"\b(diagnos\w*|tests?|tested|screening|exams?|scan|detect\w*)\b"),
-        ("complications", r"\b(complications?|lead to|long[- ]term effects?)\b"),
+        # "Does anemia cause hair loss?" asks what anemia leads to, not what causes anemia.
+        (
+            "complications",
+            r"\b(complications?|lead to|long[- ]term effects?)\b"
+            r"|\b(can|could|does|do|will|would|might) \w[\w' -]* cause \w",
+        ),
         ("outlook", r"\b(outlook|prognosis|life expectancy|survival|recover\w*|go away|chances)\b"),
         ("stages", r"\b(stages?|staging)\b"),
         ("research", r"\b(research|clinical trials?|studies|being done)\b"),

@@ -17,6 +17,9 @@ def test_it_finds_the_question_type_from_its_wording() -> None:
     assert question_type("what causes gout") == "causes"
     assert question_type("How can I prevent gout?") == "prevention"
     assert question_type("What is gout?") == "information"
+    # What gout leads to, not what causes gout; the symptoms wording still wins.
+    assert question_type("Does gout cause kidney stones?") == "complications"
+    assert question_type("Which symptoms does gout cause?") == "symptoms"
 
 
 def test_a_drug_the_passage_never_mentions_keeps_the_general_entry_from_answering(curated_data, knowledge_base):
