@@ -180,7 +180,7 @@ def word_bag(words: list[str]) -> str:
     return " ".join(sorted(set(words) - STOPWORDS))
 
 
-def is_letter(word: str, words: frozenset[str] | str = LETTER_WORDS) -> bool:
+def is_letter(word: str, words: frozenset[str] = LETTER_WORDS) -> bool:
     """A single letter that names a kind ("Q fever", "hepatitis E", "X-linked"), other than the
     letters that are ``words`` ("a", "I"; after "type" even "a" is a letter: "type A")."""
     return len(word) == 1 and word.isalpha() and word not in words
@@ -422,7 +422,7 @@ class KnowledgeIndex:
         after = words[end : end + 2]
         if after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
-        elif len(after) == 2 and after[0] == "type" and (is_identifier(after[1]) or is_letter(after[1], "")):
+        elif len(after) == 2 and after[0] == "type" and (is_identifier(after[1]) or is_letter(after[1], frozenset())):
             found.append(frozenset([after[1]]))
         elif after and after[0] in ("in", "for") and (group := self._population_after(words, end + 1)):
             found.append(POPULATIONS[group])
