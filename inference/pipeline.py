@@ -84,6 +84,7 @@ FALLBACK_DISCLAIMER = (
 # How many passages ground one answer, and how much of them reaches the prompt.
 PASSAGES_PER_ANSWER = 2
 GROUNDING_WORDS = 150
+WARM_UP_WAIT_SECONDS = 30.0  # how long the index and triage warm-up waits for the model to load
 EXTRACT_WORDS = 90
 
 
@@ -141,12 +142,19 @@ def warm_up() -> threading.Thread:
     """Get this worker ready before its first question, in the background: start loading the
     model, build the knowledge index (seconds for an imported MedQuAD), and compile triage with
     its classifier. Called where a serving process starts (runserver's child, gunicorn workers)."""
-    get_manager().start()
+    manager = get_manager()
+    manager.start()
 
     def run() -> None:
         from django.db import connection
 
         try:
+            # After the model: both are Python-heavy and share one interpreter lock, and until the
+            # model is ready a question's answer comes from the knowledge anyway (building the
+            # index on its first use if it gets there first).
+            waited = time.monotonic()
+            while manager.state == "loading" and time.monotonic() - waited < WARM_UP_WAIT_SECONDS:
+                time.sleep(0.05)
             started = time.monotonic()
             retriever.index()
             triage.assess("warm-up", count_hits=False)
