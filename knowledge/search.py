@@ -692,11 +692,13 @@ class KnowledgeIndex:
         for i in top:
             if scores[i] <= 0:
                 break
+            focus_all = normal_words(self.documents[i].focus)  # the focus's words, each read once
+            focus_tokens = set(content(focus_all))
             # "Heart attack warning signs" is about heart attacks: "warning" is how it is asked.
-            focus_words = set(tokens(self.documents[i].focus)) - GENERIC - WARNING
+            focus_words = focus_tokens - GENERIC - WARNING
             if not focus_words:
                 continue
-            if kind_marks(normal_words(self.documents[i].focus)) - marks:
+            if kind_marks(focus_all) - marks:
                 continue  # "type 2" is not "type 1", "type V" not "type I"
             if not self.same_kind(int(i), question_ids, question_groups):
                 continue
@@ -706,11 +708,11 @@ class KnowledgeIndex:
                 continue  # the question names something this passage's focus does not
             if any(OPPOSITES.get(w) in query_words for w in focus_words - query_words):
                 continue  # "left heart" is not "right heart"
-            if SERIOUS_KINDS & set(tokens(self.documents[i].focus)) - query_words:
+            if SERIOUS_KINDS & focus_tokens - query_words:
                 continue  # "Gallbladder Cancer" does not answer "what is a gallbladder attack?"
             if "like" in focus_words - query_words:
                 continue  # "Marden-Walker-like syndrome" does not answer "Marden-Walker syndrome"
-            if self._breaks_name(ordered, set(normal_words(self.documents[i].focus))):
+            if self._breaks_name(ordered, set(focus_all)):
                 continue  # "Gorlin Chaudhry Moss syndrome" is not "Gorlin syndrome"
             shared = focus_words & query_words
             if len(shared) / len(focus_words) < PARTIAL_FOCUS_SHARE or not any(map(self.distinctive, shared)):
