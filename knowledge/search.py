@@ -166,10 +166,11 @@ def hyphen_joined(text: str) -> frozenset[tuple[str, str]]:
 
 
 def kind_marks(words: list[str]) -> set[str]:
-    """What numbers a kind in a name: numbers, Roman numerals, and a letter after "type"
-    ("type 2", "type IV", "type A", "type I")."""
+    """What numbers a kind in a name: numbers, Roman numerals, a letter after "type" ("type 2",
+    "type IV", "type A", "type I"), and the chromosome of an "X-linked" or "Y-linked" kind."""
     marks = {w for w in words if is_identifier(w)}
     marks.update(b for a, b in itertools.pairwise(words) if a == "type" and len(b) == 1 and b.isalpha())
+    marks.update(f"{a} linked" for a, b in itertools.pairwise(words) if b == "linked" and is_letter(a))
     return marks
 
 
@@ -406,7 +407,12 @@ class KnowledgeIndex:
         return found
 
     def qualifiers(
-        self, words: list[str], start: int, end: int, joined: frozenset[tuple[str, str]] = frozenset()
+        self,
+        words: list[str],
+        start: int,
+        end: int,
+        joined: frozenset[tuple[str, str]] = frozenset(),
+        lay: bool = False,
     ) -> list[frozenset[str]]:
         """What makes the name at words[start:end] more specific than it is, each as the words
         of which a passage's names must contain one: a number, letter or type after or before it
@@ -419,6 +425,11 @@ class KnowledgeIndex:
         if start < 0:
             return []
         found: list[frozenset[str]] = []
+        if lay:
+            # A curated entry's lay words ("reflux", "Alzheimer's") next to a rare word name a
+            # longer thing: "vesicoureteral reflux", "Alzheimer's caregiving".
+            around = words[max(0, start - 1) : start] + words[end : end + 1]
+            found += [frozenset([w]) for w in around if self._rare_neighbour(w)]
         after = words[end : end + 2]
         if after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
@@ -504,6 +515,14 @@ class KnowledgeIndex:
         own = set(normal_words(subtitle))
         return all(word in own for word in tail)
 
+    def _rare_neighbour(self, word: str) -> bool:
+        """A word next to a lay name that makes it another thing: distinctive in the knowledge
+        base and not one of the everyday words questions are asked with."""
+        if self._n < 200 or len(word) < 5 or not word.isalpha() or not self.distinctive(word):
+            return False
+        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING, PREDICATES, WARNING)
+        return not any(word in group for group in ordinary)
+
     def _rare_modifier(self, word: str) -> bool:
         """A rare word in front of a name narrows it ("basilar migraine", "paranasal sinus"):
         a word in under RARE_MODIFIER_DF of the passages that is not an everyday one."""
@@ -566,6 +585,36 @@ class KnowledgeIndex:
             if drug_like or rare or unknown_condition:
                 out.add(word)
         return out
+
+    def rare_words(self, question: str) -> set[str]:
+        """The question's words that pick out few passages and belong to names (of conditions,
+        drugs, tests) or look like one: "vesicoureteral", not "exactly", "told" or "hereditary".
+        Only with a real corpus (a few curated entries make every word rare)."""
+        if self._n < 200:
+            return set()
+        ordinary = (GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING, PREDICATES, WARNING)
+        return {
+            w
+            for w in tokens(question)
+            if len(w) >= 4
+            and w.isalpha()
+            and self.distinctive(w)
+            and (w in self._name_vocabulary or CONDITION_LIKE.search(w))
+            and not any(w in group for group in ordinary)
+        }
+
+    @staticmethod
+    def _inside_longer_name(start: int, end: int, words: list[str], qualified: list) -> bool:
+        """Whether the name at words[start:end] is another name's qualifier, close to it: the
+        question names the longer thing ("kidney disease of diabetes"), not this one."""
+        own = set(words[start:end]) if start >= 0 else set()
+        return any(
+            set(words[other_start:other_end]) != own  # "parasites parasites" is one name asked twice
+            and own & set().union(*extra)
+            and (0 <= start - other_end <= 2 or 0 <= other_start - end <= 2)
+            for other_start, other_end, extra in qualified
+            if other_start >= 0 and extra
+        )
 
     def distinctive(self, word: str) -> bool:
         """A word that picks out few passages ("leukemia", not "heart")."""
@@ -634,14 +683,20 @@ class KnowledgeIndex:
         if "non" in normal_words(question):
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
+        marks = kind_marks(normal_words(question))
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)
             candidates = set()
             primary = set()  # passages whose own focus is the name the question used
             seen_spans = set()
-            for start, end, name, keys in spans:
-                extra = self.qualifiers(words, start, end, joined)
+            qualified = [
+                (start, end, self.qualifiers(words, start, end, joined, lay=all(map(self._curated_only, keys))))
+                for start, end, _, keys in spans
+            ]
+            for (start, end, name, keys), (_, _, extra) in zip(spans, qualified, strict=True):
+                if self._inside_longer_name(start, end, words, qualified):
+                    continue  # "kidney disease of *diabetes*": not a question about diabetes
                 tail = self._name_continues(words, end) if start >= 0 else []
                 signature = (name, frozenset(extra), tuple(tail))
                 if signature in seen_spans:
@@ -665,9 +720,15 @@ class KnowledgeIndex:
             focus_words = {w for name in named.values() for w in name.split()}
             required_words = specific - focus_words
             strict_names = {name for key, name in named.items() if not self._curated_only(key)}
+            # A curated entry is found by lay words ("reflux", "gas"); a rare word the question
+            # adds that the entry never uses names another thing ("vesicoureteral reflux").
+            named_words = {w for _, _, name, _ in spans for w in name.split()}
+            rare = self.rare_words(question) - named_words
             hits, coverage = [], {}
             for i in candidates:
                 if not all(self.mentions(i, word) for word in required_words):
+                    continue
+                if self.documents[i].key.startswith("rule:") and not all(self.mentions(i, w) for w in rare):
                     continue
                 own = focus_key(self.documents[i])
                 own_names = {name for key, name in named.items() if key == own}
@@ -687,7 +748,6 @@ class KnowledgeIndex:
             w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
         }
         ordered = name_form(normal_words(question))
-        marks = kind_marks(normal_words(question))
         hits = []
         for i in top:
             if scores[i] <= 0:

@@ -329,3 +329,51 @@ def test_word_order_matching_stays_inside_the_name() -> None:
     assert index.search("Is glaucoma hereditary?")[0].document.key == "g"
     assert index.search("My son has hemophilia, was it acquired?")[0].document.key == "h"
     assert index.search("What is a gallbladder attack?") == []  # not the cancer passage
+
+
+def curated(key: str, title: str, text: str, triggers: tuple[str, ...]) -> Document:
+    """A curated entry as the index holds it: found by its lay trigger phrases."""
+    return Document(key=f"rule:{key}", title=title, focus=title, text=text, synonyms=triggers)
+
+
+def test_a_rare_word_next_to_a_curated_entrys_lay_word_names_another_thing() -> None:
+    index = index_of_many(
+        curated(
+            "1", "Heartburn and acid reflux", "Acid coming back up the gullet burns behind the breastbone.", ("reflux",)
+        ),
+        curated(
+            "2", "Dementia warning signs", "Memory loss that disrupts daily life is worth a check.", ("alzheimer",)
+        ),
+        doc(
+            "k",
+            "Kidney infection",
+            "Urine flowing back up, vesicoureteral reflux, can infect the kidneys.",
+            "information",
+        ),
+        doc("c", "Caregivers", "Caregiving for a relative with dementia is hard work.", "information"),
+    )
+    assert index.search("What helps reflux?")[0].document.key == "rule:1"
+    assert index.search("What does it mean to have vesicoureteral reflux?") == []
+    assert index.search("What are the first signs of Alzheimer's?")[0].document.key == "rule:2"
+    assert index.search("What tests check for Alzheimer's caregiving?") == []
+
+
+def test_a_name_that_qualifies_another_is_not_asked_about_on_its_own() -> None:
+    index = index_of_many(
+        doc("k", "Kidney disease", "Kidney disease means the kidneys filter less blood.", "exams and tests"),
+        doc("d", "Diabetes", "Diabetes raises blood sugar; over years it can harm the kidneys.", "exams and tests"),
+    )
+    assert index.search("How is diabetes diagnosed?")[0].document.key == "d"
+    # "Kidney disease of diabetes" is one thing, which neither passage is about.
+    assert index.search("How is kidney disease of diabetes diagnosed?") == []
+
+
+def test_an_x_linked_kind_does_not_answer_the_general_name() -> None:
+    # "X-linked" is common in a real corpus: ten other X-linked kinds make it so here.
+    others = [doc(f"o{i}", f"Other disorder {i}", f"An X-linked disorder, number {i}.") for i in range(10)]
+    index = index_of_many(
+        doc("x", "Split hand/foot malformation X-linked", "A rare X-linked form of split hand foot.", "information"),
+        *others,
+    )
+    assert index.search("What is X-linked split hand foot malformation?")[0].document.key == "x"
+    assert index.search("What is split hand foot malformation?") == []
