@@ -629,7 +629,7 @@ class SplitOptions:
     only_retrieval: bool = False  # search only: answered / focus match / latency in seconds
     max_new_tokens: int | None = None  # None: MEDBOT_MAX_NEW_TOKENS
     progress: bool = True  # a tqdm bar on stderr
-    triggers_cover: bool = False  # curated trigger phrases count as names of the topics they cover
+    triggers_cover: bool = True  # curated trigger phrases count as names of the topics they cover
 
 
 @dataclass
@@ -750,6 +750,7 @@ def evaluate_split(options: SplitOptions, log: Callable[[str], None] = print) ->
             1 for q in questions if q.group == COVERED and not any(f in passage_foci for f in q.covered_by)
         ),
         "seed": options.seed,
+        "covered_by_curated": "title and triggers" if options.triggers_cover else "title only",
         "model_limit_per_group": options.limit,
         "configs": list(dict.fromkeys(options.configs)),
         "index_build_seconds": round(index_seconds, 2),
@@ -825,7 +826,8 @@ def render_markdown(report: SplitReport, failures: int = 20) -> str:
         f"({meta['knowledge_passages']} passages) + {meta['curated_entries']} curated entries form the knowledge "
         f"base (index built in {meta['index_build_seconds']:.1f} s); {meta['heldout_documents']} documents "
         f"({meta['heldout_share']:g}) are held out and asked in new words: {meta['questions'][COVERED]} questions "
-        f"on covered topics ({meta['covered_by_curated_only']} of them covered by a curated entry only), "
+        f"on covered topics ({meta['covered_by_curated_only']} of them covered by a curated entry only, by its "
+        f"{meta.get('covered_by_curated', 'title only')}), "
         f"{meta['questions'][UNCOVERED]} on uncovered topics. Model configurations answer at most "
         f"{meta['model_limit_per_group']} questions per group (seeded sample), {meta['max_new_tokens']} max new "
         f"tokens, `{meta['base_model']}`. Answer cache off. Run took {meta['wall_seconds']:.0f} s.",

@@ -50,9 +50,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-new-tokens", type=int, help="Override MEDBOT_MAX_NEW_TOKENS for this run.")
         parser.add_argument(
-            "--curated-triggers-cover",
+            "--curated-titles-only",
             action="store_true",
-            help="Count a curated entry's trigger phrases as topics it covers (default: only its title).",
+            help=(
+                "Count only a curated entry's title as a topic it covers (default: its trigger phrases "
+                "too, which its curators declared it answers: 'syncope' for the fainting entry)."
+            ),
         )
         parser.add_argument(
             "--output",
@@ -83,7 +86,7 @@ class Command(BaseCommand):
                     knowledge_split.SplitOptions(
                         medquad=Path(options["knowledge_split"]),
                         configs=options["configs"] or ["rules", "extract"],
-                        triggers_cover=options["curated_triggers_cover"],
+                        triggers_cover=not options["curated_titles_only"],
                         heldout_share=options["heldout_share"],
                         seed=options["seed"],
                         limit=options["limit"],
