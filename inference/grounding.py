@@ -117,12 +117,22 @@ def _informative(sentence: str) -> bool:
     return sentence.rstrip().endswith((".", "!", ":", ";", ")")) or len(sentence.split()) >= 12
 
 
-def select_sentences(question: str, text: str, max_words: int) -> list[str]:
+# A sentence that says when to get help: an extract never drops it for being off the question.
+SEEK_HELP = re.compile(
+    r"\b(emergency|urgent(ly)?|straight away|right away|immediately|999|911|112|a&e|"
+    r"(see|call|contact|ask) (a|your) (doctor|gp|pharmacist|nurse|midwife))\b",
+    re.IGNORECASE,
+)
+
+
+def select_sentences(question: str, text: str, max_words: int, keep_help: bool = False) -> list[str]:
     """The sentences of ``text`` that best answer ``question``, in their original order.
 
     The lead sentence of a reviewed answer usually says the most, so position counts as much
     as sharing the question's words; whole sentences only, within ``max_words`` (the first
-    chosen sentence is kept even when longer)."""
+    chosen sentence is kept even when longer). With ``keep_help``, sentences that say when to
+    get help (SEEK_HELP) are kept too, over the budget: an extract of a curated entry must not
+    lose its "see a doctor if..." and "get emergency help for..." lines."""
     asked = set(content(normal_words(question)))
     seen: set[str] = set()
     candidates = []
@@ -146,6 +156,9 @@ def select_sentences(question: str, text: str, max_words: int) -> list[str]:
         used += length
         if used >= max_words:
             break
+    if keep_help:
+        taken = {index for index, _ in chosen}
+        chosen += [(i, s) for _, i, s in scored if i not in taken and SEEK_HELP.search(s)]
     return [sentence for _, sentence in sorted(chosen)]
 
 
@@ -159,7 +172,7 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
     for document in documents:
         if left < 20:
             break
-        chosen = select_sentences(question, document.text, left)
+        chosen = select_sentences(question, document.text, left, keep_help=document.key.startswith("rule:"))
         if not chosen:
             continue
         parts.append(" ".join(chosen))

@@ -73,6 +73,11 @@ class Fallback(enum.StrEnum):
     def transient(self) -> bool:
         return self in {Fallback.MODEL_LOADING, Fallback.MODEL_ERROR, Fallback.TIMEOUT}
 
+    @property
+    def refused(self) -> bool:
+        """The model answered and a gate refused what it wrote."""
+        return self in {Fallback.QUALITY, Fallback.UNFAITHFUL}
+
 
 NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
@@ -223,8 +228,10 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
         return AnswerResult(text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
     top = hits[0].document
-    if rule_id(top) is not None:
-        # A curated entry is written to be read as it is: serve it whole.
+    if rule_id(top) is not None and not reason.refused:
+        # A curated entry is written to be read as it is: serve it whole when the model could
+        # not answer. When it answered and a gate refused it, the gate's extract replaces it,
+        # from the curated entries as from any passage (issue 12's answer policy).
         return AnswerResult(
             text=top.text,
             source=Source.RULE,
