@@ -505,8 +505,10 @@ def score_answer(
     result: pipeline.AnswerResult | None,
     index: KnowledgeIndex,
     by_title: dict[str, list[Document]],
+    triggers_cover: bool = True,
 ) -> Row:
-    """One row. Without ``result`` (only_retrieval) answered means "a passage was found"."""
+    """One row. Without ``result`` (only_retrieval) answered means "a passage was found". The
+    best passage matches the focus by the same names that decided the question was covered."""
     top = hits[0].document if hits else None
     answered = result.source in ANSWERED_SOURCES if result is not None else bool(hits)
     row = Row(
@@ -524,7 +526,7 @@ def score_answer(
         top_title=top.title if top else "",
         top_focus=top.focus if top else "",
         top_source=top.source if top else "",
-        focus_match=bool(answered and top and document_names(top).matches(question.names)),
+        focus_match=bool(answered and top and document_names(top, triggers_cover).matches(question.names)),
         fallback=str(result.fallback) if result is not None else "",
         sentences=0,
         unsupported=0,
@@ -686,7 +688,11 @@ def run_config(
                 result = None
                 if not options.only_retrieval:
                     result = pipeline.answer(question.question, use_model=config.use_model, gate=config.gate)
-                rows.append(score_answer(config.name, question, hits, search_ms, result, index, by_title))
+                rows.append(
+                    score_answer(
+                        config.name, question, hits, search_ms, result, index, by_title, options.triggers_cover
+                    )
+                )
     except ConfigSkipped as reason:
         outcome.skipped = str(reason)
         return outcome, []

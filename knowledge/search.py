@@ -206,6 +206,7 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
+BRACKETED = re.compile(r"\s*\([^()]*\)")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
 
@@ -667,9 +668,18 @@ class KnowledgeIndex:
     # --- search -----------------------------------------------------------------------------
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
-        """The best passages for ``question``, best first; empty when nothing answers it."""
+        """The best passages for ``question``, best first; empty when nothing answers it. A
+        bracketed aside is tried without it first: "gum (periodontal) disease" names gum disease."""
         if self._bm25 is None:
             return []
+        plain = BRACKETED.sub("", question)
+        if plain != question and plain.strip():
+            hits = self._search(plain, limit)
+            if hits:
+                return hits
+        return self._search(question, limit)
+
+    def _search(self, question: str, limit: int) -> list[Hit]:
         query = tokens(question)
         if not query:
             return []

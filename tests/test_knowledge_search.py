@@ -377,3 +377,10 @@ def test_an_x_linked_kind_does_not_answer_the_general_name() -> None:
     )
     assert index.search("What is X-linked split hand foot malformation?")[0].document.key == "x"
     assert index.search("What is split hand foot malformation?") == []
+
+
+def test_a_bracketed_aside_does_not_hide_the_name_around_it() -> None:
+    index = index_of_many(
+        curated("1", "Dental hygiene", "Brushing twice a day keeps gum disease away.", ("gum disease",)),
+    )
+    assert index.search("What is gum (periodontal) disease?")[0].document.key == "rule:1"
