@@ -234,7 +234,7 @@ def names_of(focus: str, synonyms: Iterable[str] = ()) -> Names:
     return Names(frozenset(_focus_forms(focus)), frozenset(name for name in map(comparable, synonyms) if name))
 
 
-def document_names(document: Document, triggers_cover: bool = False) -> Names:
+def document_names(document: Document, triggers_cover: bool = True) -> Names:
     """The names a knowledge document is about. A curated entry's "synonyms" are its trigger
     phrases (symptoms, slang), not names of its topic: its title and the title's parts count.
     With ``triggers_cover`` its triggers count too: the curators declared that the entry answers
@@ -344,7 +344,7 @@ class HeldOutQuestion:
 
 
 def heldout_questions(
-    heldout: Sequence[CorpusDocument], knowledge: Sequence[Document], seed: int, triggers_cover: bool = False
+    heldout: Sequence[CorpusDocument], knowledge: Sequence[Document], seed: int, triggers_cover: bool = True
 ) -> list[HeldOutQuestion]:
     """Every pair of the held-out documents, paraphrased, labelled covered or uncovered by
     whether the knowledge documents (passages and curated entries) share a name with it."""

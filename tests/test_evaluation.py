@@ -372,3 +372,31 @@ def test_two_names_are_the_same_topic_in_any_word_order_and_as_the_search_splits
     passage = Document(key="passage:1", title="t", focus="Parasites - Lymphatic Filariasis", text="x")
     assert knowledge_split.document_names(passage).matches(knowledge_split.names_of("Lymphatic filariasis"))
     assert not knowledge_split.document_names(passage).matches(knowledge_split.names_of("Parasites - Cysticercosis"))
+
+
+def test_a_curated_entry_covers_and_matches_the_topics_its_triggers_name_unless_titles_only(curated_data):
+    from knowledge.search import Document
+
+    entry = Document(key="rule:1", title="Fainting", focus="Fainting", text="x", synonyms=("syncope", "passing out"))
+    syncope = knowledge_split.names_of("Syncope")
+    assert knowledge_split.document_names(entry).matches(syncope)  # the default: triggers count
+    assert not knowledge_split.document_names(entry, triggers_cover=False).matches(syncope)
+    # A held-out question is covered, and the entry's answer matches its focus, by the same rule.
+    heldout = knowledge_split.CorpusDocument("1_NHS/1.xml", "Syncope", (), ())
+    question = knowledge_split.HeldOutQuestion(
+        "NHS/1/1",
+        heldout.name,
+        "covered",
+        "What is syncope?",
+        "information",
+        "Syncope",
+        syncope,
+        "",
+        ("Fainting",),
+        True,
+    )
+    from knowledge.search import Hit, KnowledgeIndex
+
+    hits = [Hit(entry, 1.0, True, False)]
+    row = knowledge_split.score_answer("extract", question, hits, 1.0, None, KnowledgeIndex([entry]), {})
+    assert row.focus_match
