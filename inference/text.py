@@ -6,7 +6,15 @@ import re
 import unicodedata
 
 # Control characters other than newline and tab (NUL included) never reach the model or the DB.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Line and paragraph separators (and NEL) separate words: turned into spaces, not deleted, or
+# "chest pain" written with them would read "chestpain" to triage. Invisible format characters
+# (soft hyphen, zero-width, bidi controls, Mongolian and Hangul fillers) are deleted: "ki\u00adll"
+# is "kill".
+_SEPARATORS = re.compile(r"[\x85\u2028\u2029]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufe00-\ufe0f\uffa0\ufeff]"
+)
 _SPACES = re.compile(r"[ \t]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
@@ -18,6 +26,7 @@ _TEMPLATE_MARKERS = re.compile(r"<\|[^|>]{1,40}\|>|</?s>")
 def clean_input(text: str) -> str:
     """Normalise Unicode, drop control characters, and tidy whitespace."""
     text = unicodedata.normalize("NFC", text)
+    text = _SEPARATORS.sub(" ", text)
     text = _CONTROL.sub("", text)
     text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()

@@ -34,3 +34,8 @@ def test_the_quality_gate_rejects_empty_short_repetitive_and_echoing_answers():
         quality_problem("Asthma causes wheezing, coughing and a tight chest, often worse at night.", question) is None
     )
     assert repetition_ratio("one two three four five six seven eight nine ten") == 0.0
+
+
+def test_separators_become_spaces_and_invisible_format_characters_go():
+    assert clean_input("chest\u2028pain\u2029now\x85please") == "chest pain now please"
+    assert clean_input("ki\u00adll my\u00adself") == "kill myself"
