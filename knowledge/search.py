@@ -206,7 +206,6 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
-BRACKETED = re.compile(r"\s*\([^()]*\)")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
 
@@ -605,16 +604,20 @@ class KnowledgeIndex:
         }
 
     @staticmethod
-    def _inside_longer_name(start: int, end: int, words: list[str], qualified: list) -> bool:
+    def _inside_longer_name(start: int, end: int, words: list[str], near: dict[int, list]) -> bool:
         """Whether the name at words[start:end] is another name's qualifier, close to it: the
-        question names the longer thing ("kidney disease of diabetes"), not this one."""
-        own = set(words[start:end]) if start >= 0 else set()
+        question names the longer thing ("kidney disease of diabetes"), not this one. ``near``:
+        the qualified names by each word position within two words of them."""
+        if start < 0:
+            return False
+        own = set(words[start:end])
         return any(
             set(words[other_start:other_end]) != own  # "parasites parasites" is one name asked twice
             and own & set().union(*extra)
             and (0 <= start - other_end <= 2 or 0 <= other_start - end <= 2)
-            for other_start, other_end, extra in qualified
-            if other_start >= 0 and extra
+            for other_start, other_end, extra in {
+                id(item): item for p in (start, end - 1) for item in near.get(p, ())
+            }.values()
         )
 
     def distinctive(self, word: str) -> bool:
@@ -668,18 +671,9 @@ class KnowledgeIndex:
     # --- search -----------------------------------------------------------------------------
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
-        """The best passages for ``question``, best first; empty when nothing answers it. A
-        bracketed aside is tried without it first: "gum (periodontal) disease" names gum disease."""
+        """The best passages for ``question``, best first; empty when nothing answers it."""
         if self._bm25 is None:
             return []
-        plain = BRACKETED.sub("", question)
-        if plain != question and plain.strip():
-            hits = self._search(plain, limit)
-            if hits:
-                return hits
-        return self._search(question, limit)
-
-    def _search(self, question: str, limit: int) -> list[Hit]:
         query = tokens(question)
         if not query:
             return []
@@ -704,8 +698,13 @@ class KnowledgeIndex:
                 (start, end, self.qualifiers(words, start, end, joined, lay=all(map(self._curated_only, keys))))
                 for start, end, _, keys in spans
             ]
+            near: dict[int, list] = defaultdict(list)  # word position → qualified names next to it
+            for item in qualified:
+                if item[0] >= 0 and item[2]:
+                    for position in {*range(item[1], item[1] + 3), *range(item[0] - 3, item[0])}:
+                        near[position].append(item)
             for (start, end, name, keys), (_, _, extra) in zip(spans, qualified, strict=True):
-                if self._inside_longer_name(start, end, words, qualified):
+                if self._inside_longer_name(start, end, words, near):
                     continue  # "kidney disease of *diabetes*": not a question about diabetes
                 tail = self._name_continues(words, end) if start >= 0 else []
                 signature = (name, frozenset(extra), tuple(tail))

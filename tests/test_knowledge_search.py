@@ -379,8 +379,14 @@ def test_an_x_linked_kind_does_not_answer_the_general_name() -> None:
     assert index.search("What is split hand foot malformation?") == []
 
 
-def test_a_bracketed_aside_does_not_hide_the_name_around_it() -> None:
+def test_a_word_in_brackets_still_narrows_the_name() -> None:
     index = index_of_many(
-        curated("1", "Dental hygiene", "Brushing twice a day keeps gum disease away.", ("gum disease",)),
+        curated("1", "Heartburn and acid reflux", "Acid coming back up burns behind the breastbone.", ("reflux",)),
+        doc(
+            "k", "Kidney infection", "Urine flowing back up, vesicoureteral reflux, can infect kidneys.", "information"
+        ),
+        doc("a", "Arthritis", "Arthritis is pain and swelling in the joints.", "information"),
     )
-    assert index.search("What is gum (periodontal) disease?")[0].document.key == "rule:1"
+    assert index.search("What is reflux (vesicoureteral)?") == []
+    assert index.search("What is (juvenile) arthritis?") == []
+    assert index.search("What is arthritis?")[0].document.key == "a"
