@@ -40,6 +40,21 @@ def test_the_list_searches_titles(client_for, alice, alices):
     assert [c["title"] for c in body["results"]] == ["Asthma questions"]
 
 
+def test_a_search_of_hundreds_of_words_uses_the_first_few_distinct_ones(client_for, alice, alices):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    words = "+".join(["asthma"] + ["a"] * 300 + [f"w{i}" for i in range(300)])
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(alice).get(f"/api/v1/conversations/?search={words}")
+    assert response.status_code == 200
+    assert response.json()["count"] == 0  # "w0".."w5" are in no title
+    # Two fields per word: 8 words make 16 LIKEs in the biggest query, not 1,200.
+    assert max(q["sql"].upper().count("LIKE") for q in queries.captured_queries) == 16
+    only = client_for(alice).get("/api/v1/conversations/?search=asthma+a+a+a+a+a+a+a+a+a+a").json()
+    assert [c["title"] for c in only["results"]] == ["Asthma questions"]  # repeats count once
+
+
 def test_the_list_searches_message_text_of_the_owners_conversations_only(client_for, alice, bob, alices):
     sleep = Conversation.objects.create(owner=alice, title="Sleep trouble")
     Message.objects.create(conversation=sleep, role="user", content="Why do I wake at 4am?")
