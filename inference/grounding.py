@@ -117,10 +117,12 @@ def _informative(sentence: str) -> bool:
     return sentence.rstrip().endswith((".", "!", ":", ";", ")")) or len(sentence.split()) >= 12
 
 
-# A sentence that says when to get help: an extract never drops it for being off the question.
+# A sentence that says when or where to get help (a professional, medical advice, emergency
+# services): an extract of a curated entry never drops it for being off the question.
 SEEK_HELP = re.compile(
-    r"\b(emergency|urgent(ly)?|straight away|right away|immediately|999|911|112|a&e|"
-    r"(see|call|contact|ask) (a|your) (doctor|gp|pharmacist|nurse|midwife))\b",
+    r"\b(doctor'?s?|gp|pharmacist|nurse|midwife|optometrist|dentist|health ?(service|visitor|professional)s?|"
+    r"clinic|hospital|a&e|medical (advice|help|attention|care)|111|999|911|112|emergency|urgent(ly)?|"
+    r"ambulance|call handler|straight away|right away|immediately)\b",
     re.IGNORECASE,
 )
 
@@ -159,6 +161,9 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     if keep_help:
         taken = {index for index, _ in chosen}
         chosen += [(i, s) for _, i, s in scored if i not in taken and SEEK_HELP.search(s)]
+    # A sentence that opens a list ("Symptoms include:") says nothing without what follows it.
+    taken = {index for index, _ in chosen}
+    chosen = [(i, s) for i, s in chosen if not s.rstrip().endswith(":") or i + 1 in taken]
     return [sentence for _, sentence in sorted(chosen)]
 
 

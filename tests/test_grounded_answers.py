@@ -289,3 +289,28 @@ def test_the_index_warm_up_waits_while_the_model_loads(curated_data, monkeypatch
 )
 def test_invisible_characters_do_not_hide_an_emergency(curated_data, hidden):
     assert pipeline.answer(hidden).source == "emergency"
+
+
+def test_an_extract_never_ends_on_a_list_opening_without_its_items():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Asthma narrows the airways. Common signs and symptoms of asthma include:\nCoughing\nWheezing\n"
+        "Symptoms vary over time and from person to person."
+    )
+    chosen = select_sentences("What are the symptoms of asthma?", text, 90)
+    assert chosen and not any(sentence.endswith(":") for sentence in chosen)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Avoid ibuprofen unless a doctor advises it, as it may raise the risk of skin infections.",
+        "Get medical advice if you are pregnant or have a weak immune system.",
+        "See an optometrist or doctor if symptoms persist.",
+        "Please speak to a doctor if low mood lasts more than a couple of weeks.",
+        "Book a doctor's appointment soon rather than waiting for it to go away.",
+    ],
+)
+def test_every_way_our_entries_say_where_to_get_help_is_kept_in_an_extract(line):
+    assert SEEK_HELP.search(line)
