@@ -56,7 +56,7 @@ _NUMBER = re.compile(r"\d")
 # Sentences that point around a source's own web page rather than answer anything.
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
-    r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit|website|web site|"
+    r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit www|www\.|website|web site|"
     r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet)\b",
     re.I,
 )

@@ -208,6 +208,8 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
+# Every word that says how a question is asked rather than what it is about.
+ASKING = STOPWORDS | GENERIC | PEOPLE | INTENSITY | QUESTION_VERBS | SCAFFOLDING | LINKING | PREDICATES | WARNING
 
 
 def population(word: str) -> str:
@@ -429,7 +431,7 @@ class KnowledgeIndex:
             # A curated entry's lay words ("reflux", "Alzheimer's") next to a rare word name a
             # longer thing: "vesicoureteral reflux", "Alzheimer's caregiving".
             around = words[max(0, start - 1) : start] + words[end : end + 1]
-            found += [frozenset([w]) for w in around if self._rare_neighbour(w)]
+            found += [frozenset([w]) for w in around if self._telling(w, min_length=5)]
         after = words[end : end + 2]
         if after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
@@ -515,13 +517,16 @@ class KnowledgeIndex:
         own = set(normal_words(subtitle))
         return all(word in own for word in tail)
 
-    def _rare_neighbour(self, word: str) -> bool:
-        """A word next to a lay name that makes it another thing: distinctive in the knowledge
-        base and not one of the everyday words questions are asked with."""
-        if self._n < 200 or len(word) < 5 or not word.isalpha() or not self.distinctive(word):
-            return False
-        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING, PREDICATES, WARNING)
-        return not any(word in group for group in ordinary)
+    def _telling(self, word: str, min_length: int = 4) -> bool:
+        """A word that picks out few passages and is not how questions are asked. Only with a
+        real corpus (a few curated entries make every word rare)."""
+        return (
+            self._n >= 200
+            and len(word) >= min_length
+            and word.isalpha()
+            and self.distinctive(word)
+            and word not in ASKING
+        )
 
     def _rare_modifier(self, word: str) -> bool:
         """A rare word in front of a name narrows it ("basilar migraine", "paranasal sinus"):
@@ -587,38 +592,37 @@ class KnowledgeIndex:
         return out
 
     def rare_words(self, question: str) -> set[str]:
-        """The question's words that pick out few passages and belong to names (of conditions,
-        drugs, tests) or look like one: "vesicoureteral", not "exactly", "told" or "hereditary".
-        Only with a real corpus (a few curated entries make every word rare)."""
-        if self._n < 200:
-            return set()
-        ordinary = (GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING, PREDICATES, WARNING)
+        """The question's telling words that belong to names (of conditions, drugs, tests) or
+        look like one: "vesicoureteral", not "exactly", "told" or "hereditary"."""
         return {
-            w
-            for w in tokens(question)
-            if len(w) >= 4
-            and w.isalpha()
-            and self.distinctive(w)
-            and (w in self._name_vocabulary or CONDITION_LIKE.search(w))
-            and not any(w in group for group in ordinary)
+            w for w in tokens(question) if self._telling(w) and (w in self._name_vocabulary or CONDITION_LIKE.search(w))
         }
 
     @staticmethod
-    def _inside_longer_name(start: int, end: int, words: list[str], near: dict[int, list]) -> bool:
-        """Whether the name at words[start:end] is another name's qualifier, close to it: the
-        question names the longer thing ("kidney disease of diabetes"), not this one. ``near``:
-        the qualified names by each word position within two words of them."""
-        if start < 0:
-            return False
-        own = set(words[start:end])
-        return any(
-            set(words[other_start:other_end]) != own  # "parasites parasites" is one name asked twice
-            and own & set().union(*extra)
-            and (0 <= start - other_end <= 2 or 0 <= other_start - end <= 2)
-            for other_start, other_end, extra in {
-                id(item): item for p in (start, end - 1) for item in near.get(p, ())
-            }.values()
-        )
+    def _inside_longer_names(words: list[str], qualified: list[tuple[int, int, list[frozenset[str]]]]) -> set[int]:
+        """The spans (by their place in ``qualified``) that are another name's qualifier, at most
+        two words from it: the question names the longer thing ("kidney disease of diabetes"),
+        not this one. A name asked twice ("parasites parasites") does not qualify itself."""
+        by_start: dict[int, list[int]] = defaultdict(list)
+        by_end: dict[int, list[int]] = defaultdict(list)
+        for number, (start, end, _) in enumerate(qualified):
+            if start >= 0:
+                by_start[start].append(number)
+                by_end[end].append(number)
+        inside = set()
+        for start, end, extra in qualified:
+            if start < 0 or not extra:
+                continue
+            qualifying = set().union(*extra)
+            own = set(words[start:end])
+            after = [n for gap in range(3) for n in by_start.get(end + gap, ())]
+            before = [n for gap in range(3) for n in by_end.get(start - gap, ())]
+            for number in after + before:
+                other_start, other_end, _ = qualified[number]
+                other = set(words[other_start:other_end])
+                if other != own and other & qualifying:
+                    inside.add(number)
+        return inside
 
     def distinctive(self, word: str) -> bool:
         """A word that picks out few passages ("leukemia", not "heart")."""
@@ -687,7 +691,6 @@ class KnowledgeIndex:
         if "non" in normal_words(question):
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
-        marks = kind_marks(normal_words(question))
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)
@@ -698,13 +701,9 @@ class KnowledgeIndex:
                 (start, end, self.qualifiers(words, start, end, joined, lay=all(map(self._curated_only, keys))))
                 for start, end, _, keys in spans
             ]
-            near: dict[int, list] = defaultdict(list)  # word position → qualified names next to it
-            for item in qualified:
-                if item[0] >= 0 and item[2]:
-                    for position in {*range(item[1], item[1] + 3), *range(item[0] - 3, item[0])}:
-                        near[position].append(item)
-            for (start, end, name, keys), (_, _, extra) in zip(spans, qualified, strict=True):
-                if self._inside_longer_name(start, end, words, near):
+            inside = self._inside_longer_names(words, qualified)
+            for number, ((start, end, name, keys), (_, _, extra)) in enumerate(zip(spans, qualified, strict=True)):
+                if number in inside:
                     continue  # "kidney disease of *diabetes*": not a question about diabetes
                 tail = self._name_continues(words, end) if start >= 0 else []
                 signature = (name, frozenset(extra), tuple(tail))
@@ -757,6 +756,7 @@ class KnowledgeIndex:
             w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
         }
         ordered = name_form(normal_words(question))
+        marks = kind_marks(normal_words(question))
         hits = []
         for i in top:
             if scores[i] <= 0:

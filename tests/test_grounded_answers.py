@@ -314,3 +314,16 @@ def test_an_extract_never_ends_on_a_list_opening_without_its_items():
 )
 def test_every_way_our_entries_say_where_to_get_help_is_kept_in_an_extract(line):
     assert SEEK_HELP.search(line)
+
+
+def test_no_curated_entry_loses_a_line_about_getting_help_in_its_extract(curated_data):
+    from inference.grounding import extract
+    from inference.retrieval import load_documents
+
+    entries = [d for d in load_documents() if d.key.startswith("rule:")]
+    assert len(entries) > 50
+    for entry in entries:
+        # A question about something else: only the help lines are kept for their own sake.
+        text, used = extract("What colour is the sky on Mars?", [entry], 90)
+        help_lines = [s for s in sentences(entry.text) if SEEK_HELP.search(s)]
+        assert all(line in text for line in help_lines), entry.title

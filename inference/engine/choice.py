@@ -63,9 +63,9 @@ class Trial:
     def first_sentence_seconds(self) -> float:
         """How long people wait before they read anything: the prompt read, then the first
         sentence written (the faithfulness gate shows whole sentences). On a CPU where a faster
-        decoder reads prompts slower (bf16 + int4 on AVX2: 2.3 s against fp32's 1.2 s for this
-        prompt, 15.8 against 12.8 tok/s) the wait for the first words decides; on one with native
-        bf16 the same candidate wins on both."""
+        decoder reads prompts slower (bf16 + int4 on an AVX2-only AMD EPYC, `prepare_model --retime`:
+        2.3 s against fp32's 1.2 s for this prompt, 15.8 against 12.8 tok/s) the wait for the first
+        words decides; on one with native bf16 the same candidate wins on both."""
         return self.prefill_seconds + FIRST_SENTENCE_TOKENS / max(self.decode_tokens_per_second, 1e-9)
 
 
