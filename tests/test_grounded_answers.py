@@ -324,6 +324,6 @@ def test_no_curated_entry_loses_a_line_about_getting_help_in_its_extract(curated
     assert len(entries) > 50
     for entry in entries:
         # A question about something else: only the help lines are kept for their own sake.
-        text, used = extract("What colour is the sky on Mars?", [entry], 90)
+        text, _ = extract("What colour is the sky on Mars?", [entry], 90)
         help_lines = [s for s in sentences(entry.text) if SEEK_HELP.search(s)]
         assert all(line in text for line in help_lines), entry.title
