@@ -52,7 +52,7 @@ from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
 from inference.retrieval import RULE_PREFIX, load_documents, retriever
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file
-from knowledge.search import Document, Hit, KnowledgeIndex, focus_variants, name_form
+from knowledge.search import GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import STOPWORDS, phrase
 
 MEDQUAD_SOURCE = "MedQuAD"
@@ -227,7 +227,9 @@ def comparable(name: str) -> str:
 def _focus_forms(focus: str) -> set[str]:
     without = re.sub(r"\s*\([^)]*\)", "", focus).strip()
     bare = _LEAFLET_TITLE.sub("", without)
-    return {name for name in map(comparable, (focus, without, bare)) if name}
+    # "Kidney Stones in Adults" is about kidney stones, as the search reads it (GENERAL_GROUPS).
+    general = GENERAL_PEOPLE.sub("", bare)
+    return {name for name in map(comparable, (focus, without, bare, general)) if name}
 
 
 def names_of(focus: str, synonyms: Iterable[str] = ()) -> Names:

@@ -29,7 +29,7 @@ from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
-from knowledge.search import Document, Hit
+from knowledge.search import Document, Hit, names_an_animal
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
+# The sources are about people's health. A question that names an animal may be about a pet (or about
+# a person bitten by one): it gets the vet as well as the people to ask about your own health.
+ABOUT_AN_ANIMAL = " If your question is about a pet or another animal, please ask a vet."
+EMERGENCY_FOR_AN_ANIMAL = " If this is about a pet or another animal, call a vet or an emergency animal clinic now."
 FALLBACK_DISCLAIMER = (
     "MedBot gives general health information, not medical advice or a diagnosis. In an emergency, call {number}."
 )
@@ -226,6 +230,8 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+        if names_an_animal(question):
+            text += ABOUT_AN_ANIMAL
         return AnswerResult(text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
     top = hits[0].document
     if rule_id(top) is not None and not reason.refused:
@@ -411,7 +417,7 @@ def stream_answer(
     if verdict.level == "emergency":
         yield done(
             AnswerResult(
-                text=verdict.response,
+                text=verdict.response + (EMERGENCY_FOR_AN_ANIMAL if names_an_animal(question) else ""),
                 source=Source.EMERGENCY,
                 disclaimer=disclaimer,
                 triage_level=verdict.level,

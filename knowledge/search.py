@@ -112,6 +112,11 @@ POPULATIONS = {
         "animals": "dog dogs puppy puppies cat cats kitten kittens pet pets horse horses animal animals",
     }.items()
 }
+# Groups that a general passage speaks to as well: "celiac disease in adults" is answered by
+# the passage on celiac disease (one written for children is still not, see ``same_kind``).
+GENERAL_GROUPS = frozenset({"adults", "men", "women"})
+# The same at the end of a title: "Urinary Tract Infection In Adults".
+GENERAL_PEOPLE = re.compile(r"\s+(?:in|for)\s+(?:adults?|men|women)$", re.I)
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
 INTENSITY = _forms(
     "severe mild bad terrible awful constant recurring frequent sudden really very "
@@ -119,7 +124,7 @@ INTENSITY = _forms(
 )
 QUESTION_VERBS = _forms(
     "treat treated manage managed prevent cure diagnose explain get got have cause causes avoid beat fight handle "
-    "control living live suffer suffering tell describe define trigger triggers worsen worsens"
+    "control living live suffer suffering tell describe define trigger triggers worsen worsens catch caught"
 )
 SCAFFOLDING = _forms(
     """
@@ -206,6 +211,8 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
+# A word that makes what comes before it one condition's name: "sick sinus syndrome".
+SYNDROME = _forms("syndrome")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
 WARNING = _forms("warning warnings")
 # Every word that says how a question is asked rather than what it is about.
@@ -215,6 +222,15 @@ ASKING = STOPWORDS | GENERIC | PEOPLE | INTENSITY | QUESTION_VERBS | SCAFFOLDING
 def population(word: str) -> str:
     """The group of people a (normalised) word names, or ""."""
     return next((group for group, words in POPULATIONS.items() if word in words), "")
+
+
+def names_an_animal(text: str) -> bool:
+    """Whether ``text`` names a pet or another animal ("my cat", "a puppy"), not a "CAT scan"."""
+    words = normal_words(text)
+    return any(
+        population(word) == "animals" and not (index + 1 < len(words) and words[index + 1] == "scan")
+        for index, word in enumerate(words)
+    )
 
 
 def focus_key(document: Document) -> str:
@@ -279,7 +295,11 @@ def focus_variants(name: str) -> set[str]:
         # is one syndrome's name, not three names for it.
         if len(parts) == 2 or (len(parts) > 2 and separator != " - "):
             variants.update(part.strip() for part in parts)
+        elif len(parts) > 2 and set(phrase(parts[-1]).split()) & set(phrase(parts[-2]).split()):
+            # A path that narrows as it goes, "Parasites - Lice - Head Lice": the last part is the name.
+            variants.add(parts[-1].strip())
     variants.add(re.sub(r"^what i need to know about\s+", "", without, flags=re.I))
+    variants.add(GENERAL_PEOPLE.sub("", without))  # "Kidney Stones in Adults" is about kidney stones
     return {v for v in variants if v}
 
 
@@ -433,11 +453,20 @@ class KnowledgeIndex:
             around = words[max(0, start - 1) : start] + words[end : end + 1]
             found += [frozenset([w]) for w in around if self._telling(w, min_length=5)]
         after = words[end : end + 2]
-        if after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
+        if after and after[0] in SERIOUS_KINDS:
+            found.append(frozenset([after[0]]))  # "thyroid cancer" is not the thyroid entry
+        elif lay and after and after[0] in SYNDROME:
+            found.append(SYNDROME)  # "sick sinus syndrome" is not the sinusitis entry's "sinus"
+        elif after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
         elif len(after) == 2 and after[0] == "type" and (is_identifier(after[1]) or is_letter(after[1], frozenset())):
             found.append(frozenset([after[1]]))
-        elif after and after[0] in ("in", "for") and (group := self._population_after(words, end + 1)):
+        elif (
+            after
+            and after[0] in ("in", "for")
+            and (group := self._population_after(words, end + 1))
+            and group not in GENERAL_GROUPS
+        ):
             found.append(POPULATIONS[group])
         elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
             found.append(frozenset([after[1]]))
@@ -657,6 +686,8 @@ class KnowledgeIndex:
         groups = {group for w in names if (group := population(w))}
         if groups and question_groups and not groups & question_groups:
             return False
+        if "animals" in question_groups and not any(self.mentions(index, w) for w in POPULATIONS["animals"]):
+            return False  # "my puppy has diarrhoea" is not answered by a passage about people
         # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
         return "non" not in question_ids or "non" in names
 
@@ -691,6 +722,8 @@ class KnowledgeIndex:
         if "non" in normal_words(question):
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
+        if not names_an_animal(question):
+            question_groups.discard("animals")  # a "CAT scan"
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)
@@ -757,6 +790,7 @@ class KnowledgeIndex:
         }
         ordered = name_form(normal_words(question))
         marks = kind_marks(normal_words(question))
+        joined = hyphen_joined(question)
         hits = []
         for i in top:
             if scores[i] <= 0:
@@ -781,6 +815,12 @@ class KnowledgeIndex:
                 continue  # "Gallbladder Cancer" does not answer "what is a gallbladder attack?"
             if "like" in focus_words - query_words:
                 continue  # "Marden-Walker-like syndrome" does not answer "Marden-Walker syndrome"
+            if any(
+                (f" {a} " in self._names[i] and not self.mentions(i, b))
+                or (f" {b} " in self._names[i] and not self.mentions(i, a))
+                for a, b in joined
+            ):
+                continue  # "Gerstmann-Straussler-Scheinker disease" is not "Gerstmann syndrome"
             if self._breaks_name(ordered, set(focus_all)):
                 continue  # "Gorlin Chaudhry Moss syndrome" is not "Gorlin syndrome"
             shared = focus_words & query_words

@@ -42,6 +42,20 @@ def test_nonsense_gets_the_safe_no_reliable_answer_text(curated_data, question):
     assert result.disclaimer
 
 
+def test_a_question_naming_an_animal_with_no_answer_also_points_to_a_vet(curated_data):
+    result = pipeline.answer("My cat keeps sneezing and has gone off her food")
+    assert result.source == "unavailable"
+    assert "ask a vet" in result.text and "pharmacist" in result.text
+    assert "vet" not in pipeline.answer("Is a CAT scan safe in the first trimester?").text
+
+
+def test_an_emergency_that_names_an_animal_also_points_to_a_vet(curated_data):
+    result = pipeline.answer("my dog collapsed and is not breathing")
+    assert result.source == "emergency"
+    assert "call a vet" in result.text
+    assert "vet" not in pipeline.answer("my dad collapsed and is not breathing").text
+
+
 def test_emergencies_come_back_with_the_emergency_response_and_number(curated_data, settings):
     settings.MEDBOT_EMERGENCY_NUMBER = "112"
     result = pipeline.answer("i think im having a heart attack my chest is crushing")

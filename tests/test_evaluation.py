@@ -372,6 +372,9 @@ def test_two_names_are_the_same_topic_in_any_word_order_and_as_the_search_splits
     passage = Document(key="passage:1", title="t", focus="Parasites - Lymphatic Filariasis", text="x")
     assert knowledge_split.document_names(passage).matches(knowledge_split.names_of("Lymphatic filariasis"))
     assert not knowledge_split.document_names(passage).matches(knowledge_split.names_of("Parasites - Cysticercosis"))
+    # "in adults" names the people a general passage speaks to anyway (the search reads it so too).
+    assert knowledge_split.names_of("Kidney Stones in Adults").matches(knowledge_split.names_of("Kidney stones"))
+    assert not knowledge_split.names_of("Kidney Stones in Children").matches(knowledge_split.names_of("Kidney stones"))
 
 
 def test_a_curated_entry_covers_and_matches_the_topics_its_triggers_name_unless_titles_only(curated_data):

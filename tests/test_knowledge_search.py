@@ -390,3 +390,54 @@ def test_a_word_in_brackets_still_narrows_the_name() -> None:
     assert index.search("What is reflux (vesicoureteral)?") == []
     assert index.search("What is (juvenile) arthritis?") == []
     assert index.search("What is arthritis?")[0].document.key == "a"
+
+
+def test_a_cancer_or_a_syndrome_named_after_a_curated_entrys_lay_word_is_another_thing() -> None:
+    index = index_of_many(
+        curated("1", "Underactive thyroid", "A slow thyroid makes you tired and cold.", ("thyroid",)),
+        curated("2", "Sinusitis", "Blocked sinuses cause pressure in the face.", ("sinus",)),
+    )
+    assert index.search("What are the signs of thyroid problems?")[0].document.key == "rule:1"
+    assert index.search("What are the signs of thyroid cancer?") == []
+    assert index.search("Why does my sinus hurt?")[0].document.key == "rule:2"
+    assert index.search("What is sick sinus syndrome?") == []
+
+
+def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
+    index = index_of_many(
+        doc("g", "Gerstmann's Syndrome", "Gerstmann's syndrome follows damage to one part of the brain.", "information")
+    )
+    assert index.search("What is Gerstmann syndrome?")[0].document.key == "g"
+    assert index.search("What is Gerstmann-Straussler-Scheinker disease?") == []
+
+
+def test_adults_men_and_women_are_answered_by_the_general_passage_but_children_are_not() -> None:
+    index = index_of_many(
+        doc("c", "Celiac disease", "Gluten damages the small bowel in celiac disease.", "symptoms"),
+        doc("k", "Kidney Stones in Adults", "Kidney stones are hard lumps formed in the kidneys.", "information"),
+    )
+    assert index.search("What are the symptoms of celiac disease in adults?")[0].document.key == "c"
+    assert index.search("What are the symptoms of celiac disease in women?")[0].document.key == "c"
+    assert index.search("What are the symptoms of celiac disease in children?") == []
+    assert index.search("What are kidney stones?")[0].document.key == "k"  # a title "... in Adults" too
+
+
+def test_a_path_that_narrows_as_it_goes_names_its_last_part() -> None:
+    index = index_of_many(
+        doc("l", "Parasites - Lice - Head Lice", "Head lice live on the scalp and spread by contact.", "treatment"),
+        doc("a", "Ataxia - deafness - nerve palsy", "A rare syndrome of unsteady walking and deafness.", "information"),
+    )
+    assert index.search("My daughter has head lice again, how do I get rid of them?")[0].document.key == "l"
+    assert index.search("What is nerve palsy?") == []  # one syndrome's name, not three names for it
+
+
+def test_a_question_about_a_pet_is_only_answered_by_a_passage_that_speaks_of_animals() -> None:
+    index = index_of_many(
+        curated("1", "Diarrhoea", "Loose stools usually settle in a few days; drink plenty.", ("diarrhoea",)),
+        doc("r", "Ringworm", "Ringworm is a skin fungus; it can spread from pets such as cats.", "information"),
+        doc("s", "Computed tomography", "A CT or CAT scan takes X-ray pictures in slices.", "information"),
+    )
+    assert index.search("I have diarrhoea")[0].document.key == "rule:1"
+    assert index.search("my puppy has diarrhoea") == []
+    assert index.search("Can I catch ringworm from my cat?")[0].document.key == "r"
+    assert index.search("Is computed tomography, a CAT scan, safe?")[0].document.key == "s"
