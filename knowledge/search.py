@@ -46,6 +46,8 @@ SPECIFIC_DF = 0.01
 DISTINCTIVE_DF = 0.02
 # A word in front of a focus name that is in fewer passages than this makes it a narrower name.
 RARE_MODIFIER_DF = 0.003
+# A "Head - name" focus prefix shared by this many foci is a category ("Parasites - ..."), not a name.
+CATEGORY_FOCI = 3
 # Without a named focus: the share of a passage's focus words the question must contain.
 PARTIAL_FOCUS_SHARE = 0.6
 # Words too general to name a focus on their own, or to make a question specific.
@@ -351,11 +353,20 @@ class KnowledgeIndex:
         # "adult polyglucosan body disease"): bag of words → the phrases written that way.
         self._bag_phrases: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
+        # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
+        # their category, not a name of each (a question about "schistosomiasis parasites" is not
+        # answered by the hookworm passage).
+        heads = defaultdict(set)
+        for doc in self.documents:
+            head, dash, _ = doc.focus.partition(" - ")
+            if dash:
+                heads[head.strip()].add(doc.focus)
+        categories = {head for head, foci in heads.items() if len(foci) >= CATEGORY_FOCI}
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
             self._foci.setdefault(key, []).append(index)
             curated = doc.key.startswith("rule:")
-            own = focus_variants(doc.focus)
+            own = focus_variants(doc.focus) - categories
             for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
                 written = name.strip()
@@ -521,6 +532,22 @@ class KnowledgeIndex:
             for start, end in itertools.pairwise(inside)
             if end - start <= 4
             for i in range(start + 1, end)
+        )
+
+    def _extends_name(self, index: int, words: list[str], name_words: set[str]) -> bool:
+        """Whether the question puts a rare or unknown word the passage never uses right before or
+        after the words it shares with the passage's focus: "lichen planus *pigmentosus*" is a longer
+        name than "oral lichen planus" ("Farber *lipogranulomatosis*" is another name of the Farber's
+        disease passage, which says so)."""
+        inside = [i for i, word in enumerate(words) if word in name_words and word not in STOPWORDS]
+        if not inside:
+            return False
+        edges = [words[i] for i in (inside[0] - 1, inside[-1] + 1) if 0 <= i < len(words)]
+        return any(
+            word not in name_words
+            and (self._rare_modifier(word) or self._unknown_name(word))
+            and not self.mentions(index, word)
+            for word in edges
         )
 
     @staticmethod
@@ -821,6 +848,8 @@ class KnowledgeIndex:
                 for a, b in joined
             ):
                 continue  # "Gerstmann-Straussler-Scheinker disease" is not "Gerstmann syndrome"
+            if self._extends_name(int(i), ordered, set(focus_all)):
+                continue  # "lichen planus pigmentosus" is not "oral lichen planus"
             if self._breaks_name(ordered, set(focus_all)):
                 continue  # "Gorlin Chaudhry Moss syndrome" is not "Gorlin syndrome"
             shared = focus_words & query_words

@@ -441,3 +441,28 @@ def test_a_question_about_a_pet_is_only_answered_by_a_passage_that_speaks_of_ani
     assert index.search("my puppy has diarrhoea") == []
     assert index.search("Can I catch ringworm from my cat?")[0].document.key == "r"
     assert index.search("Is computed tomography, a CAT scan, safe?")[0].document.key == "s"
+
+
+def test_a_focus_prefix_many_foci_share_is_their_category_not_a_name() -> None:
+    index = index_of_many(
+        doc("h", "Parasites - Hookworm", "Hookworm is caught through the skin; unlike schistosomiasis it...", "causes"),
+        doc("t", "Parasites - Taeniasis", "Taeniasis comes from undercooked meat.", "causes"),
+        doc("c", "Parasites - Cysticercosis", "Cysticercosis follows swallowed tapeworm eggs.", "causes"),
+        doc("a", "Anemia - iron deficiency", "Too little iron makes too few red cells.", "information"),
+    )
+    assert index.search("How do you get schistosomiasis parasites?") == []
+    assert index.search("How do you get taeniasis?")[0].document.key == "t"
+    assert index.search("What is anemia?")[0].document.key == "a"  # one focus with that head: still a name
+
+
+def test_a_rare_word_the_passage_never_uses_next_to_a_partial_name_makes_a_longer_name() -> None:
+    # "oral" is an everyday word in a real corpus: its absence from the question does not matter.
+    mouth = [doc(f"m{i}", f"Mouth topic {i}", f"Oral care, part {i}.") for i in range(10)]
+    index = index_of_many(
+        *mouth,
+        doc("o", "Oral lichen planus", "Lichen planus in the mouth forms white lacy patches.", "information"),
+        doc("f", "Farber disease", "Farber disease, or Farber lipogranulomatosis, is rare.", "information"),
+    )
+    assert index.search("What is lichen planus?")[0].document.key == "o"
+    assert index.search("What is lichen planus pigmentosus?") == []
+    assert index.search("What is Farber lipogranulomatosis?")[0].document.key == "f"
