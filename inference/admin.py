@@ -106,7 +106,6 @@ CONTEXT_WORDS = {
     "asking_about": "a question about a condition (“what is”, “signs of”)",
     "asking_general": "a general question (“can you”, “how long”)",
     "personal": "someone being described (“I”, “my dad”)",
-    "long_standing": "a long-standing complaint (“for months”, “on and off”)",
 }
 
 

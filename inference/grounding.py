@@ -53,6 +53,21 @@ MIN_SUPPORT = 0.75
 
 _SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _NUMBER = re.compile(r"\d")
+# A source's notes on how to read its own tables (GARD's symptom frequencies), true of every condition.
+_BOILERPLATE = re.compile(
+    r"\b(frequency of a sign or symptom|frequency may also be listed|first number of the fraction|"
+    r"a frequency of \d+/\d+ means|these frequencies are based|no information on frequency|"
+    r"the sign or symptom may be rare or common|has collected information on how often|"
+    r"how often the symptom is seen)\b",
+    re.I,
+)
+# ...but the sentence that introduces its list of symptoms introduces the answer.
+_SYMPTOM_LIST = re.compile(r"\bprovides the following list of signs and symptoms\b", re.I)
+# The end of a sentence that opens a list: "Symptoms include:", "... due to factors including".
+_LIST_OPENER = re.compile(
+    r"(:|\b(include|includes|including|such as|the following)|provides the following list of signs and symptoms .*)$",
+    re.I,
+)
 # Sentences that point around a source's own web page rather than answer anything.
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
@@ -63,7 +78,26 @@ _NAVIGATION = re.compile(
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    """The sentences of ``text``; each item of a list is one ("- item"), also where a source runs its
+    items together on one line ("- malnutrition - liver diseases - lymphoma", as MedQuAD does)."""
+    found = []
+    for part in _SENTENCE.split(text):
+        part = part.strip() if part else ""
+        if part.startswith("- "):
+            found += [f"- {item.strip()}" for item in part[2:].split(" - ") if item.strip()]
+        elif part:
+            found.append(part)
+    return found
+
+
+def join_sentences(chosen: Sequence[str]) -> str:
+    """Sentences back into text: list items each on a line of their own, so they read as a list."""
+    text = ""
+    for index, sentence in enumerate(chosen):
+        item, after_item = sentence.startswith("- "), index > 0 and chosen[index - 1].startswith("- ")
+        separator = "" if index == 0 else "\n" if item or after_item else " "
+        text += separator + sentence
+    return text
 
 
 @dataclass(frozen=True)
@@ -111,10 +145,16 @@ def faithfulness_problems(
 
 
 def _informative(sentence: str) -> bool:
-    if sentence.endswith("?") or _NAVIGATION.search(sentence) or len(content(normal_words(sentence))) < 3:
+    if sentence.endswith("?") or len(content(normal_words(sentence))) < 3:
+        return False
+    if (_NAVIGATION.search(sentence) and not _SYMPTOM_LIST.search(sentence)) or _BOILERPLATE.search(sentence):
         return False
     # A short line without an end mark is a heading ("Complications of Marfan Syndrome").
-    return sentence.rstrip().endswith((".", "!", ":", ";", ")")) or len(sentence.split()) >= 12
+    return (
+        sentence.rstrip().endswith((".", "!", ":", ";", ")"))
+        or len(sentence.split()) >= 12
+        or bool(_LIST_OPENER.search(sentence))  # "... due to several factors, including"
+    )
 
 
 # A sentence that says when or where to get help (a professional, medical advice, emergency
@@ -138,7 +178,8 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     asked = set(content(normal_words(question)))
     seen: set[str] = set()
     candidates = []
-    for i, s in enumerate(sentences(text)):
+    all_sentences = sentences(text)
+    for i, s in enumerate(all_sentences):
         key = " ".join(normal_words(s))
         if _informative(s) and key not in seen:  # sources repeat list items
             seen.add(key)
@@ -161,9 +202,29 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     if keep_help:
         taken = {index for index, _ in chosen}
         chosen += [(i, s) for _, i, s in scored if i not in taken and SEEK_HELP.search(s)]
-    # A sentence that opens a list ("Symptoms include:") says nothing without what follows it.
+    # A sentence that opens a list ("Symptoms include:") says nothing without what follows it: its
+    # items come with it, while they fit in half as much again as the budget; without any, it goes.
     taken = {index for index, _ in chosen}
-    chosen = [(i, s) for i, s in chosen if not s.rstrip().endswith(":") or i + 1 in taken]
+    by_index = dict(enumerate(all_sentences))
+    listed = set()  # openers whose items came along
+    for index, sentence in sorted(chosen):
+        if not _LIST_OPENER.search(sentence):
+            continue
+        item = index + 1
+        while item in by_index and not by_index[item].startswith("- ") and not _informative(by_index[item]):
+            item += 1  # "You can use the MedlinePlus Medical Dictionary..." between a list and its opener
+        if item in by_index and by_index[item].startswith("- "):
+            listed.add(index)
+        while item in by_index and by_index[item].startswith("- ") and not _BOILERPLATE.search(by_index[item]):
+            length = len(by_index[item].split())
+            if item not in taken and used + length > max_words * 1.5:
+                break
+            if item not in taken:
+                chosen.append((item, by_index[item]))
+                taken.add(item)
+                used += length
+            item += 1
+    chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed]
     return [sentence for _, sentence in sorted(chosen)]
 
 
@@ -180,7 +241,7 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
         chosen = select_sentences(question, document.text, left, keep_help=document.key.startswith("rule:"))
         if not chosen:
             continue
-        parts.append(" ".join(chosen))
+        parts.append(join_sentences(chosen))
         used.append(document)
         left -= sum(len(s.split()) for s in chosen)
         if document.question_type:
@@ -199,5 +260,5 @@ def grounding_text(question: str, documents: Sequence[Document], max_words: int 
         if not chosen:
             continue
         left -= sum(len(s.split()) for s in chosen)
-        blocks.append(f"[{number}] {document.title}\n" + " ".join(chosen))
+        blocks.append(f"[{number}] {document.title}\n" + join_sentences(chosen))
     return "\n\n".join(blocks)

@@ -29,7 +29,7 @@ from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
-from knowledge.search import Document, Hit, names_an_animal
+from knowledge.search import Document, Hit, about_a_pet
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
-# The sources are about people's health. A question that names an animal may be about a pet (or about
-# a person bitten by one): it gets the vet as well as the people to ask about your own health.
+# The sources are about people's health. A question about someone's animal ("my dog...") may still be
+# about a person (bitten by it): it gets the vet as well as the people to ask about your own health.
 ABOUT_AN_ANIMAL = " If your question is about a pet or another animal, please ask a vet."
 EMERGENCY_FOR_AN_ANIMAL = " If this is about a pet or another animal, call a vet or an emergency animal clinic now."
 FALLBACK_DISCLAIMER = (
@@ -213,16 +213,24 @@ def _cache_set(key: str, result: AnswerResult) -> None:
 # --- the stages ---------------------------------------------------------------------------------
 
 
+def topic_of(question: str, history: Sequence[Turn] = ()) -> str:
+    """What ``question`` is about: itself, or for a follow-up that names nothing ("how is it
+    treated?") the person's previous question with it. Only such a follow-up: "what are the
+    symptoms of lupus?" after a gout question is about lupus."""
+    if not retriever.index().names_nothing(question):
+        return question
+    previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
+    return f"{previous}\n{question}" if previous else question
+
+
 def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
-    """The passages that answer ``question``. A follow-up that names nothing ("how is it
-    treated?") is searched together with the person's previous question."""
+    """The passages that answer ``question``, or failing that its ``topic_of``: a follow-up
+    gets "no reliable answer" on its own topic, never the previous question's passage."""
     hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
-    if not hits and retriever.index().names_nothing(question):
-        # Only a follow-up that names nothing of its own: "what are the symptoms of lupus?" after
-        # a gout question is about lupus, and gets "no reliable answer", never the gout passage.
-        previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
-        if previous:
-            hits = retriever.search(f"{previous}\n{question}", limit=PASSAGES_PER_ANSWER)
+    if not hits:
+        topic = topic_of(question, history)
+        if topic != question:
+            hits = retriever.search(topic, limit=PASSAGES_PER_ANSWER)
     return hits
 
 
@@ -230,7 +238,7 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
-        if names_an_animal(question):
+        if about_a_pet(question):
             text += ABOUT_AN_ANIMAL
         return AnswerResult(text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
     top = hits[0].document
@@ -299,11 +307,19 @@ def complete_sentences_end(text: str) -> int:
 
 
 def model_answer(
-    question: str, history: Sequence[Turn], hits: Sequence[Hit], engine, cancel: threading.Event, gate: bool
+    question: str,
+    history: Sequence[Turn],
+    hits: Sequence[Hit],
+    engine,
+    cancel: threading.Event,
+    gate: bool,
+    topic: str | None = None,
 ) -> Iterator[str | AnswerResult]:
     """Yield the model's pieces as they come, then its checked AnswerResult — or the knowledge
-    answer when the model fails, is cut off without a usable sentence, or the gates refuse it."""
+    answer (its extract chosen for ``topic``, see ``topic_of``) when the model fails, is cut off
+    without a usable sentence, or the gates refuse it."""
     disclaimer = current_disclaimer()
+    topic = topic or question
     documents = [hit.document for hit in hits]
     request = GenerationRequest(
         question=question,
@@ -336,7 +352,7 @@ def model_answer(
             if refused:
                 stream.close()  # stops the generation: nobody will read the rest
                 logger.info("Model answer failed the faithfulness gate mid-stream: %d sentence(s)", len(refused))
-                result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
+                result = knowledge_answer(topic, hits, disclaimer, Fallback.UNFAITHFUL)
                 result.unsupported = [check.sentence for check in refused]
                 yield result
                 return
@@ -346,7 +362,7 @@ def model_answer(
         logger.warning(
             "Model failed, answering from the knowledge: %s", error, exc_info=not isinstance(error, GenerationError)
         )
-        yield knowledge_answer(question, hits, disclaimer, Fallback.MODEL_ERROR)
+        yield knowledge_answer(topic, hits, disclaimer, Fallback.MODEL_ERROR)
         return
 
     if stats.stopped_by == "cancelled":
@@ -356,11 +372,11 @@ def model_answer(
     verdict = judge(question, raw, documents, gate)
     if verdict.problem:
         logger.info("Model answer failed the quality gate (%s)", verdict.problem)
-        yield knowledge_answer(question, hits, disclaimer, Fallback.TIMEOUT if timed_out else Fallback.QUALITY)
+        yield knowledge_answer(topic, hits, disclaimer, Fallback.TIMEOUT if timed_out else Fallback.QUALITY)
         return
     if verdict.unsupported:
         logger.info("Model answer failed the faithfulness gate: %d unsupported sentence(s)", len(verdict.unsupported))
-        result = knowledge_answer(question, hits, disclaimer, Fallback.UNFAITHFUL)
+        result = knowledge_answer(topic, hits, disclaimer, Fallback.UNFAITHFUL)
         result.unsupported = list(verdict.unsupported)
         yield result
         return
@@ -417,7 +433,7 @@ def stream_answer(
     if verdict.level == "emergency":
         yield done(
             AnswerResult(
-                text=verdict.response + (EMERGENCY_FOR_AN_ANIMAL if names_an_animal(question) else ""),
+                text=verdict.response + (EMERGENCY_FOR_AN_ANIMAL if about_a_pet(question) else ""),
                 source=Source.EMERGENCY,
                 disclaimer=disclaimer,
                 triage_level=verdict.level,
@@ -432,6 +448,7 @@ def stream_answer(
 
     yield SOURCES
     hits = find_passages(question, history)
+    topic = topic_of(question, history) if hits and history else question  # what an extract is chosen for
     engine = get_manager().get() if use_model and hits else None
     adapter_version = engine.version if engine is not None else ""
     cache_key = None
@@ -447,7 +464,7 @@ def stream_answer(
     result: AnswerResult | None = None
     if engine is not None:
         yield WRITING
-        for item in model_answer(question, history, hits, engine, cancel or threading.Event(), gate):
+        for item in model_answer(question, history, hits, engine, cancel or threading.Event(), gate, topic):
             if isinstance(item, AnswerResult):
                 result = item
             else:
@@ -459,7 +476,7 @@ def stream_answer(
     else:
         state = get_manager().state if use_model else "off"
         reason = {"loading": Fallback.MODEL_LOADING, "failed": Fallback.MODEL_FAILED}.get(state, Fallback.MODEL_OFF)
-        result = knowledge_answer(question, hits, disclaimer, reason)
+        result = knowledge_answer(topic, hits, disclaimer, reason)
 
     _count_curated_hits(result, hits)
     result = flagged(result)

@@ -95,8 +95,14 @@ def clean_question(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# GARD's symptom tables, flattened in MedQuAD: "Signs and Symptoms Approximate number of patients
+# (when available) Seizures - Short stature - ...". The heading goes; the rows become a list line.
+_SYMPTOM_TABLE = re.compile(r"\s*Signs and Symptoms Approximate number of patients \(when available\)\s*")
+
+
 def clean_answer(text: str) -> str:
     # Keep line breaks (MedQuAD lists use them) but drop indentation and blank runs.
+    text = _SYMPTOM_TABLE.sub("\n- ", text)
     lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 

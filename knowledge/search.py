@@ -226,12 +226,20 @@ def population(word: str) -> str:
     return next((group for group, words in POPULATIONS.items() if word in words), "")
 
 
-def names_an_animal(text: str) -> bool:
-    """Whether ``text`` names a pet or another animal ("my cat", "a puppy"), not a "CAT scan"."""
+# Words that make an animal someone's own: "my dog", "our old cat", "the puppy".
+OWNING = frozenset("my our his her their your the".split())
+
+
+def about_a_pet(text: str) -> bool:
+    """Whether ``text`` speaks of someone's animal ("my puppy has diarrhoea", "our old cat"), not
+    of animals in general ("animal fats", "hookworm from dogs", "a dog bite")."""
     words = normal_words(text)
     return any(
-        population(word) == "animals" and not (index + 1 < len(words) and words[index + 1] == "scan")
+        population(word) == "animals"
+        and (words[index - 1] in OWNING or (index > 1 and words[index - 2] in OWNING))
+        and words[index + 1 : index + 2] != ["scan"]  # "the CAT scan"
         for index, word in enumerate(words)
+        if index > 0
     )
 
 
@@ -464,10 +472,12 @@ class KnowledgeIndex:
             around = words[max(0, start - 1) : start] + words[end : end + 1]
             found += [frozenset([w]) for w in around if self._telling(w, min_length=5)]
         after = words[end : end + 2]
-        if after and after[0] in SERIOUS_KINDS:
+        if lay and after and after[0] in SERIOUS_KINDS:
             found.append(frozenset([after[0]]))  # "thyroid cancer" is not the thyroid entry
-        elif lay and after and after[0] in SYNDROME:
-            found.append(SYNDROME)  # "sick sinus syndrome" is not the sinusitis entry's "sinus"
+        elif lay and after and after[0] in SYNDROME and start >= 1 and self._names_a_kind(words[start - 1]):
+            # "sick sinus syndrome" is not the sinusitis entry's "sinus" ("vasovagal syndrome" is
+            # the fainting entry's "vasovagal"): the word in front must be among the entry's names.
+            found.append(frozenset([words[start - 1]]))
         elif after and (is_identifier(after[0]) or is_letter(after[0]) or (words[end - 1], after[0]) in joined):
             found.append(frozenset([after[0]]))
         elif len(after) == 2 and after[0] == "type" and (is_identifier(after[1]) or is_letter(after[1], frozenset())):
@@ -486,9 +496,12 @@ class KnowledgeIndex:
         elif after and (self._qualifies(after[0]) or self._unknown_name(after[0])) and after[0] not in SCAFFOLDING:
             found.append(frozenset([after[0]]))
         if start >= 1 and (
-            is_identifier(words[start - 1]) or is_letter(words[start - 1]) or (words[start - 1], words[start]) in joined
+            is_identifier(words[start - 1])
+            or is_letter(words[start - 1])
+            or (words[start - 1], words[start]) in joined
+            or (start >= 2 and words[start - 2] == "type" and is_letter(words[start - 1], frozenset()))
         ):
-            found.append(frozenset([words[start - 1]]))
+            found.append(frozenset([words[start - 1]]))  # "type A insulin resistance syndrome"
             return found
         if (
             start >= 2
@@ -513,6 +526,12 @@ class KnowledgeIndex:
                 break
             index -= 1
         return found
+
+    @staticmethod
+    def _names_a_kind(word: str) -> bool:
+        """A word in front of a name that can make it another thing ("sick" sinus syndrome), not one
+        of how a question is asked ("what is", "my", "severe")."""
+        return len(word) >= 3 and word.isalpha() and word not in ASKING
 
     def _unknown_name(self, word: str) -> bool:
         """A word the knowledge base has never seen, next to a name it knows: part of a longer
@@ -749,8 +768,8 @@ class KnowledgeIndex:
         if "non" in normal_words(question):
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
-        if not names_an_animal(question):
-            question_groups.discard("animals")  # a "CAT scan"
+        if not about_a_pet(question):
+            question_groups.discard("animals")  # "animal fats", a "CAT scan"
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)

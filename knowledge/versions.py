@@ -3,12 +3,23 @@
 A save to a rule, a disclaimer or the knowledge base bumps a token; each worker compares the token with the one its
 in-memory index was built from, and answer-cache keys include the tokens, so stale answers are
 never served again. A cache outage means "unknown version": callers rebuild rather than fail.
+
+Without a shared cache (development: each process keeps its own local memory), a change made by
+another process, such as ``make import-medquad`` in a second terminal while ``make run`` serves,
+never reaches this one's cache. There the token also carries a fingerprint of the tables
+themselves (row count and latest change, read at most every ``FINGERPRINT_SECONDS``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Max
 
 from medbot_site import cache_guard
 
@@ -18,6 +29,47 @@ RULES = "rules"
 KNOWLEDGE = "knowledge"
 DISCLAIMER = "disclaimer"
 _TIMEOUT = None  # keep until changed
+UNKNOWN = "unknown"  # what ``current`` says when the cache cannot tell
+
+
+# The tables behind each token, by app label: every one has an ``updated_at`` that saves and imports set.
+WATCHED: dict[str, tuple[str, ...]] = {
+    RULES: ("inference.FallbackRule",),
+    KNOWLEDGE: ("knowledge.KnowledgeSource", "knowledge.Passage"),
+    "triage": ("inference.Concept", "inference.EmergencyRule"),
+}
+FINGERPRINT_SECONDS = 2.0
+_fingerprints: dict[str, tuple[float, str]] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def _process_local_cache() -> bool:
+    return settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")
+
+
+def _fingerprint(name: str) -> str:
+    """Row counts and latest changes of the tables behind ``name`` ("" with a shared cache, where
+    the token alone is enough, or when the tables cannot be read)."""
+    labels = WATCHED.get(name)
+    if not labels or not _process_local_cache():
+        return ""
+    now = time.monotonic()
+    with _fingerprints_lock:
+        read_at, value = _fingerprints.get(name, (float("-inf"), ""))
+    if now - read_at < FINGERPRINT_SECONDS:
+        return value
+    parts = []
+    try:
+        for label in labels:
+            row = apps.get_model(label).objects.aggregate(rows=Count("pk"), last=Max("updated_at"))
+            parts.append(f"{row['rows']}@{row['last'].isoformat() if row['last'] else '-'}")
+    except Exception:  # DatabaseError, or no database at all: a version probe never breaks triage
+        logger.warning("Cannot read the %s tables for their version; the cache token alone decides", name)
+        return ""
+    value = "|".join(parts)
+    with _fingerprints_lock:
+        _fingerprints[name] = (now, value)
+    return value
 
 
 def _key(name: str) -> str:
@@ -30,6 +82,20 @@ _pending: set[str] = set()
 
 def current(name: str) -> str:
     """The version token, or "unknown" when the cache cannot say (callers then keep what they have)."""
+    value = _token(name)
+    if value == UNKNOWN:
+        return value
+    fingerprint = _fingerprint(name)
+    return f"{value}:{fingerprint}" if fingerprint else value
+
+
+def forget_fingerprints() -> None:
+    """Read the tables again on the next ``current`` (tests, after a change in this process)."""
+    with _fingerprints_lock:
+        _fingerprints.clear()
+
+
+def _token(name: str) -> str:
     if not cache_guard.available():
         return "unknown"  # backing off after a failure: no call, no wait
     if _pending:

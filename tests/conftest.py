@@ -9,6 +9,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from inference import engine, pipeline, retrieval
+from knowledge import versions
 from medbot_site import cache_guard
 
 
@@ -36,6 +37,7 @@ def _isolated(settings, tmp_path):
     engine.get_manager().reset()
     pipeline.disclaimers.__init__()
     retrieval.retriever.reset()
+    versions.forget_fingerprints()
     yield
     engine.get_manager().reset()
     cache.clear()

@@ -174,6 +174,19 @@ def test_a_follow_up_that_names_nothing_is_searched_with_the_previous_question(c
     assert "colchicine" in result.text
 
 
+def test_a_follow_ups_extract_is_chosen_for_the_topic_it_continues(curated_data, knowledge_base, monkeypatch):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
+    assert pipeline.topic_of("and how is it treated?", history) == "What is gout?\nand how is it treated?"
+    assert pipeline.topic_of("What are the symptoms of sarcoidosis?", history).startswith("What are")
+    asked = []
+    real = pipeline.extract
+    monkeypatch.setattr(pipeline, "extract", lambda question, *args: asked.append(question) or real(question, *args))
+    pipeline.answer("and how is it treated?", history)
+    assert asked == ["What is gout?\nand how is it treated?"]
+
+
 def test_disabling_a_source_takes_its_passages_out_of_answers_at_once(curated_data, knowledge_base):
     assert pipeline.answer("how do you treat gout?").source == "extract"
     knowledge_base.enabled = False
@@ -300,6 +313,45 @@ def test_an_extract_never_ends_on_a_list_opening_without_its_items():
     )
     chosen = select_sentences("What are the symptoms of asthma?", text, 90)
     assert chosen and not any(sentence.endswith(":") for sentence in chosen)
+
+
+def test_a_list_run_together_on_one_line_comes_out_as_a_list_with_its_opener():
+    from inference.grounding import extract
+    from knowledge.search import Document
+
+    text = (
+        "Celiac disease is an immune reaction to gluten. Its signs vary with several factors, including\n"
+        "- how long a person was breastfed - the age gluten was first eaten - the amount of gluten eaten\n"
+        "Some people have no symptoms at all."
+    )
+    passage = Document(key="passage:1", title="t", focus="Celiac disease", text=text, question_type="symptoms")
+    answer, _ = extract("Why do the signs of celiac disease vary?", [passage], 90)
+    assert (
+        "Its signs vary with several factors, including\n- how long a person was breastfed\n"
+        "- the age gluten was first eaten\n- the amount of gluten eaten" in answer
+    )
+
+
+def test_a_symptom_table_is_listed_without_the_sources_notes_on_reading_it():
+    from inference.grounding import extract
+    from knowledge.importers import clean_answer
+    from knowledge.search import Document
+
+    # As GARD's answers read in MedQuAD (in our words): a table flattened into one line, then notes.
+    raw = (
+        "What are the signs and symptoms of Example syndrome? The Human Phenotype Ontology provides the "
+        "following list of signs and symptoms for Example syndrome. You can use the MedlinePlus Medical "
+        "Dictionary to look up the definitions for these medical terms. Signs and Symptoms Approximate number "
+        "of patients (when available) Short stature - Seizures - Dry skin - The Human Phenotype Ontology (HPO) "
+        "has collected information on how often a sign or symptom occurs in a condition. The frequency may "
+        "also be listed as a fraction."
+    )
+    passage = Document(key="passage:1", title="t", focus="Example syndrome", text=clean_answer(raw))
+    answer, _ = extract("What are the symptoms of Example syndrome?", [passage], 90)
+    assert answer == (
+        "The Human Phenotype Ontology provides the following list of signs and symptoms for Example syndrome.\n"
+        "- Short stature\n- Seizures\n- Dry skin"
+    )
 
 
 @pytest.mark.parametrize(

@@ -254,6 +254,19 @@ def test_an_import_bumps_the_knowledge_version_once_it_is_written(db):
     assert versions.current(versions.KNOWLEDGE) != before
 
 
+def test_without_a_shared_cache_an_import_by_another_process_still_reaches_the_index(db, monkeypatch):
+    # Development keeps its cache in each process's memory: an import run in a second terminal bumps
+    # the version in its own cache only. The server still sees it, from the tables themselves.
+    from inference.retrieval import retriever
+
+    assert settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")
+    assert retriever.search("What should I do after an insect bite?") == []
+    monkeypatch.setattr(versions, "bump", lambda name: None)  # the other process's signal, never seen here
+    import_knowledge(DATA / "passages.jsonl", "test")
+    versions.forget_fingerprints()  # instead of waiting FINGERPRINT_SECONDS
+    assert retriever.search("What should I do after an insect bite?")[0].document.focus == "Insect bites"
+
+
 # --- the command -------------------------------------------------------------------------------
 
 

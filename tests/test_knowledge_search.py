@@ -401,6 +401,10 @@ def test_a_cancer_or_a_syndrome_named_after_a_curated_entrys_lay_word_is_another
     assert index.search("What are the signs of thyroid cancer?") == []
     assert index.search("Why does my sinus hurt?")[0].document.key == "rule:2"
     assert index.search("What is sick sinus syndrome?") == []
+    # Only behind a word the entry does not name: "is X cancer?" and "X syndrome" asked plainly still find it.
+    assert index.search("Is a sinus syndrome serious?")[0].document.key == "rule:2"
+    # A lettered type in front names a kind of its own.
+    assert index.search("What is type A sinus syndrome?") == []
 
 
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
@@ -440,7 +444,9 @@ def test_a_question_about_a_pet_is_only_answered_by_a_passage_that_speaks_of_ani
     assert index.search("I have diarrhoea")[0].document.key == "rule:1"
     assert index.search("my puppy has diarrhoea") == []
     assert index.search("Can I catch ringworm from my cat?")[0].document.key == "r"
-    assert index.search("Is computed tomography, a CAT scan, safe?")[0].document.key == "s"
+    assert index.search("Is computed tomography, the CAT scan, safe?")[0].document.key == "s"
+    # Animals in general, not someone's own: a question about people.
+    assert index.search("Does having a dog cause diarrhoea?")[0].document.key == "rule:1"
 
 
 def test_a_focus_prefix_many_foci_share_is_their_category_not_a_name() -> None:

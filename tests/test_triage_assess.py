@@ -79,36 +79,6 @@ def test_the_classifier_does_not_override_a_question_about_a_condition(curated_d
     assert triage.assess("what is the survival rate for cardiac arrest?").level == "routine"
 
 
-def test_a_long_standing_complaint_needs_the_classifier_to_be_sure(curated_data, monkeypatch) -> None:
-    # A single reported symptom: the classifier's 0.7 is enough, unless it has gone on for months.
-    monkeypatch.setattr(classifier, "probability", lambda text: 0.7)
-    assert triage.assess("I have numbness in my fingers").level == "emergency"
-    assert triage.assess("I have had numbness in my fingers at night for months").level == "routine"
-    assert triage.assess("my mum has Parkinson's and her hands shake more lately").level == "routine"
-    # A "now" cue beats it, and the rules are not touched by it.
-    assert triage.assess("numb fingers for months, and now suddenly numb too").level == "emergency"
-    monkeypatch.setattr(classifier, "probability", lambda text: 0.95)
-    assert triage.assess("I have had numbness in my fingers at night for months").level == "emergency"
-    monkeypatch.setattr(classifier, "probability", lambda text: 0.01)
-    assert triage.assess("for weeks I have had headaches and now my face is drooping on one side").level == "emergency"
-
-
-def test_an_existing_database_gets_the_long_standing_cue_once_and_a_curators_own_is_kept(curated_data) -> None:
-    from importlib import import_module
-
-    from django.apps import apps
-
-    migration = import_module("inference.migrations.0005_long_standing_cue")
-    Concept.objects.filter(name="long_standing").delete()
-    migration.add_cue(apps, None)
-    cue = Concept.objects.get(name="long_standing")
-    assert cue.kind == "context" and "for ... months" in cue.synonyms
-    cue.synonyms = "for ages"
-    cue.save()
-    migration.add_cue(apps, None)
-    assert Concept.objects.get(name="long_standing").synonyms == "for ages"
-
-
 def test_a_saved_concept_is_used_on_the_next_message_without_a_restart(curated_data, rules_only) -> None:
     text = "my grandad has a gobstopper feeling in his chest and feels sick"
     assert triage.assess(text).level != "emergency"

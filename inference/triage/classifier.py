@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 
 from inference.triage import corpus
-from inference.triage.matcher import LONG_STANDING, Reading
+from inference.triage.matcher import Reading
 from inference.triage.text import normalise
 
 logger = logging.getLogger("inference.triage")
@@ -290,9 +290,7 @@ def probability(text: str) -> float | None:
 def raises(reading: Reading, probability: float | None) -> bool:
     """Whether the classifier's opinion makes this message an emergency (it never lowers a level).
 
-    A question about a condition with nobody in it stays a question whatever the classifier thinks,
-    and a long-standing complaint ("numb fingers at night for months") needs it to be sure."""
+    A question about a condition with nobody in it stays a question whatever the classifier thinks."""
     if probability is None or reading.about:
         return False
-    reported_now = reading.reports_symptom and LONG_STANDING not in reading.context
-    return probability >= SURE or (probability >= THRESHOLD and reported_now)
+    return probability >= SURE or (probability >= THRESHOLD and reading.reports_symptom)

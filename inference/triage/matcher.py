@@ -43,21 +43,7 @@ RESOLVED = "resolved"  # "has stopped", "fine now": the concept before it is ove
 ASKING_ABOUT = "asking_about"  # "what is", "signs of", "how is ... treated": a question about a condition
 ASKING_GENERAL = "asking_general"  # "can you", "how long": a question, unless someone is being described
 PERSONAL = "personal"  # "i", "my", "he", "my dad": someone is being described
-# "for months", "on and off", "lately": a long-standing or recurring complaint, with no "now" cue in
-# the message. The rules still read it; only the classifier must then be sure on its own.
-LONG_STANDING = "long_standing"
-CONTEXT = (
-    NEGATION,
-    UNCERTAINTY,
-    HYPOTHETICAL,
-    PAST,
-    NOW,
-    RESOLVED,
-    ASKING_ABOUT,
-    ASKING_GENERAL,
-    PERSONAL,
-    LONG_STANDING,
-)
+CONTEXT = (NEGATION, UNCERTAINTY, HYPOTHETICAL, PAST, NOW, RESOLVED, ASKING_ABOUT, ASKING_GENERAL, PERSONAL)
 
 NEGATION_WINDOW = 4  # words between a negation cue and the concept it negates
 RESOLVED_WINDOW = 8  # words after a concept in which "has stopped" still refers to it
@@ -390,8 +376,6 @@ class Matcher:
         if personal:
             reading.context.add(PERSONAL)
         reading.context.update(name for name, spans in ((NOW, cues.now), (PAST, cues.past)) if spans)
-        if not cues.now and self._spans(LONG_STANDING, prepared):
-            reading.context.add(LONG_STANDING)
 
         for concept in self.clinical:
             assert concept.pattern is not None
