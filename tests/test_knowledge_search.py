@@ -396,12 +396,15 @@ def test_a_cancer_or_a_syndrome_named_after_a_curated_entrys_lay_word_is_another
     index = index_of_many(
         curated("1", "Underactive thyroid", "A slow thyroid makes you tired and cold.", ("thyroid",)),
         curated("2", "Sinusitis", "Blocked sinuses cause pressure in the face.", ("sinus",)),
+        doc("m", "Melanoma", "Melanoma is a cancer of the cells that colour the skin.", "information"),
     )
     assert index.search("What are the signs of thyroid problems?")[0].document.key == "rule:1"
     assert index.search("What are the signs of thyroid cancer?") == []
+    assert index.search("Is melanoma cancer?")[0].document.key == "m"  # a reviewed source's name: a question
     assert index.search("Why does my sinus hurt?")[0].document.key == "rule:2"
     assert index.search("What is sick sinus syndrome?") == []
-    # Only behind a word the entry does not name: "is X cancer?" and "X syndrome" asked plainly still find it.
+    # "syndrome" makes another thing only behind a word the entry does not name: asked plainly, the
+    # entry's own topic ("vasovagal syndrome" is the fainting entry's "vasovagal").
     assert index.search("Is a sinus syndrome serious?")[0].document.key == "rule:2"
     # A lettered type in front names a kind of its own.
     assert index.search("What is type A sinus syndrome?") == []
