@@ -63,6 +63,8 @@ _BOILERPLATE = re.compile(
 )
 # ...but the sentence that introduces its list of symptoms introduces the answer.
 _SYMPTOM_LIST = re.compile(r"\bprovides the following list of signs and symptoms\b", re.I)
+# After "...such as:", a line this short is one of its items.
+MAX_ITEM_WORDS = 16
 # The end of a sentence that opens a list: "Symptoms include:", "... due to factors including".
 _LIST_OPENER = re.compile(
     r"(:|\b(include|includes|including|such as|the following)|provides the following list of signs and symptoms .*)$",
@@ -206,26 +208,46 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     # items come with it, while they fit in half as much again as the budget; without any, it goes.
     taken = {index for index, _ in chosen}
     by_index = dict(enumerate(all_sentences))
+    # An item chosen on its own ("A tall, thin build.") brings the "...such as:" line it belongs to.
+    for index, _ in sorted(chosen):
+        opener = index - 1
+        while opener in by_index and opener not in taken and len(by_index[opener].split()) <= MAX_ITEM_WORDS:
+            if by_index[opener].rstrip().endswith(":"):
+                break
+            opener -= 1
+        if opener in by_index and opener not in taken and by_index[opener].rstrip().endswith(":"):
+            chosen.append((opener, by_index[opener]))
+            taken.add(opener)
+            used += len(by_index[opener].split())
     listed = set()  # openers whose items came along
+    items: set[int] = set()  # sentences shown as list items
     for index, sentence in sorted(chosen):
         if not _LIST_OPENER.search(sentence):
             continue
         item = index + 1
-        while item in by_index and not by_index[item].startswith("- ") and not _informative(by_index[item]):
+        while item in by_index and _NAVIGATION.search(by_index[item]):
             item += 1  # "You can use the MedlinePlus Medical Dictionary..." between a list and its opener
-        if item in by_index and by_index[item].startswith("- "):
-            listed.add(index)
-        while item in by_index and by_index[item].startswith("- ") and not _BOILERPLATE.search(by_index[item]):
-            length = len(by_index[item].split())
+        # Items: "- " lines, or after "...such as:" the short lines that follow, written alike
+        # ("Coughing", "Wheezing"; "A tall, thin build.", "Flat feet."), up to the first unlike one.
+        colon = sentence.rstrip().endswith(":")
+        stops = by_index[item].rstrip().endswith(".") if item in by_index else False
+        while item in by_index and not _BOILERPLATE.search(by_index[item]):
+            text = by_index[item]
+            alike = len(text.split()) <= MAX_ITEM_WORDS and text.rstrip().endswith(".") == stops
+            if not (text.startswith("- ") or (colon and alike)) or _LIST_OPENER.search(text):
+                break  # the list ends, or another begins ("- The following do not affect the risk:")
+            length = len(text.split())
             if item not in taken and used + length > max_words * 1.5:
                 break
+            listed.add(index)
+            items.add(item)
             if item not in taken:
-                chosen.append((item, by_index[item]))
+                chosen.append((item, text))
                 taken.add(item)
                 used += length
             item += 1
-    chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed]
-    return [sentence for _, sentence in sorted(chosen)]
+    chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed or i + 1 in taken]
+    return [f"- {s}" if i in items and not s.startswith("- ") else s for i, s in sorted(chosen)]
 
 
 def extract(question: str, documents: Sequence[Document], max_words: int = 90) -> tuple[str, list[Document]]:

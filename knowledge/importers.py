@@ -100,9 +100,16 @@ def clean_question(text: str) -> str:
 _SYMPTOM_TABLE = re.compile(r"\s*Signs and Symptoms Approximate number of patients \(when available\)\s*")
 
 
+# A row that ends with its frequency, before the next row: "Bone pain 90% Hyperostosis 50% ...".
+_TABLE_ROW_END = re.compile(r"(\d+(?:\.\d+)?%) (?=[A-Z])")
+
+
 def clean_answer(text: str) -> str:
     # Keep line breaks (MedQuAD lists use them) but drop indentation and blank runs.
-    text = _SYMPTOM_TABLE.sub("\n- ", text)
+    table = _SYMPTOM_TABLE.search(text)
+    if table:
+        rows = _TABLE_ROW_END.sub(r"\1 - ", text[table.end() :])
+        text = text[: table.start()] + "\n- " + rows
     lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 

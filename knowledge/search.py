@@ -118,7 +118,7 @@ POPULATIONS = {
 # the passage on celiac disease (one written for children is still not, see ``same_kind``).
 GENERAL_GROUPS = frozenset({"adults", "men", "women"})
 # The same at the end of a title: "Urinary Tract Infection In Adults".
-GENERAL_PEOPLE = re.compile(r"\s+(?:in|for)\s+(?:adults?|men|women)$", re.I)
+GENERAL_PEOPLE = re.compile(r"\s+(?:in|for)\s+adults?$", re.I)  # "in Women" pages speak to women
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
 INTENSITY = _forms(
     "severe mild bad terrible awful constant recurring frequent sudden really very "
@@ -228,16 +228,28 @@ def population(word: str) -> str:
 
 # Words that make an animal someone's own: "my dog", "our old cat", "the puppy".
 OWNING = frozenset("my our his her their your the".split())
+# What an animal that is the subject of a question does: "my puppy *has* diarrhoea", "our dog *ate*".
+PET_DOINGS = _forms(
+    "has had is was keeps kept ate eaten seems got gets wont cant isnt hasnt doesnt threw vomited "
+    "started stopped swallowed drank licked been looks collapsed fainted fell limping bleeding vomiting "
+    "coughing sneezing scratching"
+)
+# A person speaking of themselves: the question is about them too ("my dog has fleas and I itch").
+SELF = _forms("i im ive me myself")
 
 
 def about_a_pet(text: str) -> bool:
-    """Whether ``text`` speaks of someone's animal ("my puppy has diarrhoea", "our old cat"), not
-    of animals in general ("animal fats", "hookworm from dogs", "a dog bite")."""
+    """Whether ``text`` is about someone's animal alone ("my puppy has diarrhoea", "our old cat is
+    limping"): not animals in general ("animal fats", "a dog bite"), nor a person who mentions their
+    pet ("can I get hookworm from my dog?", "I'm stressed since our dog died")."""
     words = normal_words(text)
+    if SELF & set(words):
+        return False
     return any(
         population(word) == "animals"
         and (words[index - 1] in OWNING or (index > 1 and words[index - 2] in OWNING))
         and words[index + 1 : index + 2] != ["scan"]  # "the CAT scan"
+        and bool(PET_DOINGS & set(words[index + 1 : index + 3]))
         for index, word in enumerate(words)
         if index > 0
     )
@@ -472,7 +484,7 @@ class KnowledgeIndex:
             around = words[max(0, start - 1) : start] + words[end : end + 1]
             found += [frozenset([w]) for w in around if self._telling(w, min_length=5)]
         after = words[end : end + 2]
-        if lay and after and after[0] in SERIOUS_KINDS:
+        if lay and after and after[0] in SERIOUS_KINDS and not self._asks_whether(words, start, end):
             found.append(frozenset([after[0]]))  # "thyroid cancer" is not the thyroid entry
         elif lay and after and after[0] in SYNDROME and start >= 1 and self._names_a_kind(words[start - 1]):
             # "sick sinus syndrome" is not the sinusitis entry's "sinus" ("vasovagal syndrome" is
@@ -496,12 +508,9 @@ class KnowledgeIndex:
         elif after and (self._qualifies(after[0]) or self._unknown_name(after[0])) and after[0] not in SCAFFOLDING:
             found.append(frozenset([after[0]]))
         if start >= 1 and (
-            is_identifier(words[start - 1])
-            or is_letter(words[start - 1])
-            or (words[start - 1], words[start]) in joined
-            or (start >= 2 and words[start - 2] == "type" and is_letter(words[start - 1], frozenset()))
+            is_identifier(words[start - 1]) or is_letter(words[start - 1]) or (words[start - 1], words[start]) in joined
         ):
-            found.append(frozenset([words[start - 1]]))  # "type A insulin resistance syndrome"
+            found.append(frozenset([words[start - 1]]))
             return found
         if (
             start >= 2
@@ -526,6 +535,18 @@ class KnowledgeIndex:
                 break
             index -= 1
         return found
+
+    @staticmethod
+    def _asks_whether(words: list[str], start: int, end: int) -> bool:
+        """Whether the serious kind after words[start:end] is what is asked about the thing, not
+        part of its name: "is my breast lump cancer?", "smoking cancer risk"."""
+        if words[end + 1 : end + 2] in (["risk"], ["risks"]):
+            return True
+        before = words[max(0, start - 3) : start]
+        # "is my breast lump cancer?" asks about the lump; "could it be thyroid cancer?" names a cancer.
+        return any(w in ("is", "are", "be") for w in before) and not any(
+            w in ("it", "this", "that", "there") for w in before
+        )
 
     @staticmethod
     def _names_a_kind(word: str) -> bool:
@@ -732,8 +753,6 @@ class KnowledgeIndex:
         groups = {group for w in names if (group := population(w))}
         if groups and question_groups and not groups & question_groups:
             return False
-        if "animals" in question_groups and not any(self.mentions(index, w) for w in POPULATIONS["animals"]):
-            return False  # "my puppy has diarrhoea" is not answered by a passage about people
         # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
         return "non" not in question_ids or "non" in names
 
@@ -767,9 +786,9 @@ class KnowledgeIndex:
         question_ids = {w for w in normal_words(question) if is_identifier(w)}
         if "non" in normal_words(question):
             question_ids.add("non")
+        if about_a_pet(question):
+            return []  # the sources are about people's health: "my puppy has diarrhoea" is for a vet
         question_groups = {group for w in normal_words(question) if (group := population(w))}
-        if not about_a_pet(question):
-            question_groups.discard("animals")  # "animal fats", a "CAT scan"
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)

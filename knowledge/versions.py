@@ -64,8 +64,11 @@ def _fingerprint(name: str) -> str:
             row = apps.get_model(label).objects.aggregate(rows=Count("pk"), last=Max("updated_at"))
             parts.append(f"{row['rows']}@{row['last'].isoformat() if row['last'] else '-'}")
     except Exception:  # DatabaseError, or no database at all: a version probe never breaks triage
-        logger.warning("Cannot read the %s tables for their version; the cache token alone decides", name)
-        return ""
+        # Keep the last reading (no rebuild for a passing failure), and try again only later.
+        logger.warning("Cannot read the %s tables for their version; keeping the last reading", name)
+        with _fingerprints_lock:
+            _fingerprints[name] = (now, value)
+        return value
     value = "|".join(parts)
     with _fingerprints_lock:
         _fingerprints[name] = (now, value)

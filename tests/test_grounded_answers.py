@@ -312,7 +312,16 @@ def test_an_extract_never_ends_on_a_list_opening_without_its_items():
         "Symptoms vary over time and from person to person."
     )
     chosen = select_sentences("What are the symptoms of asthma?", text, 90)
-    assert chosen and not any(sentence.endswith(":") for sentence in chosen)
+    assert chosen == [
+        "Asthma narrows the airways.",
+        "Common signs and symptoms of asthma include:",
+        "- Coughing",
+        "- Wheezing",
+        "Symptoms vary over time and from person to person.",
+    ]
+    # With no room for its items, the opening goes too.
+    short = select_sentences("What are the symptoms of asthma?", text.replace("Coughing", "Coughing " * 40), 10)
+    assert not any(sentence.endswith(":") for sentence in short)
 
 
 def test_a_list_run_together_on_one_line_comes_out_as_a_list_with_its_opener():
@@ -330,6 +339,24 @@ def test_a_list_run_together_on_one_line_comes_out_as_a_list_with_its_opener():
         "Its signs vary with several factors, including\n- how long a person was breastfed\n"
         "- the age gluten was first eaten\n- the amount of gluten eaten" in answer
     )
+
+
+def test_a_list_inside_a_list_keeps_its_own_items():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Smoking is the main cause of lung cancer. The following are risk factors for lung cancer:\n"
+        "- Smoking cigarettes - Breathing secondhand smoke - The following protect against lung cancer:"
+        " - Not smoking - Quitting smoking"
+    )
+    chosen = select_sentences("What increases the risk of lung cancer?", text, 40)
+    assert "- Not smoking" not in chosen[: chosen.index("- Breathing secondhand smoke") + 2]
+    assert chosen[chosen.index("The following are risk factors for lung cancer:") + 1 :][:2] == [
+        "- Smoking cigarettes",
+        "- Breathing secondhand smoke",
+    ]
+    opener = "- The following protect against lung cancer:"
+    assert opener not in chosen or chosen[chosen.index(opener) + 1] == "- Not smoking"
 
 
 def test_a_symptom_table_is_listed_without_the_sources_notes_on_reading_it():

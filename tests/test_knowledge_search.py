@@ -406,8 +406,10 @@ def test_a_cancer_or_a_syndrome_named_after_a_curated_entrys_lay_word_is_another
     # "syndrome" makes another thing only behind a word the entry does not name: asked plainly, the
     # entry's own topic ("vasovagal syndrome" is the fainting entry's "vasovagal").
     assert index.search("Is a sinus syndrome serious?")[0].document.key == "rule:2"
-    # A lettered type in front names a kind of its own.
-    assert index.search("What is type A sinus syndrome?") == []
+    # A serious kind asked about the entry's thing, not part of a name: "is my X cancer?", "X cancer risk".
+    assert index.search("Is my thyroid cancer?")[0].document.key == "rule:1"
+    assert index.search("thyroid cancer risk")[0].document.key == "rule:1"
+    assert index.search("Could it be thyroid cancer?") == []
 
 
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
@@ -427,6 +429,9 @@ def test_adults_men_and_women_are_answered_by_the_general_passage_but_children_a
     assert index.search("What are the symptoms of celiac disease in women?")[0].document.key == "c"
     assert index.search("What are the symptoms of celiac disease in children?") == []
     assert index.search("What are kidney stones?")[0].document.key == "k"  # a title "... in Adults" too
+    # A title "... in Women" speaks to women: it does not answer the general question.
+    women = index_of_many(doc("w", "Heart Disease in Women", "Women may have subtler signs.", "information"))
+    assert women.search("What is heart disease?") == []
 
 
 def test_a_path_that_narrows_as_it_goes_names_its_last_part() -> None:
@@ -438,7 +443,7 @@ def test_a_path_that_narrows_as_it_goes_names_its_last_part() -> None:
     assert index.search("What is nerve palsy?") == []  # one syndrome's name, not three names for it
 
 
-def test_a_question_about_a_pet_is_only_answered_by_a_passage_that_speaks_of_animals() -> None:
+def test_a_question_about_someones_animal_is_not_answered_from_sources_about_people() -> None:
     index = index_of_many(
         curated("1", "Diarrhoea", "Loose stools usually settle in a few days; drink plenty.", ("diarrhoea",)),
         doc("r", "Ringworm", "Ringworm is a skin fungus; it can spread from pets such as cats.", "information"),
@@ -446,6 +451,10 @@ def test_a_question_about_a_pet_is_only_answered_by_a_passage_that_speaks_of_ani
     )
     assert index.search("I have diarrhoea")[0].document.key == "rule:1"
     assert index.search("my puppy has diarrhoea") == []
+    # A person who mentions their pet asks about themselves.
+    assert index.search("our puppy has diarrhoea and now I have diarrhoea too")[0].document.key == "rule:1"
+    assert index.search("Since walking my dog I get diarrhoea")[0].document.key == "rule:1"
+    assert index.search("my cat has ringworm") == []
     assert index.search("Can I catch ringworm from my cat?")[0].document.key == "r"
     assert index.search("Is computed tomography, the CAT scan, safe?")[0].document.key == "s"
     # Animals in general, not someone's own: a question about people.
