@@ -83,8 +83,8 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
-# The sources are about people's health. A question about someone's animal ("my dog...") may still be
-# about a person (bitten by it): it gets the vet as well as the people to ask about your own health.
+# The sources are about people's health: a question about someone's animal alone (``about_a_pet``)
+# gets a vet too. The people to ask about your own health stay: the animal word may be misread.
 ABOUT_AN_ANIMAL = " If your question is about a pet or another animal, please ask a vet."
 EMERGENCY_FOR_AN_ANIMAL = " If this is about a pet or another animal, call a vet or an emergency animal clinic now."
 FALLBACK_DISCLAIMER = (

@@ -772,8 +772,8 @@ class KnowledgeIndex:
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
         """The best passages for ``question``, best first; empty when nothing answers it."""
-        if self._bm25 is None:
-            return []
+        if self._bm25 is None or about_a_pet(question):
+            return []  # the sources are about people's health: "my puppy has diarrhoea" is for a vet
         query = tokens(question)
         if not query:
             return []
@@ -786,8 +786,6 @@ class KnowledgeIndex:
         question_ids = {w for w in normal_words(question) if is_identifier(w)}
         if "non" in normal_words(question):
             question_ids.add("non")
-        if about_a_pet(question):
-            return []  # the sources are about people's health: "my puppy has diarrhoea" is for a vet
         question_groups = {group for w in normal_words(question) if (group := population(w))}
         if named:
             words = name_form(normal_words(question))
