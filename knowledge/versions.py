@@ -36,7 +36,7 @@ UNKNOWN = "unknown"  # what ``current`` says when the cache cannot tell
 WATCHED: dict[str, tuple[str, ...]] = {
     RULES: ("inference.FallbackRule",),
     KNOWLEDGE: ("knowledge.KnowledgeSource", "knowledge.Passage"),
-    "triage": ("inference.Concept", "inference.EmergencyRule"),
+    "triage": ("inference.Concept", "inference.EmergencyRule"),  # inference.triage.TRIAGE
 }
 FINGERPRINT_SECONDS = 2.0
 _fingerprints: dict[str, tuple[float, str]] = {}
@@ -48,8 +48,8 @@ def _process_local_cache() -> bool:
 
 
 def _fingerprint(name: str) -> str:
-    """Row counts and latest changes of the tables behind ``name`` ("" with a shared cache, where
-    the token alone is enough, or when the tables cannot be read)."""
+    """Row counts and latest changes of the tables behind ``name``: "" with a shared cache (the
+    token alone is enough); the last reading while the tables cannot be read."""
     labels = WATCHED.get(name)
     if not labels or not _process_local_cache():
         return ""
@@ -100,18 +100,18 @@ def forget_fingerprints() -> None:
 
 def _token(name: str) -> str:
     if not cache_guard.available():
-        return "unknown"  # backing off after a failure: no call, no wait
+        return UNKNOWN  # backing off after a failure: no call, no wait
     if _pending:
         _flush_pending()
     value = cache_guard.safe_get(_key(name))
     if value is not None:
         return value
     if not cache_guard.available():
-        return "unknown"  # that read just failed
+        return UNKNOWN  # that read just failed
     value = uuid.uuid4().hex
     added = cache_guard.safe_add(_key(name), value, _TIMEOUT)
     if added is None:
-        return "unknown"
+        return UNKNOWN
     return value if added else (cache_guard.safe_get(_key(name)) or value)
 
 
