@@ -62,14 +62,11 @@ _BOILERPLATE = re.compile(
     re.I,
 )
 # ...but the sentence that introduces its list of symptoms introduces the answer.
-_SYMPTOM_LIST = re.compile(r"\bprovides the following list of signs and symptoms\b", re.I)
+_SYMPTOM_LIST = r"\bprovides the following list of signs and symptoms\b"
 # After "...such as:", a line this short is one of its items.
 MAX_ITEM_WORDS = 16
 # The end of a sentence that opens a list: "Symptoms include:", "... due to factors including".
-_LIST_OPENER = re.compile(
-    r"(:|\b(include|includes|including|such as|the following)|provides the following list of signs and symptoms .*)$",
-    re.I,
-)
+_LIST_OPENER = re.compile(rf"(:|\b(include|includes|including|such as|the following)|{_SYMPTOM_LIST}.*)$", re.I)
 # Sentences that point around a source's own web page rather than answer anything.
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
@@ -149,7 +146,7 @@ def faithfulness_problems(
 def _informative(sentence: str) -> bool:
     if sentence.endswith("?") or len(content(normal_words(sentence))) < 3:
         return False
-    if (_NAVIGATION.search(sentence) and not _SYMPTOM_LIST.search(sentence)) or _BOILERPLATE.search(sentence):
+    if (_NAVIGATION.search(sentence) and not _LIST_OPENER.search(sentence)) or _BOILERPLATE.search(sentence):
         return False
     # A short line without an end mark is a heading ("Complications of Marfan Syndrome").
     return (
@@ -180,8 +177,8 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     asked = set(content(normal_words(question)))
     seen: set[str] = set()
     candidates = []
-    all_sentences = sentences(text)
-    for i, s in enumerate(all_sentences):
+    sentences_of = sentences(text)
+    for i, s in enumerate(sentences_of):
         key = " ".join(normal_words(s))
         if _informative(s) and key not in seen:  # sources repeat list items
             seen.add(key)
@@ -204,47 +201,53 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     if keep_help:
         taken = {index for index, _ in chosen}
         chosen += [(i, s) for _, i, s in scored if i not in taken and SEEK_HELP.search(s)]
-    # A sentence that opens a list ("Symptoms include:") says nothing without what follows it: its
-    # items come with it, while they fit in half as much again as the budget; without any, it goes.
+    return _with_whole_lists(chosen, sentences_of, used, max_words)
+
+
+def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], used: int, max_words: int) -> list[str]:
+    """``chosen`` (place, sentence) with its lists made whole, in order: a sentence that opens a list
+    ("Symptoms include:") says nothing without its items, so they come with it while they fit in half
+    as much again as the budget, and without any it goes; an item chosen on its own ("A tall, thin
+    build.") brings the "...such as:" line it belongs to. Items are "- " lines, or after a colon the
+    short lines that follow written alike ("Coughing", "Wheezing"), up to the first unlike one or the
+    next list's opener."""
     taken = {index for index, _ in chosen}
-    by_index = dict(enumerate(all_sentences))
-    # An item chosen on its own ("A tall, thin build.") brings the "...such as:" line it belongs to.
+
+    def colon_at(index: int) -> bool:
+        return 0 <= index < len(all_sentences) and all_sentences[index].rstrip().endswith(":")
+
     for index, _ in sorted(chosen):
         opener = index - 1
-        while opener in by_index and opener not in taken and len(by_index[opener].split()) <= MAX_ITEM_WORDS:
-            if by_index[opener].rstrip().endswith(":"):
+        while opener in range(len(all_sentences)) and len(all_sentences[opener].split()) <= MAX_ITEM_WORDS:
+            if colon_at(opener):
                 break
             opener -= 1
-        if opener in by_index and opener not in taken and by_index[opener].rstrip().endswith(":"):
-            chosen.append((opener, by_index[opener]))
+        if colon_at(opener) and opener not in taken:
+            chosen.append((opener, all_sentences[opener]))
             taken.add(opener)
-            used += len(by_index[opener].split())
-    listed = set()  # openers whose items came along
+            used += len(all_sentences[opener].split())
+    listed: set[int] = set()  # openers whose items came along
     items: set[int] = set()  # sentences shown as list items
     for index, sentence in sorted(chosen):
         if not _LIST_OPENER.search(sentence):
             continue
         item = index + 1
-        while item in by_index and _NAVIGATION.search(by_index[item]):
+        while item < len(all_sentences) and _NAVIGATION.search(all_sentences[item]):
             item += 1  # "You can use the MedlinePlus Medical Dictionary..." between a list and its opener
-        # Items: "- " lines, or after "...such as:" the short lines that follow, written alike
-        # ("Coughing", "Wheezing"; "A tall, thin build.", "Flat feet."), up to the first unlike one.
-        colon = sentence.rstrip().endswith(":")
-        stops = by_index[item].rstrip().endswith(".") if item in by_index else False
-        while item in by_index and not _BOILERPLATE.search(by_index[item]):
-            text = by_index[item]
+        stops = item < len(all_sentences) and all_sentences[item].rstrip().endswith(".")
+        while item < len(all_sentences) and not _BOILERPLATE.search(all_sentences[item]):
+            text = all_sentences[item]
             alike = len(text.split()) <= MAX_ITEM_WORDS and text.rstrip().endswith(".") == stops
-            if not (text.startswith("- ") or (colon and alike)) or _LIST_OPENER.search(text):
-                break  # the list ends, or another begins ("- The following do not affect the risk:")
-            length = len(text.split())
-            if item not in taken and used + length > max_words * 1.5:
+            if not (text.startswith("- ") or (colon_at(index) and alike)) or _LIST_OPENER.search(text):
                 break
-            listed.add(index)
-            items.add(item)
             if item not in taken:
+                if used + len(text.split()) > max_words * 1.5:
+                    break
                 chosen.append((item, text))
                 taken.add(item)
-                used += length
+                used += len(text.split())
+            listed.add(index)
+            items.add(item)
             item += 1
     chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed or i + 1 in taken]
     return [f"- {s}" if i in items and not s.startswith("- ") else s for i, s in sorted(chosen)]

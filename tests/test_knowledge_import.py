@@ -267,6 +267,22 @@ def test_without_a_shared_cache_an_import_by_another_process_still_reaches_the_i
     assert retriever.search("What should I do after an insect bite?")[0].document.focus == "Insect bites"
 
 
+def test_a_failed_table_read_keeps_the_last_version_reading(db, monkeypatch, caplog):
+    # A passing database error must not change the version (each change rebuilds every index).
+    monkeypatch.setattr(versions, "_process_local_cache", lambda: True)
+    before = versions.current(versions.KNOWLEDGE)
+    assert ":" in before  # the token and the tables' fingerprint
+
+    def unreadable(label):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(versions.apps, "get_model", unreadable)
+    versions.forget_fingerprints()
+    versions._fingerprints[versions.KNOWLEDGE] = (float("-inf"), before.partition(":")[2])
+    assert versions.current(versions.KNOWLEDGE) == before
+    assert "keeping the last reading" in caplog.text
+
+
 # --- the command -------------------------------------------------------------------------------
 
 
