@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from knowledge.search import DRUG_LIKE, Document
+from knowledge.search import DRUG_LIKE, Document, question_type
 from knowledge.text import content, normal_words
 
 # Words a faithful paraphrase may add: advice to see someone, hedges, connectives, and everyday
@@ -71,7 +71,9 @@ _LIST_OPENER = re.compile(rf"(:|\b(include|includes|including|such as|the follow
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
     r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit www|www\.|website|web site|"
-    r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet)\b",
+    r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet|"
+    r"the videos?|your keyboard|glossary|for information on|go to the|"
+    r"(animation|video|figure|illustration|image|picture)s? (below|above)|below shows)\b",
     re.I,
 )
 
@@ -81,12 +83,50 @@ def sentences(text: str) -> list[str]:
     items together on one line ("- malnutrition - liver diseases - lymphoma", as MedQuAD does)."""
     found = []
     for part in _SENTENCE.split(text):
-        part = part.strip() if part else ""
+        part = without_heading(part.strip()) if part else ""
         if part.startswith("- "):
             found += [f"- {item.strip()}" for item in part[2:].split(" - ") if item.strip()]
         elif part:
             found.append(part)
     return found
+
+
+# Small words a heading may have between its capitalised ones ("Signs of the Disease").
+_HEADING_JOINERS = frozenset("a an and as at by for in of on or the to with".split())
+
+
+# Words a sentence of a leaflet starts with, after which a lower-case word follows.
+_SENTENCE_STARTS = frozenset(
+    "A An The There It Its This These Those Most Some Many Certain In If When You Your People Doctors".split()
+)
+
+
+def without_heading(sentence: str) -> str:
+    """``sentence`` without a page heading glued to its front, which web sources flattened to text
+    give away by saying it again: "Early Symptoms Early symptoms of Parkinson's are subtle", "Four
+    Primary Symptoms The four primary symptoms are..."."""
+    words = sentence.split()
+    for size in range(2, 6):
+        # Or by running into the sentence's first word: "Other Symptoms A number of...".
+        head, rest = words[:size], words[size : size + 2]
+        if (
+            len(rest) == 2
+            and rest[0] in _SENTENCE_STARTS
+            and rest[1][:1].islower()
+            and all(w[:1].isupper() and w.strip("'s").isalpha() for w in (head[0], head[-1]))
+            and all(w[:1].isupper() or w in _HEADING_JOINERS for w in head)
+            and len(words) > size + 4
+        ):
+            return " ".join(words[size:])
+    for size in range(2, 7):
+        head, rest = words[:size], words[size:]
+        if rest[:1] == ["The"] and head[0].lower() != "the":
+            rest = rest[1:]
+        if len(rest) <= size or not all(w[0].isupper() or w in _HEADING_JOINERS for w in head):
+            continue
+        if [w.lower().rstrip(",;:") for w in rest[:size]] == [w.lower() for w in head]:
+            return " ".join(words[size:])
+    return sentence
 
 
 def join_sentences(chosen: Sequence[str]) -> str:
@@ -166,6 +206,23 @@ SEEK_HELP = re.compile(
 )
 
 
+# Words that answer a kind of question whatever words it was asked in: "what is the life
+# expectancy with ALS?" is answered by "most people ... die within 3 to 5 years". (Not for the
+# kinds whose passages use the question's own words throughout: symptoms, treatment.)
+ANSWER_CUES = {
+    kind: re.compile(pattern, re.IGNORECASE)
+    for kind, pattern in {
+        "outlook": r"\b(die|dies|death|surviv\w*|live|lives|life|years|fatal|recover\w*|improve\w*|normal lifespan)\b",
+        "frequency": r"\b(\d[\d,.]*|percent|one in|in every|estimated|affects|common|rare)\b",
+        "causes": r"\b(caused|causes?|due to|results? from|because|triggers?|risk factors?)\b",
+        "inheritance": r"\b(inherit\w*|autosomal|x-linked|parents?|copy|copies)\b",
+        "prevention": r"\b(prevent\w*|lower (the|your) risk|reduce (the|your) risk|avoid\w*)\b",
+    }.items()
+}
+# What a cue adds to a sentence's score: as much as sharing half of the question's words.
+CUE_WEIGHT = 0.5
+
+
 def select_sentences(question: str, text: str, max_words: int, keep_help: bool = False) -> list[str]:
     """The sentences of ``text`` that best answer ``question``, in their original order.
 
@@ -175,6 +232,7 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     get help (SEEK_HELP) are kept too, over the budget: an extract of a curated entry must not
     lose its "see a doctor if..." and "get emergency help for..." lines."""
     asked = set(content(normal_words(question)))
+    cues = ANSWER_CUES.get(question_type(question))
     seen: set[str] = set()
     candidates = []
     sentences_of = sentences(text)
@@ -187,6 +245,8 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     for position, (index, sentence) in enumerate(candidates):
         words = set(content(normal_words(sentence)))
         overlap = len(words & asked) / (len(asked) or 1)
+        if cues and cues.search(sentence):
+            overlap += CUE_WEIGHT
         scored.append((overlap + 1.0 / (1 + position), index, sentence))
     chosen: list[tuple[int, str]] = []
     used = 0

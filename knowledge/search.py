@@ -89,7 +89,11 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\b(treat\w*|cures?|cured|therap\w*|medicines?|medications?|drugs?|manag\w*|get rid of|"
             r"remed\w*|relie\w*|what (can|should) i (do|take))\b",
         ),
-        ("causes", r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?)\b"),
+        (
+            "causes",
+            r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?|"
+            r"how (do|does|did|can|could) (you|i|we|people|someone|one|a person|kids|children) (get|catch))\b",
+        ),
         ("information", r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about)\b"),
     )
 )
@@ -122,7 +126,8 @@ GENERAL_PEOPLE = re.compile(r"\s+(?:in|for)\s+adults?$", re.I)  # "in Women" pag
 # Words around a focus name that do not make it a different thing: how bad it is, what is asked.
 INTENSITY = _forms(
     "severe mild bad terrible awful constant recurring frequent sudden really very "
-    "small little large big tiny minor slight everyday daily usual regular occasional"
+    "small little large big tiny minor slight everyday daily usual regular occasional "
+    "usually often always normally typically generally sometimes ever still"
 )
 QUESTION_VERBS = _forms(
     "treat treated manage managed prevent cure diagnose explain get got have cause causes avoid beat fight handle "
@@ -213,6 +218,9 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
+# How long a condition lasts, in front of its name: a passage on the condition that speaks of
+# its chronic form answers for it when no passage is named so.
+CHRONIC = _forms("chronic")
 # A word that makes what comes before it one condition's name: "sick sinus syndrome".
 SYNDROME = _forms("syndrome")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
@@ -255,6 +263,15 @@ def about_a_pet(text: str) -> bool:
     )
 
 
+def initialism(name: str) -> str:
+    """The capitals a name is shortened to ("Attention Deficit-Hyperactivity Disorder" → "ADHD"),
+    or "" for a name too short to have one."""
+    words = [w for w in re.split(r"[\s-]+", name) if w and w.lower() not in STOPWORDS]
+    if len(words) < 3 or not all(w[0].isalpha() for w in words):
+        return ""
+    return "".join(w[0].upper() for w in words)
+
+
 def focus_key(document: Document) -> str:
     """The focus a document belongs to: documents whose focus names compare equal share one."""
     return " ".join(name_form(normal_words(document.focus))) or document.key
@@ -271,12 +288,20 @@ def is_identifier(word: str) -> bool:
     return any(c.isdigit() for c in word) or word in ROMAN_NUMERALS
 
 
+# How a message tells its story rather than asks: "my son was diagnosed with ADHD. What
+# treatments...?" asks about treatment, not diagnosis.
+TOLD = re.compile(r"\b(?:was|were|been|is|am|are|got|get|just|recently|newly|being)\s+diagnosed\b|\bdiagnosed with\b")
+
+
 def question_type(question: str) -> str:
-    """The kind of question, by the first matching pattern (most specific first), or ""."""
-    text = " ".join(question.lower().split())
-    for name, pattern in TYPE_PATTERNS:
-        if pattern.search(text):
-            return name
+    """The kind of question, by the first matching pattern (most specific first), or "". The
+    sentences that ask (end in "?") decide first, then the whole message."""
+    text = TOLD.sub(" ", " ".join(question.lower().split()))
+    asked = " ".join(part for part in re.findall(r"[^.!?]*\?", text))
+    for part in (asked, text):
+        for name, pattern in TYPE_PATTERNS:
+            if part and pattern.search(part):
+                return name
     return ""
 
 
@@ -333,7 +358,7 @@ class KnowledgeIndex:
         n = len(self.documents)
         self._texts: list[str] = []  # " tok tok ... " per document, for "does it mention X" checks
         self._names: list[str] = []  # the same for its focus, synonyms and title alone
-        self._name_list: list[list[str]] = []  # each of its names on its own, " w w " form
+        self._name_list: list[list[str]] = []  # each of its names on its own, " w w " name_form
         corpus: list[list[str]] = []
         df: dict[str, int] = defaultdict(int)
         for doc in self.documents:
@@ -344,12 +369,19 @@ class KnowledgeIndex:
             self._texts.append(" " + " ".join(name_words + body_words) + " ")
             self._names.append(" " + " ".join(name_words + normal_words(doc.title)) + " ")
             self._name_list.append(
-                [f" {phrase(name)} " for name in (*focus_variants(doc.focus), *doc.synonyms, doc.title)]
+                [
+                    f" {' '.join(name_form(normal_words(name)))} "
+                    for name in (*focus_variants(doc.focus), *doc.synonyms, doc.title)
+                ]
             )
             for word in set(names + body):
                 df[word] += 1
         self._df = df
         self._n = n
+        # Everyday words, as our own entries use them in plain English ("was", "arm", "hit").
+        self._everyday = STOPWORDS | {
+            w for doc in self.documents if doc.key.startswith("rule:") for w in re.findall(r"[a-z]+", doc.text.lower())
+        }
         # Words that occur in some focus name: the vocabulary of conditions, drugs and tests.
         # Curated entries are left out: their titles and lay triggers ("warning signs", "tummy")
         # are everyday words, not names.
@@ -387,6 +419,12 @@ class KnowledgeIndex:
             self._foci.setdefault(key, []).append(index)
             curated = doc.key.startswith("rule:")
             own = focus_variants(doc.focus) - categories
+            if not curated:
+                for initials in filter(None, map(initialism, own)):
+                    if initials not in EVERYDAY_ABBREVIATIONS and re.search(rf"\b{initials}\b", doc.text):
+                        # The passage itself calls its topic by the name's initials: "ADHD" in the
+                        # passages on attention deficit-hyperactivity disorder.
+                        self._abbreviations[initials].add(key)
             for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
                 written = name.strip()
@@ -444,9 +482,14 @@ class KnowledgeIndex:
                 if keys:
                     spans.append((start, start + size, candidate, frozenset(keys)))
                     taken[start : start + size] = [True] * size
+        # In a message written all in capitals, a capital word is only an abbreviation if it is
+        # not an everyday word ("MY SON WAS..." is not Wiskott-Aldrich syndrome, WAS).
+        shouted = not any(c.islower() for c in question)
         for word in question.split():
             word = word.strip(".,?!;:()'\"")
             keys = self._abbreviations.get(word) if word.isupper() else None
+            if keys and shouted and word.lower() in self._everyday:
+                continue
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
@@ -535,6 +578,12 @@ class KnowledgeIndex:
                 break
             index -= 1
         return found
+
+    @staticmethod
+    def _named_alone(words: list[str], start: int) -> bool:
+        """Whether the name from words[start] on is asked about as it is, with only asking words
+        in front ("what is chronic kidney disease?", not "nutrition for advanced chronic...")."""
+        return start >= 0 and all(word in ASKING for word in words[max(0, start - 2) : start])
 
     @staticmethod
     def _asks_whether(words: list[str], start: int, end: int) -> bool:
@@ -698,15 +747,17 @@ class KnowledgeIndex:
     def _inside_longer_names(words: list[str], qualified: list[tuple[int, int, list[frozenset[str]]]]) -> set[int]:
         """The spans (by their place in ``qualified``) that are another name's qualifier, at most
         two words from it: the question names the longer thing ("kidney disease of diabetes"),
-        not this one. A name asked twice ("parasites parasites") does not qualify itself."""
+        not this one. A name asked twice ("parasites parasites") does not qualify itself. Two
+        names that qualify each other are one longer name: the longer span stays ("type 1 and
+        type 2 diabetes" is the guide to both, not diabetes in general)."""
         by_start: dict[int, list[int]] = defaultdict(list)
         by_end: dict[int, list[int]] = defaultdict(list)
         for number, (start, end, _) in enumerate(qualified):
             if start >= 0:
                 by_start[start].append(number)
                 by_end[end].append(number)
-        inside = set()
-        for start, end, extra in qualified:
+        qualifies = set()  # (qualifier's number, qualified name's number)
+        for owner, (start, end, extra) in enumerate(qualified):
             if start < 0 or not extra:
                 continue
             qualifying = set().union(*extra)
@@ -717,8 +768,14 @@ class KnowledgeIndex:
                 other_start, other_end, _ = qualified[number]
                 other = set(words[other_start:other_end])
                 if other != own and other & qualifying:
-                    inside.add(number)
-        return inside
+                    qualifies.add((number, owner))
+
+        def size(number: int) -> int:
+            return qualified[number][1] - qualified[number][0]
+
+        return {
+            number for number, owner in qualifies if not ((owner, number) in qualifies and size(number) > size(owner))
+        }
 
     def distinctive(self, word: str) -> bool:
         """A word that picks out few passages ("leukemia", not "heart")."""
@@ -755,6 +812,11 @@ class KnowledgeIndex:
             return False
         # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
         return "non" not in question_ids or "non" in names
+
+    def _title_names(self, index: int, name: str) -> bool:
+        """Whether a curated entry's title has every word of ``name``."""
+        document = self.documents[index]
+        return document.key.startswith("rule:") and set(name.split()) <= set(name_form(normal_words(document.title)))
 
     def _curated_only(self, key: str) -> bool:
         return all(self.documents[i].key.startswith("rule:") for i in self._foci[key])
@@ -807,16 +869,29 @@ class KnowledgeIndex:
                     continue  # the same name asked again the same way adds nothing
                 seen_spans.add(signature)
                 for key in keys:
-                    found = [
+                    fits = [
                         i
                         for i in self._foci[key]
-                        if self.has_name(i, name, extra)
-                        and self.same_kind(i, question_ids, question_groups)
-                        and self._subtitle_fits(i, name, tail)
+                        if self.same_kind(i, question_ids, question_groups) and self._subtitle_fits(i, name, tail)
                     ]
+                    found = [i for i in fits if self.has_name(i, name, extra)]
+                    lasting = [words for words in extra if words <= CHRONIC]
+                    if not found and lasting and len(lasting) == len(extra) and self._named_alone(words, start - 1):
+                        # No passage is named "chronic kidney disease": the one on kidney disease
+                        # answers if it speaks of chronic kidney disease itself.
+                        rest = [words for words in extra if words not in lasting]
+                        found = [
+                            i
+                            for i in fits
+                            if self.has_name(i, name, rest)
+                            and all(f" {w} {name} " in self._texts[i] for words in lasting for w in words)
+                        ]
                     candidates.update(found)
                     if key == name:
                         primary.update(found)
+                    else:
+                        # A curated entry whose title names it: "stroke" in "Stroke warning signs".
+                        primary.update(i for i in found if self._title_names(i, name))
             # Every specific word not part of a focus name must be mentioned, and so must every
             # other focus the question names by a reviewed source's name (diabetes *and* kidney
             # disease). Names that only a curated entry's lay triggers give ("what should I eat")
@@ -916,12 +991,17 @@ class KnowledgeIndex:
             # The question's type first; a curated entry (no type) answers any type of its topic
             # as well as a passage written for exactly that type, and BM25 decides between them:
             # curated entries are written for the way people ask.
-            type_rank = 2 if type_matched(i) or not doc.question_type else 0
+            # Without a passage of its type ("is X contagious?", the outlook of a topic with none),
+            # the overview answers best.
+            type_rank = 2 if type_matched(i) or not doc.question_type else int(doc.question_type == "information")
             # A passage that also mentions the question's other topics (diabetes *and* kidneys)
             # beats one about either alone.
             # Then a passage named exactly as asked beats one that lists the name as a synonym.
-            # A curated entry counts as named exactly by its triggers: its curators declared them.
-            named_exactly = i in (primary or ()) or doc.key.startswith("rule:")
+            # A curated entry counts as named exactly by its triggers (its curators declared them),
+            # unless a reviewed passage is about the very thing named and the entry's title does
+            # not name it: "atrial fibrillation" is a trigger of the palpitations entry, and the
+            # topic of passages of its own.
+            named_exactly = i in (primary or ()) or (doc.key.startswith("rule:") and not primary)
             return ((coverage or {}).get(i, 0), named_exactly, type_rank, float(scores[i]), doc.priority)
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]

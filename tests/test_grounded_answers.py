@@ -406,3 +406,46 @@ def test_no_curated_entry_loses_a_line_about_getting_help_in_its_extract(curated
         text, _ = extract("What colour is the sky on Mars?", [entry], 90)
         help_lines = [s for s in sentences(entry.text) if SEEK_HELP.search(s)]
         assert all(line in text for line in help_lines), entry.title
+
+
+def test_an_extract_leaves_out_how_to_work_the_source_pages_videos():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Glaucoma damages the nerve at the back of the eye and can lead to blindness. "
+        "To reduce the video, press the Escape (Esc) button on your keyboard. "
+        "To enlarge the videos on this page, click the brackets in the corner. See a glossary of glaucoma terms."
+    )
+    assert select_sentences("What is glaucoma?", text, 200) == [
+        "Glaucoma damages the nerve at the back of the eye and can lead to blindness."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("glued", "sentence"),
+    [
+        ("Early Symptoms Early symptoms of the disease are subtle.", "Early symptoms of the disease are subtle."),
+        ("Four Primary Symptoms The four primary symptoms are tremor and rigidity.", "The four primary"),
+        ("As the Disease Progresses As the disease progresses, walking gets harder.", "As the disease progresses,"),
+        ("Other Symptoms A number of other symptoms may come with it.", "A number of other symptoms"),
+        ("Medications Can Treat Symptoms There is no known cure for it.", "There is no known cure"),
+    ],
+)
+def test_a_page_heading_glued_to_a_sentence_is_left_out(glued, sentence):
+    assert sentences(f"It starts slowly. {glued}")[1].startswith(sentence)
+
+
+def test_ordinary_sentences_keep_their_capitalised_first_words():
+    for text in ("Parkinson's disease affects movement.", "New treatments are being tested.", "The Mayo Clinic helps."):
+        assert sentences(text) == [text]
+
+
+def test_an_outlook_question_gets_the_sentences_that_give_the_outlook_in_other_words():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Weakness spreads from one part of the body to others. Walking and swallowing get harder. "
+        "Speaking gets harder as well. Most people die within 3 to 5 years of the first symptoms."
+    )
+    chosen = select_sentences("What is the life expectancy with this disease?", text, 25)
+    assert "Most people die within 3 to 5 years of the first symptoms." in chosen

@@ -484,3 +484,79 @@ def test_a_rare_word_the_passage_never_uses_next_to_a_partial_name_makes_a_longe
     assert index.search("What is lichen planus?")[0].document.key == "o"
     assert index.search("What is lichen planus pigmentosus?") == []
     assert index.search("What is Farber lipogranulomatosis?")[0].document.key == "f"
+
+
+def test_a_message_that_tells_of_a_diagnosis_is_typed_by_what_it_asks() -> None:
+    assert question_type("My son has been diagnosed with ADHD. What treatments are available?") == "treatment"
+    assert question_type("I was diagnosed with gout last week. What does that mean?") == "information"
+    assert question_type("How is gout diagnosed?") == "exams and tests"
+    # The sentence that asks decides before the story around it.
+    assert question_type("The tests came back fine. Why do I still have headaches?") == "causes"
+    assert question_type("how do you get hepatitis C") == "causes"
+
+
+def test_without_a_passage_of_its_type_the_overview_answers() -> None:
+    index = KnowledgeIndex(
+        [
+            doc("r", "Psoriasis", "Studies of psoriasis look at psoriasis genes and psoriasis treatments.", "research"),
+            doc("i", "Psoriasis", "Psoriasis is a skin disease with red, scaly patches.", "information"),
+            doc("c", "COPD", "Smoking causes most COPD; COPD also follows dust and fumes.", "causes"),
+            doc("o", "COPD", "COPD is a lung disease that makes breathing hard.", "information"),
+        ]
+    )
+    assert index.search("is psoriasis contagious?")[0].document.key == "i"
+    assert index.search("my mom has COPD, what is the outlook for COPD")[0].document.key == "o"
+
+
+def test_a_reviewed_passage_on_the_named_thing_beats_an_entry_that_lists_it_as_a_trigger() -> None:
+    palpitations = Document(
+        key="rule:1",
+        title="Palpitations",
+        focus="Palpitations",
+        text="Palpitations: a racing heartbeat. If your father has them, a tracing may mean atrial fibrillation.",
+        synonyms=("atrial fibrillation", "heart racing"),
+    )
+    index = KnowledgeIndex(
+        [
+            palpitations,
+            doc("af", "Atrial fibrillation", "It is an irregular, often fast heartbeat.", "information"),
+        ]
+    )
+    assert index.search("My father has atrial fibrillation. What does that mean?")[0].document.key == "af"
+    assert index.search("why is my heart racing?")[0].document.key == "rule:1"
+
+
+def test_a_type_number_and_a_usual_adverb_do_not_hide_the_name() -> None:
+    index = index_of_many(
+        doc("g", "Your guide to diabetes: type 1 and type 2", "Both types raise blood sugar.", "information"),
+        doc("d", "Diabetes", "Diabetes means high blood sugar.", "information"),
+        doc("m", "Menopause", "Menopause is when periods stop, usually around the age of fifty.", "information"),
+        doc("u", "Usually harmless cysts", "A made-up name that puts usually among the names.", "information"),
+        doc("x", "Growth charts", "The difference between two children's heights.", "information"),
+    )
+    assert index.search("what is the difference between type 1 and type 2 diabetes?")[0].document.key == "g"
+    assert index.search("at what age does menopause usually start?")[0].document.key == "m"
+
+
+def test_chronic_in_front_of_a_name_is_answered_by_a_passage_that_speaks_of_the_chronic_form() -> None:
+    index = index_of_many(
+        doc("k", "Kidney disease", "Chronic kidney disease means the kidneys slowly filter less.", "information"),
+        doc("p", "Pancreatitis", "Pancreatitis is inflammation of the pancreas after gallstones.", "information"),
+        doc("c", "Chronic cough", "A made-up name that puts chronic among the names.", "information"),
+    )
+    assert index.search("What is chronic kidney disease?")[0].document.key == "k"
+    assert index.search("What is chronic pancreatitis?") == []  # that passage never speaks of it
+
+
+def test_a_passage_that_calls_its_topic_by_its_initials_is_found_by_them() -> None:
+    index = index_of_many(
+        doc("a", "Attention deficit-hyperactivity disorder", "Children with ADHD find it hard to focus.", "treatment"),
+        doc("w", "Wiskott-Aldrich syndrome", "An immune disorder.", "information", synonyms=("WAS",)),
+        doc("m", "Age-related macular degeneration", "Sight loss; ARM is one name for it.", synonyms=("ARM",)),
+        Document(key="rule:1", title="Sprains", focus="Sprains", text="A sprained arm or ankle hurts and swells."),
+    )
+    assert index.search("My son has ADHD. What treatments are there?")[0].document.key == "a"
+    assert index.search("MY SON HAS ADHD")[0].document.key == "a"
+    # A message in capitals: its everyday words are not abbreviations.
+    assert index.search("MY SON WAS HURT IN THE ARM") == []
+    assert index.search("What is ARM?")[0].document.key == "m"  # written so among small letters
