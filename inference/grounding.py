@@ -84,6 +84,10 @@ def sentences(text: str) -> list[str]:
     found = []
     for part in _SENTENCE.split(text):
         part = without_heading(part.strip()) if part else ""
+        opener, dash, items = part.partition(" - ")
+        if dash and not part.startswith("- ") and " - " in items and _LIST_OPENER.search(opener):
+            found.append(opener.rstrip(":") + ":")  # "They include - a - b - c."
+            part = f"- {items}"
         if part.startswith("- "):
             found += [f"- {item.strip()}" for item in part[2:].split(" - ") if item.strip()]
         elif part:
@@ -236,9 +240,12 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     seen: set[str] = set()
     candidates = []
     sentences_of = sentences(text)
+    items: list[str] = []  # the list just read, to spot it said again run together
     for i, s in enumerate(sentences_of):
         key = " ".join(normal_words(s))
-        if _informative(s) and key not in seen:  # sources repeat list items
+        repeated_list = len(items) > 1 and key == " ".join(items)
+        items = [*items, key] if s.startswith("- ") else []
+        if _informative(s) and key not in seen and not repeated_list:  # sources repeat list items
             seen.add(key)
             candidates.append((i, s))
     scored = []

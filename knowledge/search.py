@@ -221,6 +221,7 @@ SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphom
 # How long a condition lasts, in front of its name: a passage on the condition that speaks of
 # its chronic form answers for it when no passage is named so.
 CHRONIC = _forms("chronic")
+STAGES = _forms("stage stages")
 # A word that makes what comes before it one condition's name: "sick sinus syndrome".
 SYNDROME = _forms("syndrome")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
@@ -582,8 +583,9 @@ class KnowledgeIndex:
     @staticmethod
     def _named_alone(words: list[str], start: int) -> bool:
         """Whether the name from words[start] on is asked about as it is, with only asking words
-        in front ("what is chronic kidney disease?", not "nutrition for advanced chronic...")."""
-        return start >= 0 and all(word in ASKING for word in words[max(0, start - 2) : start])
+        in front ("what are the stages of chronic kidney disease?", not "nutrition for advanced
+        chronic...")."""
+        return start >= 0 and all(word in ASKING or word in STAGES for word in words[max(0, start - 2) : start])
 
     @staticmethod
     def _asks_whether(words: list[str], start: int, end: int) -> bool:
@@ -827,6 +829,13 @@ class KnowledgeIndex:
         words = [w for w in content(name.split()) if w not in GENERIC and w not in PEOPLE] or name.split()
         return all(self.mentions(index, word) for word in words)
 
+    def _talks_of(self, index: int, name: str, named: dict[str, str]) -> bool:
+        """Whether a passage talks about a focus the question named, by the name the question
+        used or by the focus's own ("RA" is talked of as "rheumatoid arthritis")."""
+        return self.mentions_focus(index, name) or any(
+            self.mentions_focus(index, key) for key, used in named.items() if used == name
+        )
+
     def mentions(self, index: int, name: str) -> bool:
         return f" {name} " in self._texts[index]
 
@@ -868,6 +877,7 @@ class KnowledgeIndex:
                 if signature in seen_spans:
                     continue  # the same name asked again the same way adds nothing
                 seen_spans.add(signature)
+                found_by_key = {}
                 for key in keys:
                     fits = [
                         i
@@ -887,11 +897,21 @@ class KnowledgeIndex:
                             and all(f" {w} {name} " in self._texts[i] for words in lasting for w in words)
                         ]
                     candidates.update(found)
-                    if key == name:
-                        primary.update(found)
-                    else:
-                        # A curated entry whose title names it: "stroke" in "Stroke warning signs".
-                        primary.update(i for i in found if self._title_names(i, name))
+                    found_by_key[key] = found
+                # Named exactly: passages whose own focus is the name; curated entries by their
+                # triggers (their curators declared them), unless passages on the very thing named
+                # were found and the entry's title does not name it: "atrial fibrillation" is a
+                # trigger of the palpitations entry, and the topic of passages of its own.
+                named_here = found_by_key.get(name)
+                for key, found in found_by_key.items():
+                    primary.update(
+                        i
+                        for i in found
+                        if key == name
+                        or (
+                            self.documents[i].key.startswith("rule:") and (not named_here or self._title_names(i, name))
+                        )
+                    )
             # Every specific word not part of a focus name must be mentioned, and so must every
             # other focus the question names by a reviewed source's name (diabetes *and* kidney
             # disease). Names that only a curated entry's lay triggers give ("what should I eat")
@@ -912,9 +932,9 @@ class KnowledgeIndex:
                 own = focus_key(self.documents[i])
                 own_names = {name for key, name in named.items() if key == own}
                 others = set(named.values()) - own_names
-                if not all(self.mentions_focus(i, name) for name in strict_names & others):
+                if not all(self._talks_of(i, name, named) for name in strict_names & others):
                     continue
-                coverage[i] = sum(self.mentions_focus(i, name) for name in others)
+                coverage[i] = sum(self._talks_of(i, name, named) for name in others)
                 hits.append(i)
             return self._rank(hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage, primary=primary)
 
@@ -996,12 +1016,9 @@ class KnowledgeIndex:
             type_rank = 2 if type_matched(i) or not doc.question_type else int(doc.question_type == "information")
             # A passage that also mentions the question's other topics (diabetes *and* kidneys)
             # beats one about either alone.
-            # Then a passage named exactly as asked beats one that lists the name as a synonym.
-            # A curated entry counts as named exactly by its triggers (its curators declared them),
-            # unless a reviewed passage is about the very thing named and the entry's title does
-            # not name it: "atrial fibrillation" is a trigger of the palpitations entry, and the
-            # topic of passages of its own.
-            named_exactly = i in (primary or ()) or (doc.key.startswith("rule:") and not primary)
+            # Then a passage named exactly as asked beats one that lists the name as a synonym
+            # (``primary``, where curated entries count as named by their triggers).
+            named_exactly = i in (primary or ())
             return ((coverage or {}).get(i, 0), named_exactly, type_rank, float(scores[i]), doc.priority)
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]

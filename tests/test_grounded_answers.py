@@ -449,3 +449,20 @@ def test_an_outlook_question_gets_the_sentences_that_give_the_outlook_in_other_w
     )
     chosen = select_sentences("What is the life expectancy with this disease?", text, 25)
     assert "Most people die within 3 to 5 years of the first symptoms." in chosen
+
+
+def test_a_list_run_into_its_opening_sentence_and_said_again_run_together_is_listed_once():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Anyone can develop glaucoma at any age. They include - Adults over 60 - People with diabetes - Smokers. "
+        "Adults over 60 People with diabetes Smokers. Regular eye tests find it early."
+    )
+    assert select_sentences("Who is at risk for glaucoma?", text, 60) == [
+        "Anyone can develop glaucoma at any age.",
+        "They include:",
+        "- Adults over 60",
+        "- People with diabetes",
+        "- Smokers.",
+        "Regular eye tests find it early.",
+    ]

@@ -545,6 +545,8 @@ def test_chronic_in_front_of_a_name_is_answered_by_a_passage_that_speaks_of_the_
         doc("c", "Chronic cough", "A made-up name that puts chronic among the names.", "information"),
     )
     assert index.search("What is chronic kidney disease?")[0].document.key == "k"
+    assert index.search("What are the stages of chronic kidney disease?")[0].document.key == "k"
+    assert index.search("What is nutrition for advanced chronic kidney disease?") == []
     assert index.search("What is chronic pancreatitis?") == []  # that passage never speaks of it
 
 
@@ -560,3 +562,11 @@ def test_a_passage_that_calls_its_topic_by_its_initials_is_found_by_them() -> No
     # A message in capitals: its everyday words are not abbreviations.
     assert index.search("MY SON WAS HURT IN THE ARM") == []
     assert index.search("What is ARM?")[0].document.key == "m"  # written so among small letters
+
+
+def test_a_second_topic_named_by_its_abbreviation_is_found_under_its_full_name() -> None:
+    index = index_of_many(
+        doc("d", "Diabetes", "Over years diabetes can damage the kidneys: chronic kidney disease.", "complications"),
+        doc("k", "Chronic kidney disease", "The kidneys slowly filter less blood.", "information", ("CKD",)),
+    )
+    assert index.search("Can diabetes cause CKD?")[0].document.key == "d"
