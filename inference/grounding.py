@@ -99,9 +99,10 @@ def sentences(text: str) -> list[str]:
 _HEADING_JOINERS = frozenset("a an and as at by for in of on or the to with".split())
 
 
+ROMAN_LABEL = re.compile(r"[IVX]+[A-D]?")
 # Words a sentence of a leaflet starts with, after which a lower-case word follows.
 _SENTENCE_STARTS = frozenset(
-    "A An The There It Its This These Those Most Some Many Certain In If When You Your People Doctors".split()
+    "The There It Its This These Those Most Some Many Certain In If When People Doctors".split()
 )
 
 
@@ -118,6 +119,8 @@ def without_heading(sentence: str) -> str:
             and rest[0] in _SENTENCE_STARTS
             and rest[1][:1].islower()
             and all(w[:1].isupper() and w.strip("'s").isalpha() for w in (head[0], head[-1]))
+            and len(head[-1]) > 1
+            and not ROMAN_LABEL.fullmatch(head[-1])  # "Stage IIA The tumor...": the label says which
             and all(w[:1].isupper() or w in _HEADING_JOINERS for w in head)
             and len(words) > size + 4
         ):

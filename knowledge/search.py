@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -69,7 +69,12 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
         ("frequency", r"\b(how common|how many people|how rare|prevalence|how often do(es)? .* (occur|happen))\b"),
-        ("inheritance", r"\b(inherit\w*|hereditary|passed down|run(s)? in (the |my )?famil\w*|pass (it )?on to)\b"),
+        (
+            "inheritance",
+            r"\b(inherit\w*|hereditary|passed down|run(s)? in (the |my )?famil\w*|pass (it )?on to|"
+            r"pass(ed)? (it )?(from|to|on) (a |my |the |his |her |their )?(mother|father|parent|son|daughter|child|"
+            r"children|kids|baby|babies)\w*|skips? a generation)\b",
+        ),
         ("genetic changes", r"\b(genes?|genetic (change|cause|mutation)s?|mutations?|chromosome\w*)\b"),
         ("susceptibility", r"\b(at risk|risk factors?|who gets|who can get|more likely to get)\b"),
         ("prevention", r"\b(prevent\w*|avoid (getting|catching)|reduce (my |the )?risk|lower (my |the )?risk)\b"),
@@ -80,19 +85,25 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\b(complications?|lead to|long[- ]term effects?)\b"
             r"|\b(can|could|does|do|will|would|might) \w[\w' -]* cause \w",
         ),
-        ("outlook", r"\b(outlook|prognosis|life expectancy|survival|recover\w*|go away|chances)\b"),
+        (
+            "outlook",
+            r"\b(outlook|prognosis|life expectancy|survival|recover\w*|go away|chances|die (of|from)|fatal|deadly|"
+            r"how long (do|does|will|can) "
+            r"[\w' ]{1,30} live|how (fast|quickly) does [\w' ]{1,30} progress)\b",
+        ),
         ("stages", r"\b(stages?|staging)\b"),
         ("research", r"\b(research|clinical trials?|studies|being done)\b"),
         ("symptoms", r"\b(symptoms?|signs?|feel like|look like|how (do|would|can) (i|you) (know|tell))\b"),
         (
             "treatment",
             r"\b(treat\w*|cures?|cured|therap\w*|medicines?|medications?|drugs?|manag\w*|get rid of|"
-            r"remed\w*|relie\w*|what (can|should) i (do|take))\b",
+            r"remed\w*|relie\w*|surgery|curable|what (can|should) i (do|take))\b",
         ),
         (
             "causes",
             r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?|"
-            r"how (do|does|did|can|could) (you|i|we|people|someone|one|a person|kids|children) (get|catch))\b",
+            r"how (do|does|did|can|could) (you|i|we|people|someone|one|a person|kids|children) (get|catch)|"
+            r"contagious|spread|catch it|catching it|come from|comes from)\b",
         ),
         ("information", r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about)\b"),
     )
@@ -218,10 +229,13 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
+# The opening of a passage that is nothing but a list of other pages to read.
+REFERRAL_ONLY = re.compile(r"\s*these resources address\b", re.I)
 # How long a condition lasts, in front of its name: a passage on the condition that speaks of
 # its chronic form answers for it when no passage is named so.
 CHRONIC = _forms("chronic")
 STAGES = _forms("stage stages")
+SPREADING = _forms("spread spreads contagious catch transmitted")
 # A word that makes what comes before it one condition's name: "sick sinus syndrome".
 SYNDROME = _forms("syndrome")
 # How a question asks ("what are the warning signs of..."), also in some curated titles.
@@ -290,20 +304,22 @@ def is_identifier(word: str) -> bool:
 
 
 # How a message tells its story rather than asks: "my son was diagnosed with ADHD. What
-# treatments...?" asks about treatment, not diagnosis.
-TOLD = re.compile(r"\b(?:was|were|been|is|am|are|got|get|just|recently|newly|being)\s+diagnosed\b|\bdiagnosed with\b")
+# treatments...?" asks about treatment, not diagnosis ("how are babies diagnosed with it?" does).
+TOLD = re.compile(r"\b(?:was|were|been|got|just|recently|newly)\s+diagnosed\b")
 
 
 def question_type(question: str) -> str:
-    """The kind of question, by the first matching pattern (most specific first), or "". The
-    sentences that ask (end in "?") decide first, then the whole message."""
+    """The kind of question, by the first matching pattern (most specific first), or ""."""
+    return asked_as(question)[0]
+
+
+def asked_as(question: str) -> tuple[str, str]:
+    """The kind of question and the words that say so ("causes", "what causes"), or ("", "")."""
     text = TOLD.sub(" ", " ".join(question.lower().split()))
-    asked = " ".join(part for part in re.findall(r"[^.!?]*\?", text))
-    for part in (asked, text):
-        for name, pattern in TYPE_PATTERNS:
-            if part and pattern.search(part):
-                return name
-    return ""
+    for name, pattern in TYPE_PATTERNS:
+        if found := pattern.search(text):
+            return name, found.group()
+    return "", ""
 
 
 @dataclass(frozen=True)
@@ -379,6 +395,9 @@ class KnowledgeIndex:
                 df[word] += 1
         self._df = df
         self._n = n
+        # Passages that only list where to read more ("These resources address the diagnosis or
+        # management of X: - ..."): they answer nothing themselves.
+        self._referrals = {i for i, doc in enumerate(self.documents) if REFERRAL_ONLY.match(doc.text)}
         # Everyday words, as our own entries use them in plain English ("was", "arm", "hit").
         self._everyday = STOPWORDS | {
             w for doc in self.documents if doc.key.startswith("rule:") for w in re.findall(r"[a-z]+", doc.text.lower())
@@ -406,6 +425,7 @@ class KnowledgeIndex:
         # "adult polyglucosan body disease"): bag of words → the phrases written that way.
         self._bag_phrases: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
+        self._initials: dict[str, set[str]] = defaultdict(set)  # "ADHD" → foci whose passages use it
         # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
         # their category, not a name of each (a question about "schistosomiasis parasites" is not
         # answered by the hookworm passage).
@@ -422,10 +442,11 @@ class KnowledgeIndex:
             own = focus_variants(doc.focus) - categories
             if not curated:
                 for initials in filter(None, map(initialism, own)):
-                    if initials not in EVERYDAY_ABBREVIATIONS and re.search(rf"\b{initials}\b", doc.text):
+                    if len(initials) >= 4 and re.search(rf"\b{initials}\b", doc.text):
                         # The passage itself calls its topic by the name's initials: "ADHD" in the
-                        # passages on attention deficit-hyperactivity disorder.
-                        self._abbreviations[initials].add(key)
+                        # passages on attention deficit-hyperactivity disorder. Not three letters:
+                        # too many mean something else to most people ("NHS", "RTA", "OCP").
+                        self._initials[initials].add(key)
             for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
                 written = name.strip()
@@ -491,6 +512,8 @@ class KnowledgeIndex:
             keys = self._abbreviations.get(word) if word.isupper() else None
             if keys and shouted and word.lower() in self._everyday:
                 continue
+            if not keys and word.isupper() and not shouted:
+                keys = self._initials.get(word)
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
@@ -849,7 +872,7 @@ class KnowledgeIndex:
         if not query:
             return []
         scores = self._bm25.get_scores(query)
-        kind = question_type(question)
+        kind, how = asked_as(question)
         spans = self.named_spans(question)
         named = self.named_foci(question)
         specific = self.specific_words(question)
@@ -882,7 +905,9 @@ class KnowledgeIndex:
                     fits = [
                         i
                         for i in self._foci[key]
-                        if self.same_kind(i, question_ids, question_groups) and self._subtitle_fits(i, name, tail)
+                        if i not in self._referrals
+                        and self.same_kind(i, question_ids, question_groups)
+                        and self._subtitle_fits(i, name, tail)
                     ]
                     found = [i for i in fits if self.has_name(i, name, extra)]
                     lasting = [words for words in extra if words <= CHRONIC]
@@ -900,9 +925,13 @@ class KnowledgeIndex:
                     found_by_key[key] = found
                 # Named exactly: passages whose own focus is the name; curated entries by their
                 # triggers (their curators declared them), unless passages on the very thing named
-                # were found and the entry's title does not name it: "atrial fibrillation" is a
-                # trigger of the palpitations entry, and the topic of passages of its own.
-                named_here = found_by_key.get(name)
+                # answer this kind of question and the entry's title does not name it: "atrial
+                # fibrillation" is a trigger of the palpitations entry and the topic of passages of
+                # its own; "how is atopic dermatitis treated?" is still the eczema entry's, as no
+                # passage on atopic dermatitis speaks of treatment.
+                named_here = [
+                    i for i in found_by_key.get(name, ()) if not kind or self.documents[i].question_type in (kind, "")
+                ]
                 for key, found in found_by_key.items():
                     primary.update(
                         i
@@ -936,7 +965,12 @@ class KnowledgeIndex:
                     continue
                 coverage[i] = sum(self._talks_of(i, name, named) for name in others)
                 hits.append(i)
-            return self._rank(hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage, primary=primary)
+            # What the question asks about besides its names and how it asks ("surgery", "diet").
+            # A passage that says how it spreads answers how it spreads, whatever its type.
+            asked = (set(query) - named_words - ASKING - set(tokens(how))) | (set(query) & SPREADING)
+            return self._rank(
+                hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage, primary=primary, asked=asked
+            )
 
         # No focus named: a passage whose focus words are mostly in the question, scoring well,
         # and whose names cover the question's own name-like words ("tetrasomy 18p" is not
@@ -953,6 +987,8 @@ class KnowledgeIndex:
         for i in top:
             if scores[i] <= 0:
                 break
+            if i in self._referrals:
+                continue
             focus_all = normal_words(self.documents[i].focus)  # the focus's words, each read once
             focus_tokens = set(content(focus_all))
             # "Heart attack warning signs" is about heart attacks: "warning" is how it is asked.
@@ -1002,7 +1038,10 @@ class KnowledgeIndex:
         limit: int,
         coverage: dict[int, int] | None = None,
         primary: set[int] | None = None,
+        asked: Collection[str] = (),
     ) -> list[Hit]:
+        """``indexes`` best first: see ``key``. ``asked``: the question's words besides the names."""
+
         def type_matched(i: int) -> bool:
             return bool(kind) and self.documents[i].question_type == kind
 
@@ -1011,9 +1050,15 @@ class KnowledgeIndex:
             # The question's type first; a curated entry (no type) answers any type of its topic
             # as well as a passage written for exactly that type, and BM25 decides between them:
             # curated entries are written for the way people ask.
-            # Without a passage of its type ("is X contagious?", the outlook of a topic with none),
-            # the overview answers best.
-            type_rank = 2 if type_matched(i) or not doc.question_type else int(doc.question_type == "information")
+            # Without a passage of its type, one that uses the question's own words ("how is TB
+            # spread?": the passages that say how it spreads) and the overview (the outlook of a
+            # topic with none) come first; a question of no known type is left to BM25.
+            if type_matched(i) or not doc.question_type:
+                type_rank = 3
+            elif kind:
+                type_rank = any(self.mentions(i, w) for w in asked) + (doc.question_type == "information")
+            else:
+                type_rank = 0
             # A passage that also mentions the question's other topics (diabetes *and* kidneys)
             # beats one about either alone.
             # Then a passage named exactly as asked beats one that lists the name as a synonym

@@ -427,7 +427,7 @@ def test_an_extract_leaves_out_how_to_work_the_source_pages_videos():
         ("Early Symptoms Early symptoms of the disease are subtle.", "Early symptoms of the disease are subtle."),
         ("Four Primary Symptoms The four primary symptoms are tremor and rigidity.", "The four primary"),
         ("As the Disease Progresses As the disease progresses, walking gets harder.", "As the disease progresses,"),
-        ("Other Symptoms A number of other symptoms may come with it.", "A number of other symptoms"),
+        ("Other Symptoms Some people also have a rash on the arms.", "Some people also have"),
         ("Medications Can Treat Symptoms There is no known cure for it.", "There is no known cure"),
     ],
 )
@@ -436,7 +436,15 @@ def test_a_page_heading_glued_to_a_sentence_is_left_out(glued, sentence):
 
 
 def test_ordinary_sentences_keep_their_capitalised_first_words():
-    for text in ("Parkinson's disease affects movement.", "New treatments are being tested.", "The Mayo Clinic helps."):
+    for text in (
+        "Parkinson's disease affects movement.",
+        "New treatments are being tested.",
+        "The Mayo Clinic helps.",
+        "Medicare Part A is hospital insurance for people over 65.",
+        "The Hepatitis A vaccine and the hepatitis B vaccine protect you.",
+        "Diseases That Put You at Risk Many diseases raise the risk.",  # no sentence starts at "You at"
+        "Stage II The tumor is larger than 2 centimeters.",  # the label says which stage
+    ):
         assert sentences(text) == [text]
 
 
