@@ -50,7 +50,7 @@ from inference import pipeline
 from inference.engine import get_manager
 from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
-from inference.retrieval import RULE_PREFIX, load_documents, retriever
+from inference.retrieval import RULE_PREFIX, citation_for, load_documents, retriever
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file
 from knowledge.search import GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import STOPWORDS, phrase
@@ -486,7 +486,7 @@ def _cited_texts(result: pipeline.AnswerResult, hits: Sequence[Hit], by_title: d
     """The texts of the passages an answer cites: the hits it was built from, else by title."""
     texts = []
     for citation in result.citations:
-        found = [h.document for h in hits if (h.document.title, h.document.url) == (citation["title"], citation["url"])]
+        found = [h.document for h in hits if citation_for(h.document).as_dict() == citation]
         found = found or [d for d in by_title.get(citation["title"], []) if d.url == citation["url"]]
         texts += [document.text for document in found[:1]]
     return texts
@@ -675,7 +675,7 @@ def run_config(
     started = time.monotonic()
     by_title: dict[str, list[Document]] = {}
     for document in index.documents:
-        by_title.setdefault(document.title, []).append(document)
+        by_title.setdefault(citation_for(document).title, []).append(document)
     rows: list[Row] = []
     bar = tqdm(questions, desc=config.name, unit="q", disable=not options.progress)
     try:

@@ -242,10 +242,11 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
             text += ABOUT_AN_ANIMAL
         return AnswerResult(text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE)
     top = hits[0].document
-    if rule_id(top) is not None and not reason.refused:
-        # A curated entry is written to be read as it is: serve it whole when the model could
-        # not answer. When it answered and a gate refused it, the gate's extract replaces it,
-        # from the curated entries as from any passage (issue 12's answer policy).
+    if rule_id(top) is not None:
+        # A curated entry is written to be read as it is, whole: its checklists are questions
+        # ("Face: has one side dropped?") and its advice is all of a piece, which an extract cut
+        # to a word budget loses. So it answers whole whether the model could not answer or a
+        # gate refused what the model wrote.
         return AnswerResult(
             text=top.text,
             source=Source.RULE,
@@ -400,7 +401,7 @@ def _count_curated_hits(result: AnswerResult, hits: Sequence[Hit]) -> None:
     cited = {c["title"] for c in result.citations}
     for hit in hits:
         pk = rule_id(hit.document)
-        if pk is not None and hit.document.title in cited:
+        if pk is not None and citation_for(hit.document).title in cited:
             FallbackRule.count_hit(pk)
 
 

@@ -9,6 +9,7 @@ background while the old index keeps answering, so a curator's edit never stalls
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,9 @@ RULE_PREFIX = "rule:"
 SYNCHRONOUS_REBUILD_BELOW = 2000
 
 
+OVERVIEW_TITLE = re.compile(r"^What is \(are\) (.+?)\s*\?$")
+
+
 @dataclass(frozen=True)
 class Citation:
     """Where an answer came from, as stored on the message and shown under it."""
@@ -48,7 +52,9 @@ def citation_for(document: Document) -> Citation:
     # Only web addresses leave MedBot as links: an API client may render them, so a javascript:
     # or data: address (the importer refuses them; older rows might hold one) is dropped.
     url = document.url if urlsplit(document.url).scheme.lower() in ("http", "https") else ""
-    return Citation(title=document.title, publisher=document.publisher, url=url, source=document.source)
+    # MedQuAD titles its overviews "What is (are) Kidney Disease?": the topic itself reads better.
+    title = OVERVIEW_TITLE.sub(r"\1", document.title)
+    return Citation(title=title, publisher=document.publisher, url=url, source=document.source)
 
 
 def rule_id(document: Document) -> int | None:

@@ -105,7 +105,11 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"how (do|does|did|can|could) (you|i|we|people|someone|one|a person|kids|children) (get|catch)|"
             r"contagious|spread|catch it|catching it|come from|comes from)\b",
         ),
-        ("information", r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about)\b"),
+        # "Is it serious?": what the overview says of it.
+        (
+            "information",
+            r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about|serious|dangerous)\b",
+        ),
     )
 )
 
@@ -607,8 +611,10 @@ class KnowledgeIndex:
     def _named_alone(words: list[str], start: int) -> bool:
         """Whether the name from words[start] on is asked about as it is, with only asking words
         in front ("what are the stages of chronic kidney disease?", not "nutrition for advanced
-        chronic...")."""
-        return start >= 0 and all(word in ASKING or word in STAGES for word in words[max(0, start - 2) : start])
+        chronic..." or "bone disorder in chronic...")."""
+        return start >= 0 and all(
+            (word in ASKING or word in STAGES) and word not in LIKE_NAMES for word in words[max(0, start - 2) : start]
+        )
 
     @staticmethod
     def _asks_whether(words: list[str], start: int, end: int) -> bool:

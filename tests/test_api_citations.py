@@ -86,3 +86,13 @@ def test_the_markdown_export_shows_markup_in_titles_and_questions_as_text(
     assert not re.search(r"(?<!\\)\]\(", markdown)  # no live link syntax
     assert "\\[Phish\\](https://evil.example/) &lt;img" in markdown
     assert "alert(6)" not in markdown
+
+
+def test_an_overview_is_cited_by_its_topic():
+    from inference.retrieval import citation_for
+    from knowledge.search import Document
+
+    overview = Document(key="passage:1", title="What is (are) Kidney Disease ?", focus="Kidney Disease", text="...")
+    assert citation_for(overview).title == "Kidney Disease"
+    treatment = Document(key="passage:2", title="What are the treatments for Gout?", focus="Gout", text="...")
+    assert citation_for(treatment).title == "What are the treatments for Gout?"

@@ -94,19 +94,22 @@ def test_a_curated_entry_answers_whole_with_medbot_as_its_publisher(curated_data
     assert result.citations[0]["publisher"] == "MedBot"
 
 
-def test_a_refused_answer_on_a_curated_topic_gets_the_entrys_extract_with_its_help_lines(curated_data, scripted_model):
+def test_a_refused_answer_on_a_curated_topic_gets_the_whole_entry(curated_data, scripted_model):
     # A fresh install knows only the curated entries, and the untrained base model invents.
     scripted_model("Asthma is cured for good by zyloprofen inhalers.")
     result = pipeline.answer("What are the symptoms of asthma?")
-    assert result.source == "extract" and result.fallback == Fallback.UNFAITHFUL
+    assert result.source == "rule" and result.fallback == Fallback.UNFAITHFUL
     assert "zyloprofen" not in result.text
     assert result.citations[0]["publisher"] == "MedBot"
+    assert result.text == FallbackRule.objects.get(title=result.matched_rule).answer
+
+
+def test_a_refused_answer_on_stroke_signs_keeps_the_whole_fast_checklist(curated_data, scripted_model):
+    scripted_model("Strokes are prevented by zyloprofen.")
+    result = pipeline.answer("What are the warning signs of a stroke?")
     entry = FallbackRule.objects.get(title=result.matched_rule)
-    chosen = [s for s in sentences(result.text)]
-    assert all(s in entry.answer for s in chosen)  # the entry's own sentences, nothing else
-    # Its "when to get help" lines survive the trimming, whatever the question asked.
-    help_lines = [s for s in sentences(entry.answer) if SEEK_HELP.search(s)]
-    assert help_lines and all(line in result.text for line in help_lines)
+    checks = [s for s in sentences(entry.answer) if s.endswith("?")]
+    assert checks and all(check in result.text for check in checks)
 
 
 def test_when_the_model_fails_a_curated_entry_still_answers_whole(curated_data, scripted_model):

@@ -496,6 +496,7 @@ def test_a_message_that_tells_of_a_diagnosis_is_typed_by_what_it_asks() -> None:
     assert question_type("Is hemophilia passed from mother to son?") == "inheritance"
     assert question_type("Can Huntington's disease skip a generation?") == "inheritance"
     assert question_type("How long do people with ALS live?") == "outlook"
+    assert question_type("my father has atrial fibrillation, is it serious?") == "information"
 
 
 def test_without_a_passage_of_its_type_the_overview_answers() -> None:
@@ -568,6 +569,7 @@ def test_chronic_in_front_of_a_name_is_answered_by_a_passage_that_speaks_of_the_
     assert index.search("What is chronic kidney disease?")[0].document.key == "k"
     assert index.search("What are the stages of chronic kidney disease?")[0].document.key == "k"
     assert index.search("What is nutrition for advanced chronic kidney disease?") == []
+    assert index.search("What is bone disorder in chronic kidney disease?") == []
     assert index.search("What is chronic pancreatitis?") == []  # that passage never speaks of it
 
 

@@ -159,6 +159,10 @@ def test_it_repairs_a_one_letter_typo_in_a_concept_word(shipped_triage: Triage) 
 
 def test_typo_repair_leaves_ordinary_words_alone(shipped_triage: Triage) -> None:
     assert shipped_triage.matcher.repair(" are grapes ok for toddlers ") == " are grapes ok for toddlers "
+    # Everyday words one letter from a symptom word: new brake pads are not a broken bone.
+    for text in ("i need new brake pads", "how do i change the brake pads on a car", "we want to paint the kitchen"):
+        assert shipped_triage.matcher.repair(f" {text} ") == f" {text} "
+        assert shipped_triage.decide(text).level == "routine"
 
 
 # --- concepts and conditions -----------------------------------------------------------------------

@@ -59,7 +59,7 @@ UNKNOWN_VERSION_REBUILD_S = 10.0  # with the shared cache down, how often to re-
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CONCEPTS_FIXTURE = FIXTURES / "triage_concepts.json"
 RULES_FIXTURE = FIXTURES / "emergency_rules.json"
-KNOWN_WORDS_FROM = ("fallback_rules.json", "training_examples.json")
+KNOWN_WORDS_FROM = ("fallback_rules.json", "training_examples.json", "everyday_words.txt")
 
 # What a classifier-only emergency answers with: no rule fired, so there is no rule text to use.
 GENERIC_EMERGENCY = (
@@ -105,7 +105,8 @@ def rows_from_fixture(path: Path) -> list[SimpleNamespace]:
 @functools.cache
 def known_words() -> frozenset[str]:
     """Ordinary English words, so typo repair leaves them alone ("heard" is not a typo of "heart"):
-    every word in the curated answers and training examples that ship with MedBot."""
+    every word in the curated answers and training examples that ship with MedBot, and the
+    everyday words one letter from a symptom word ("brake" is not "broke")."""
     words: set[str] = set()
     for name in KNOWN_WORDS_FROM:
         try:
