@@ -97,22 +97,21 @@ def sentences(text: str) -> list[str]:
 
 # Small words a heading may have between its capitalised ones ("Signs of the Disease").
 _HEADING_JOINERS = frozenset("a an and as at by for in of on or the to with".split())
-
-
-ROMAN_LABEL = re.compile(r"[IVX]+[A-D]?")
-# Words a sentence of a leaflet starts with, after which a lower-case word follows.
+# Words a leaflet's sentence starts with, a lower-case word after them.
 _SENTENCE_STARTS = frozenset(
     "The There It Its This These Those Most Some Many Certain In If When People Doctors".split()
 )
+# A heading that ends in a stage or type label ("Stage IIA") says which one the sentence is about.
+_ROMAN_LABEL = re.compile(r"[IVX]+[A-D]?")
 
 
 def without_heading(sentence: str) -> str:
     """``sentence`` without a page heading glued to its front, which web sources flattened to text
-    give away by saying it again: "Early Symptoms Early symptoms of Parkinson's are subtle", "Four
-    Primary Symptoms The four primary symptoms are..."."""
+    give away by running into a sentence's first word ("Medications Can Treat Symptoms There is no
+    cure") or by saying it again ("Early Symptoms Early symptoms of Parkinson's are subtle", "Four
+    Primary Symptoms The four primary symptoms are...")."""
     words = sentence.split()
     for size in range(2, 6):
-        # Or by running into the sentence's first word: "Other Symptoms A number of...".
         head, rest = words[:size], words[size : size + 2]
         if (
             len(rest) == 2
@@ -120,7 +119,7 @@ def without_heading(sentence: str) -> str:
             and rest[1][:1].islower()
             and all(w[:1].isupper() and w.strip("'s").isalpha() for w in (head[0], head[-1]))
             and len(head[-1]) > 1
-            and not ROMAN_LABEL.fullmatch(head[-1])  # "Stage IIA The tumor...": the label says which
+            and not _ROMAN_LABEL.fullmatch(head[-1])
             and all(w[:1].isupper() or w in _HEADING_JOINERS for w in head)
             and len(words) > size + 4
         ):

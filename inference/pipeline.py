@@ -73,11 +73,6 @@ class Fallback(enum.StrEnum):
     def transient(self) -> bool:
         return self in {Fallback.MODEL_LOADING, Fallback.MODEL_ERROR, Fallback.TIMEOUT}
 
-    @property
-    def refused(self) -> bool:
-        """The model answered and a gate refused what it wrote."""
-        return self in {Fallback.QUALITY, Fallback.UNFAITHFUL}
-
 
 NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
