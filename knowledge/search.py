@@ -282,6 +282,30 @@ def about_a_pet(text: str) -> bool:
     )
 
 
+# A word in fewer passages than this may be a misspelling the sources share ("symtoms").
+RARE_SPELLING = 3
+# The words questions are asked with, as people write them, for ``KnowledgeIndex.respelled``.
+# Only long ones: a short word is one letter from too many others ("dogs" from "does").
+ASKING_WORDS = frozenset(
+    """
+    symptoms symptom treatment treatments treated causes caused prevent prevention diagnosed
+    diagnosis inherited hereditary contagious medicine medicines medication disease syndrome
+    serious dangerous
+    """.split()
+)
+
+
+def _deletes(word: str) -> set[str]:
+    """The word and every way of dropping one letter: two words share one when one edit apart."""
+    return {word} | {word[:index] + word[index + 1 :] for index in range(len(word))}
+
+
+_SPELLING_INDEX: dict[str, set[str]] = defaultdict(set)
+for _word in ASKING_WORDS:
+    for _variant in _deletes(_word):
+        _SPELLING_INDEX[_variant].add(_word)
+
+
 def initialism(name: str) -> str:
     """The capitals a name is shortened to ("Attention Deficit-Hyperactivity Disorder" → "ADHD"),
     or "" for a name too short to have one."""
@@ -844,6 +868,27 @@ class KnowledgeIndex:
         # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
         return "non" not in question_ids or "non" in names
 
+    def respelled(self, question: str) -> str:
+        """``question`` with misspelt asking words put right ("the simptoms of" → "the symptoms
+        of"): a word the knowledge base has (almost) never seen, one letter from exactly one of them.
+        Names are left alone: an unknown name must stay unknown, so nothing answers it wrongly."""
+        if self._n < 200:
+            return question
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group()
+            lower = word.lower()
+            if len(lower) < 5 or lower in STOPWORDS or self._df.get(stem(lower), 0) >= RARE_SPELLING:
+                return word
+            found = {right for variant in _deletes(lower) for right in _SPELLING_INDEX.get(variant, ())}
+            if len(found) > 1:  # "symtoms": a letter missing from "symptoms", not one changed in "symptom"
+                found = {right for right in found if lower in _deletes(right)} or {
+                    right for right in found if len(right) == len(lower)
+                }
+            return found.pop() if len(found) == 1 else word
+
+        return re.sub(r"[A-Za-z]+", fix, question)
+
     def _title_names(self, index: int, name: str) -> bool:
         """Whether a curated entry's title has every word of ``name``."""
         document = self.documents[index]
@@ -874,6 +919,7 @@ class KnowledgeIndex:
         """The best passages for ``question``, best first; empty when nothing answers it."""
         if self._bm25 is None or about_a_pet(question):
             return []  # the sources are about people's health: "my puppy has diarrhoea" is for a vet
+        question = self.respelled(question)
         query = tokens(question)
         if not query:
             return []

@@ -628,3 +628,16 @@ def test_a_passage_that_only_lists_other_pages_never_answers() -> None:
     )
     assert index.search("How is atopic dermatitis treated?")[0].document.key == "rule:1"
     assert all(hit.document.key != "r" for hit in index.search("atopic dermatitis resources management"))
+
+
+def test_misspelt_asking_words_are_put_right_but_names_are_not() -> None:
+    index = index_of_many(
+        doc("s", "Asthma", "Wheezing and a tight chest are signs of asthma.", "symptoms"),
+        doc("t", "Asthma", "Inhalers treat asthma.", "treatment"),
+    )
+    assert index.respelled("wat r the simptoms of asthma") == "wat r the symptoms of asthma"
+    assert index.search("What are the symtoms of asthma?")[0].document.key == "s"
+    assert index.search("how is asthma tretted")[0].document.key == "t"
+    # Names and short words stay as written: an unknown name must stay unknown.
+    assert index.respelled("is trichuriasis contagous") == "is trichuriasis contagious"
+    assert index.respelled("can dogs get asthma") == "can dogs get asthma"
