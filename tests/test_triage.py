@@ -159,10 +159,14 @@ def test_it_repairs_a_one_letter_typo_in_a_concept_word(shipped_triage: Triage) 
 
 def test_typo_repair_leaves_ordinary_words_alone(shipped_triage: Triage) -> None:
     assert shipped_triage.matcher.repair(" are grapes ok for toddlers ") == " are grapes ok for toddlers "
-    # Everyday words one letter from a symptom word: new brake pads are not a broken bone.
+    # Everyday words one letter from a symptom word: painting the kitchen is not fainting...
+    assert shipped_triage.matcher.repair(" we want to paint the kitchen ") == " we want to paint the kitchen "
+    # ...and new brake pads are not a broken bone, while "i brake my wrist" is still read as one.
     for text in ("i need new brake pads", "how do i change the brake pads on a car", "we want to paint the kitchen"):
-        assert shipped_triage.matcher.repair(f" {text} ") == f" {text} "
         assert shipped_triage.decide(text).level == "routine"
+    assert shipped_triage.decide("i think i brake my wrist and its all bent").level != "routine"
+    # Words people mistype for a red flag stay repairable.
+    assert shipped_triage.decide("my baby is barley breathing").level == "emergency"
 
 
 # --- concepts and conditions -----------------------------------------------------------------------
@@ -307,3 +311,16 @@ def test_the_triage_phrasings_share_no_question_with_the_labelled_evaluation_set
 )
 def test_it_normalises_case_punctuation_and_typos(raw: str, expected: str) -> None:
     assert normalise(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my wife has the worst headache ever", "i have the worst headache of my life", "my headache is the worst ever"],
+)
+def test_the_worst_headache_ever_is_an_emergency_by_the_rules(shipped_triage: Triage, text: str) -> None:
+    decision = shipped_triage.decide(text)
+    assert decision.level == "emergency" and decision.rule.name == "Sudden worst-ever headache"
+
+
+def test_a_bad_day_and_a_headache_are_not_the_worst_headache(shipped_triage: Triage) -> None:
+    assert shipped_triage.decide("the worst day ever, i have a headache").level == "routine"

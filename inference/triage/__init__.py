@@ -106,11 +106,13 @@ def rows_from_fixture(path: Path) -> list[SimpleNamespace]:
 def known_words() -> frozenset[str]:
     """Ordinary English words, so typo repair leaves them alone ("heard" is not a typo of "heart"):
     every word in the curated answers and training examples that ship with MedBot, and the
-    everyday words one letter from a symptom word ("brake" is not "broke")."""
+    everyday words one letter from a symptom word ("paint" is not "faint")."""
     words: set[str] = set()
     for name in KNOWN_WORDS_FROM:
         try:
-            words.update(re.findall(r"[a-z]+", (FIXTURES / name).read_text("utf-8").lower()))
+            text = (FIXTURES / name).read_text("utf-8").lower()
+            text = "\n".join(line for line in text.splitlines() if not line.startswith("#"))  # a list's notes
+            words.update(re.findall(r"[a-z]+", text))
         except OSError:
             logger.warning("Triage: cannot read %s for the known-word list", name)
     return frozenset(words)

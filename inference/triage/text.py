@@ -160,6 +160,8 @@ _PHRASE_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bhave not\b"), "havent"),
     (re.compile(r"\bcould not\b"), "couldnt"),
     (re.compile(r"\bhead ache\b"), "headache"),
+    # A car's brakes, not "broke" (a broken bone): "new brake pads", "the brake pedal".
+    (re.compile(r"\bbrakes? (pads?|pedals?|fluid|lights?|discs?|disks?|shoes|calipers?|lines?)\b"), r"car \1"),
     (re.compile(r"\bi m\b"), "im"),
     # "OD'd on" loses its apostrophe to "odd on"; only rewrite it after a person, not in "feels odd on".
     (
