@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from knowledge.text import STOPWORDS, content, normal_words, phrase, stem, tokens
+from knowledge.text import STOPWORDS, content, normal_words, one_letter_less, phrase, stem, tokens
 
 
 def _forms(words: str) -> frozenset[str]:
@@ -294,15 +294,10 @@ ASKING_WORDS = frozenset(
     """.split()
 )
 
-
-def _deletes(word: str) -> set[str]:
-    """The word and every way of dropping one letter: two words share one when one edit apart."""
-    return {word} | {word[:index] + word[index + 1 :] for index in range(len(word))}
-
-
+# Each way of dropping a letter from an asking word → the asking words it comes from.
 _SPELLING_INDEX: dict[str, set[str]] = defaultdict(set)
 for _word in ASKING_WORDS:
-    for _variant in _deletes(_word):
+    for _variant in one_letter_less(_word):
         _SPELLING_INDEX[_variant].add(_word)
 
 
@@ -880,9 +875,9 @@ class KnowledgeIndex:
             lower = word.lower()
             if len(lower) < 5 or lower in STOPWORDS or self._df.get(stem(lower), 0) >= RARE_SPELLING:
                 return word
-            found = {right for variant in _deletes(lower) for right in _SPELLING_INDEX.get(variant, ())}
+            found = {right for variant in one_letter_less(lower) for right in _SPELLING_INDEX.get(variant, ())}
             if len(found) > 1:  # "symtoms": a letter missing from "symptoms", not one changed in "symptom"
-                found = {right for right in found if lower in _deletes(right)} or {
+                found = {right for right in found if lower in one_letter_less(right)} or {
                     right for right in found if len(right) == len(lower)
                 }
             return found.pop() if len(found) == 1 else word

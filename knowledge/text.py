@@ -60,3 +60,9 @@ def tokens(text: str) -> list[str]:
 def phrase(text: str) -> str:
     """A phrase in its comparable form: stemmed words joined by single spaces."""
     return " ".join(normal_words(text))
+
+
+def one_letter_less(word: str) -> set[str]:
+    """The word and every way of dropping one letter from it: two words share one of these when
+    they are one edit apart (a letter added, dropped or changed; symmetric-delete spelling)."""
+    return {word} | {word[:index] + word[index + 1 :] for index in range(len(word))}

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inference.triage.text import prepare
+from knowledge.text import one_letter_less
 
 logger = logging.getLogger("inference.triage")
 
@@ -246,11 +247,6 @@ class Reading:
         return seen
 
 
-def _deletes(word: str) -> set[str]:
-    """The word and every way of dropping one letter: two words share one when they are one edit apart."""
-    return {word} | {word[:index] + word[index + 1 :] for index in range(len(word))}
-
-
 def _overlaps(span: tuple[int, int], others: list[tuple[int, int]]) -> bool:
     start, end = span
     return any(o_start <= start < o_end or start <= o_start < end for o_start, o_end in others)
@@ -326,7 +322,7 @@ class Matcher:
         self.known = vocabulary | set(known_words)
         self.deletes: dict[str, set[str]] = {}
         for word in vocabulary:
-            for variant in _deletes(word):
+            for variant in one_letter_less(word):
                 self.deletes.setdefault(variant, set()).add(word)
 
     def repair(self, prepared: str) -> str:
@@ -338,7 +334,7 @@ class Matcher:
                 return word
             candidates = {
                 candidate
-                for variant in _deletes(word)
+                for variant in one_letter_less(word)
                 for candidate in self.deletes.get(variant, ())
                 # A dropped, swapped or wrong letter, never an extra one: "grapes" must not become "gapes".
                 if len(candidate) >= len(word)
