@@ -136,6 +136,30 @@ def test_a_resolved_concept_does_not_fire(shipped_triage: Triage) -> None:
     assert shipped_triage.decide("the bleeding was heavy but it has stopped now").level != "emergency"
 
 
+@pytest.mark.parametrize(
+    ("text", "rule_name"),
+    [
+        ("i cant breathe anymore", "Severe breathing difficulty"),
+        ("he isnt breathing any more", "Unresponsive or not breathing"),
+        ("she wont wake up anymore", "Unresponsive or not breathing"),
+        ("i cant see out of my right eye anymore", "Sudden loss of vision"),
+        ("i dont want to be alive anymore", "Suicidal thoughts and self-harm"),
+        ("my chest hurts and i cant breathe anymore", "Severe breathing difficulty"),
+    ],
+)
+def test_anymore_after_a_negative_red_flag_says_it_goes_on(shipped_triage: Triage, text: str, rule_name: str) -> None:
+    # "anymore" means "no longer" only with a negation of its own; "cant breathe" carries its own.
+    decision = shipped_triage.decide(text)
+    assert decision.level == "emergency" and decision.rule.name == rule_name
+
+
+def test_anymore_with_a_negation_of_its_own_ends_the_red_flag(shipped_triage: Triage) -> None:
+    for text in ("my chest pain doesnt bother me anymore", "the crushing chest pain is not there any more"):
+        reading = shipped_triage.decide(text).reading
+        assert [o.status for o in reading.occurrences if o.concept == "chest_discomfort"] == ["resolved"], text
+    assert shipped_triage.decide("the crushing chest pain is not there any more").level == "routine"
+
+
 # --- measurements and typos ------------------------------------------------------------------------
 
 
@@ -324,3 +348,54 @@ def test_the_worst_headache_ever_is_an_emergency_by_the_rules(shipped_triage: Tr
 
 def test_a_bad_day_and_a_headache_are_not_the_worst_headache(shipped_triage: Triage) -> None:
     assert shipped_triage.decide("the worst day ever, i have a headache").level == "routine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i have been thinking about ending things",
+        "my teenager has been cutting her arms",
+        "my daughter is self harming",
+        "life isn't worth living anymore",
+        "i just want to go to sleep and not wake up",
+        "there is no way out, i want it all to stop",
+        "my friend texted me goodbye and isn't answering",
+        "i feel like everyone would be better off if i was gone",
+    ],
+)
+def test_self_harm_in_other_words_gets_the_crisis_answer(shipped_triage: Triage, text: str) -> None:
+    decision = shipped_triage.decide(text)
+    assert decision.level == "emergency" and decision.rule.name == "Suicidal thoughts and self-harm"
+
+
+def test_a_question_about_self_harm_with_nobody_doing_it_stays_a_question(shipped_triage: Triage) -> None:
+    for text in ("how do i talk to my teenager about self harm", "what are the warning signs of suicide"):
+        assert shipped_triage.decide(text).level == "routine", text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my grandad keeps falling over to the left and cant walk straight",
+        "my dad is dizzy and keeps falling to one side",
+        "he woke up and one side of his body wont move",
+        "my husband woke up and cant move his right side",
+    ],
+)
+def test_sudden_loss_of_balance_or_a_side_that_wont_move_is_a_stroke_sign(shipped_triage: Triage, text: str) -> None:
+    decision = shipped_triage.decide(text)
+    assert decision.level == "emergency" and decision.rule.name == "Stroke (FAST)"
+
+
+def test_losing_balance_alone_is_not_a_stroke(shipped_triage: Triage) -> None:
+    assert shipped_triage.decide("i lost my balance on the ice skates and landed on my bum").level == "routine"
+
+
+def test_a_child_who_swallowed_a_magnet_needs_emergency_care(shipped_triage: Triage) -> None:
+    decision = shipped_triage.decide("my 2 year old swallowed a magnet")
+    assert decision.level == "emergency" and decision.rule.name == "Overdose and poisoning"
+
+
+def test_a_leg_that_looks_shorter_after_a_fall_may_be_broken(shipped_triage: Triage) -> None:
+    decision = shipped_triage.decide("my grandmother fell and can't get up and her leg looks shorter")
+    assert decision.level == "urgent" and decision.rule.name == "Possible broken bone"

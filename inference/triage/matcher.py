@@ -48,6 +48,9 @@ CONTEXT = (NEGATION, UNCERTAINTY, HYPOTHETICAL, PAST, NOW, RESOLVED, ASKING_ABOU
 
 NEGATION_WINDOW = 4  # words between a negation cue and the concept it negates
 RESOLVED_WINDOW = 8  # words after a concept in which "has stopped" still refers to it
+# Resolved cues that mean "no longer" only with a negation of their own: "the pain doesnt bother me
+# anymore" is over, "i cant breathe anymore" and "i dont want to be alive anymore" are not.
+NO_LONGER = ("anymore", "any more")
 GAP = r"(?:\w+ ){0,3}"  # what "..." in a phrase stands for
 _NUMBER = r"(?P<num>\d+(?:\.\d+)?)"
 _TOKEN = re.compile(r"\S+")
@@ -273,11 +276,23 @@ class _Cues:
     def words_between(self, left: int, right: int) -> int:
         return bisect.bisect_left(self.token_starts, right) - bisect.bisect_left(self.token_starts, left)
 
+    def _negated_between(self, left: int, right: int, matches: list[tuple[int, int]]) -> bool:
+        """Whether a negation of its own lies between ``left`` and ``right`` (none inside a concept's words)."""
+        return any(
+            left <= n_start
+            and n_end <= right + 1
+            and not any(m_start >= left and m_start <= n_start < m_end for m_start, m_end in matches)
+            for n_start, n_end in self.negations
+        )
+
     def nearest(self, spans: list[tuple[int, int]], clause: int, start: int) -> int | None:
         return min((abs(s - start) for s, _ in spans if self.clause_of(s) == clause), default=None)
 
-    def status(self, start: int, end: int) -> str:
-        """ "present", or why the concept at ``start:end`` does not count."""
+    def status(self, start: int, end: int, matches: list[tuple[int, int]] = ()) -> str:
+        """ "present", or why the concept at ``start:end`` does not count.
+
+        ``matches`` are the spans of every clinical concept found in the message: a negation inside
+        another concept's words ("cant breathe") is that concept's, not a cue for this one."""
         clause = self.clause_of(start)
         if any(
             self.clause_of(n_start) == clause
@@ -292,7 +307,8 @@ class _Cues:
             r_start >= end - 1
             and self.clause_of(r_start) in (clause, clause + 1)
             and self.words_between(end, r_start) <= RESOLVED_WINDOW
-            for r_start, _ in self.resolved
+            and (self.prepared[r_start:r_end].strip() not in NO_LONGER or self._negated_between(end, r_start, matches))
+            for r_start, r_end in self.resolved
         ):
             return "resolved"
         # A remote-past marker counts when it is nearer than any present-time marker in the clause:
@@ -373,6 +389,7 @@ class Matcher:
             reading.context.add(PERSONAL)
         reading.context.update(name for name, spans in ((NOW, cues.now), (PAST, cues.past)) if spans)
 
+        found: list[tuple[str, int, int]] = []
         for concept in self.clinical:
             assert concept.pattern is not None
             excluded = [m.span() for m in concept.exclude.finditer(prepared)] if concept.exclude else []
@@ -384,10 +401,13 @@ class Matcher:
                         continue
                 if _overlaps((start, end), excluded):
                     continue
-                status = cues.status(start, end)
-                reading.occurrences.append(Occurrence(concept.name, start, end, prepared[start:end].strip(), status))
-                if status == "present":
-                    reading.present.add(concept.name)
+                found.append((concept.name, start, end))
+        spans = [(start, end) for _, start, end in found]
+        for name, start, end in found:
+            status = cues.status(start, end, spans)
+            reading.occurrences.append(Occurrence(name, start, end, prepared[start:end].strip(), status))
+            if status == "present":
+                reading.present.add(name)
         # "What are the signs of a stroke?" asks about a condition even with a pronoun in it ("how do I
         # prevent choking"); "can you ...?" does only when nobody is being described. "Now" beats both.
         # A clause that describes someone with a symptom or sign, apart from the question ("what is the best
