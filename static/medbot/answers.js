@@ -147,6 +147,30 @@ function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+// "call or text 988" in an answer's first sentence: the number it tells people to reach first.
+const FIRST_NUMBER = /^[^.!?]*?\b(call or text|text or call|call|text)\s+(\+?\d(?:[\d ]*\d)?)\b/i;
+
+function digits(number) {
+  return number.replace(/[^\d+]/g, "");
+}
+
+/**
+ * A crisis answer ("Please reach out now: call or text 988 (…), or call 911 if you are in immediate
+ * danger") leads with the crisis line it names first, not the emergency number; the text below keeps
+ * both. Null when the answer's first number is the emergency number, or it names none.
+ */
+function crisisLine(content, number) {
+  const match = content.match(FIRST_NUMBER);
+  if (!match || digits(match[2]) === digits(number)) return null;
+  const verb = match[1].charAt(0).toUpperCase() + match[1].slice(1).toLowerCase();
+  const call = el("strong", { className: "call-now" }, [
+    `${verb} `,
+    el("a", { text: match[2], attrs: { href: `tel:${digits(match[2])}` } }),
+    " now",
+  ]);
+  return el("p", { className: "call-line call-line-crisis" }, [call]);
+}
+
 /**
  * An emergency answer's first line: "Call <number> now", loud, with the number as a phone link,
  * said once. When the answer's own text starts with it ("Call 911 now and put the phone on
@@ -154,9 +178,11 @@ function escapeRegExp(text) {
  */
 function callLine(content) {
   const number = config.emergencyNumber;
+  const crisis = crisisLine(content, number);
+  if (crisis) return [crisis, content];
   const call = el("strong", { className: "call-now" }, [
     "Call ",
-    el("a", { text: number, attrs: { href: `tel:${number.replace(/[^\d+]/g, "")}` } }),
+    el("a", { text: number, attrs: { href: `tel:${digits(number)}` } }),
     " now",
   ]);
   const line = el("p", { className: "call-line" }, [call]);

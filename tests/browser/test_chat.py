@@ -178,6 +178,18 @@ def test_it_shows_an_emergency_answer_as_an_alert_with_the_number_first(curated_
     assert Message.objects.get(role="assistant").source == "emergency"
 
 
+def test_a_self_harm_answer_leads_with_the_crisis_line_and_keeps_the_emergency_number(curated_rules, page) -> None:
+    ask(page, "i dont want to be alive anymore")
+
+    answer = page.locator("#log .answer").last
+    expect(answer).to_have_attribute("role", "alert")
+    expect(answer.locator(".call-line .call-now")).to_have_text("Call or text 988 now")
+    expect(answer.locator(".call-line a")).to_have_attribute("href", "tel:988")
+    expect(answer.locator(".message-body")).to_contain_text("call or text 988")
+    expect(answer.locator(".message-body")).to_contain_text("or call 911 if you are in immediate danger")
+    assert "Call 911 now" not in answer.inner_text()
+
+
 def test_it_shows_curated_html_as_literal_text_and_never_runs_it(curated_rules, page) -> None:
     payload = '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>'
     FallbackRule.objects.create(
