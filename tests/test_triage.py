@@ -353,19 +353,48 @@ def test_a_bad_day_and_a_headache_are_not_the_worst_headache(shipped_triage: Tri
 @pytest.mark.parametrize(
     "text",
     [
-        "i have been thinking about ending things",
-        "my teenager has been cutting her arms",
-        "my daughter is self harming",
         "life isn't worth living anymore",
         "i just want to go to sleep and not wake up",
-        "there is no way out, i want it all to stop",
-        "my friend texted me goodbye and isn't answering",
+        "i just want it all to end",
+        "my son doesnt want to live anymore",
         "i feel like everyone would be better off if i was gone",
+        "i want to kill myself, i dont care anymore",
+        # Hopeless words count with a means or a plan: "no way out" of a car park does not.
+        "my friend texted me goodbye and isn't answering",
+        "there is no way out for me and i have a rope",
+        "i cant take it anymore, ive got the pills ready",
     ],
 )
 def test_self_harm_in_other_words_gets_the_crisis_answer(shipped_triage: Triage, text: str) -> None:
     decision = shipped_triage.decide(text)
     assert decision.level == "emergency" and decision.rule.name == "Suicidal thoughts and self-harm"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "there is no way out of this car park",
+        "i am ending things with my boyfriend tonight",
+        "we said goodbye at the airport",
+        "i'm done with this diet",
+    ],
+)
+def test_hopeless_sounding_words_alone_are_not_a_crisis(shipped_triage: Triage, text: str) -> None:
+    assert shipped_triage.decide(text).level == "routine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter is self harming",
+        "how do i support a friend who self harms",
+        "my teenager has been cutting her arms",
+    ],
+)
+def test_self_harm_without_intent_to_die_gets_support_today(shipped_triage: Triage, text: str) -> None:
+    decision = shipped_triage.decide(text)
+    assert decision.level == "urgent" and decision.rule.name == "Self-harm"
+    assert "{crisis_line}" in decision.rule.response
 
 
 def test_a_question_about_self_harm_with_nobody_doing_it_stays_a_question(shipped_triage: Triage) -> None:
@@ -396,6 +425,23 @@ def test_a_child_who_swallowed_a_magnet_needs_emergency_care(shipped_triage: Tri
     assert decision.level == "emergency" and decision.rule.name == "Overdose and poisoning"
 
 
-def test_a_leg_that_looks_shorter_after_a_fall_may_be_broken(shipped_triage: Triage) -> None:
+def test_a_leg_that_looks_shorter_after_a_fall_may_be_a_broken_hip(shipped_triage: Triage) -> None:
     decision = shipped_triage.decide("my grandmother fell and can't get up and her leg looks shorter")
-    assert decision.level == "urgent" and decision.rule.name == "Possible broken bone"
+    assert decision.level == "emergency" and decision.rule.name == "Possible broken hip"
+    assert shipped_triage.decide("my physio says one leg is shorter than the other").level == "routine"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i dont have any more inhalers and i cant breathe",
+        "her face is drooping and she isnt talking properly anymore",
+        "my toddler swallowed a magnet and isnt eating anymore",
+    ],
+)
+def test_anymore_does_not_end_a_red_flag_across_another_statement(shipped_triage: Triage, text: str) -> None:
+    assert shipped_triage.decide(text).level == "emergency"
+
+
+def test_breathing_through_a_blocked_nose_is_not_a_breathing_emergency(shipped_triage: Triage) -> None:
+    assert shipped_triage.decide("i cant breathe through my nose anymore, its always blocked").level != "emergency"

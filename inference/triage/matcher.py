@@ -48,9 +48,14 @@ CONTEXT = (NEGATION, UNCERTAINTY, HYPOTHETICAL, PAST, NOW, RESOLVED, ASKING_ABOU
 
 NEGATION_WINDOW = 4  # words between a negation cue and the concept it negates
 RESOLVED_WINDOW = 8  # words after a concept in which "has stopped" still refers to it
-# Resolved cues that mean "no longer" only with a negation of their own: "the pain doesnt bother me
-# anymore" is over, "i cant breathe anymore" and "i dont want to be alive anymore" are not.
+# Resolved cues that mean "no longer" only with a negation of their own, right after the concept: "the
+# pain doesnt bother me anymore" is over; "i cant breathe anymore", "i dont want to be alive anymore" and
+# "her face is drooping and she isnt talking anymore" are not. "any more" before a noun is a quantity
+# ("i dont have any more inhalers").
 NO_LONGER = ("anymore", "any more")
+NO_LONGER_REACH = 3  # words between a concept and the negation that makes "anymore" end it
+# Words that start another statement between a concept and a negation: the negation is not about it.
+NEW_STATEMENT = frozenset("and but because so as since or then i im he hes she shes they we it its you".split())
 GAP = r"(?:\w+ ){0,3}"  # what "..." in a phrase stands for
 _NUMBER = r"(?P<num>\d+(?:\.\d+)?)"
 _TOKEN = re.compile(r"\S+")
@@ -276,23 +281,33 @@ class _Cues:
     def words_between(self, left: int, right: int) -> int:
         return bisect.bisect_left(self.token_starts, right) - bisect.bisect_left(self.token_starts, left)
 
-    def _negated_between(self, left: int, right: int, matches: list[tuple[int, int]]) -> bool:
-        """Whether a negation of its own lies between ``left`` and ``right`` (none inside a concept's words)."""
-        return any(
-            left <= n_start
-            and n_end <= right + 1
-            and not any(m_start >= left and m_start <= n_start < m_end for m_start, m_end in matches)
-            for n_start, n_end in self.negations
-        )
+    def _no_longer(self, end: int, cue_start: int, cue_end: int, matches: list[tuple[int, int]]) -> bool:
+        """Whether "anymore" at ``cue_start`` ends the concept that ends at ``end``: a negation of its
+        own (not inside another concept's words) follows the concept closely, in the same statement."""
+        if self.prepared[cue_start:cue_end].strip() == "any more" and self.prepared[cue_end:].strip(" ")[:1] not in (
+            "",
+            "|",
+        ):
+            return False  # "no more inhalers", not "no longer"
+        for n_start, _ in self.negations:
+            if not end <= n_start < cue_start or any(
+                m_start >= end and m_start <= n_start < m_end for m_start, m_end in matches
+            ):
+                continue
+            between = self.prepared[end:n_start].split()
+            if len(between) <= NO_LONGER_REACH and not NEW_STATEMENT.intersection(between):
+                return True
+        return False
 
     def nearest(self, spans: list[tuple[int, int]], clause: int, start: int) -> int | None:
         return min((abs(s - start) for s, _ in spans if self.clause_of(s) == clause), default=None)
 
-    def status(self, start: int, end: int, matches: list[tuple[int, int]] = ()) -> str:
+    def status(self, start: int, end: int, matches: list[tuple[int, int]] = (), *, can_resolve: bool = True) -> str:
         """ "present", or why the concept at ``start:end`` does not count.
 
         ``matches`` are the spans of every clinical concept found in the message: a negation inside
-        another concept's words ("cant breathe") is that concept's, not a cue for this one."""
+        another concept's words ("cant breathe") is that concept's, not a cue for this one. An intent
+        (``can_resolve=False``) is never over by a cue: "i want to die, i dont care anymore"."""
         clause = self.clause_of(start)
         if any(
             self.clause_of(n_start) == clause
@@ -303,11 +318,11 @@ class _Cues:
             return "negated"
         if any(self.clause_of(h_start) == clause and h_end <= start + 1 for h_start, h_end in self.hypotheticals):
             return "hypothetical"
-        if any(
+        if can_resolve and any(
             r_start >= end - 1
             and self.clause_of(r_start) in (clause, clause + 1)
             and self.words_between(end, r_start) <= RESOLVED_WINDOW
-            and (self.prepared[r_start:r_end].strip() not in NO_LONGER or self._negated_between(end, r_start, matches))
+            and (self.prepared[r_start:r_end].strip() not in NO_LONGER or self._no_longer(end, r_start, r_end, matches))
             for r_start, r_end in self.resolved
         ):
             return "resolved"
@@ -404,7 +419,7 @@ class Matcher:
                 found.append((concept.name, start, end))
         spans = [(start, end) for _, start, end in found]
         for name, start, end in found:
-            status = cues.status(start, end, spans)
+            status = cues.status(start, end, spans, can_resolve=self.kinds[name] != "intent")
             reading.occurrences.append(Occurrence(name, start, end, prepared[start:end].strip(), status))
             if status == "present":
                 reading.present.add(name)
