@@ -225,6 +225,13 @@ ANSWER_CUES = {
         "prevention": r"\b(prevent\w*|lower (the|your) risk|reduce (the|your) risk|avoid\w*)\b",
     }.items()
 }
+# "Is it contagious?", "how do you catch it?": whatever its type, the sentences that say how it spreads.
+SPREAD_QUESTION = re.compile(r"\b(contagious|infectious|catch|catching|spread\w*|transmit\w*|pass(ed)? on)\b", re.I)
+SPREAD_CUE = re.compile(
+    r"\b(spread\w*|contagious|infectious|catch|caught|transmi\w*|passed (on|from)|person to person|"
+    r"from one person to another|through the air)\b",
+    re.IGNORECASE,
+)
 # What a cue adds to a sentence's score: as much as sharing half of the question's words.
 CUE_WEIGHT = 0.5
 
@@ -238,7 +245,7 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     get help (SEEK_HELP) are kept too, over the budget: an extract of a curated entry must not
     lose its "see a doctor if..." and "get emergency help for..." lines."""
     asked = set(content(normal_words(question)))
-    cues = ANSWER_CUES.get(question_type(question))
+    cues = SPREAD_CUE if SPREAD_QUESTION.search(question) else ANSWER_CUES.get(question_type(question))
     seen: set[str] = set()
     candidates = []
     sentences_of = sentences(text)

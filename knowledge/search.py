@@ -234,6 +234,8 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
 # The opening of a passage that is nothing but a list of other pages to read.
+LOWER_SHORT_WORD = re.compile(r"\b[a-z]{2,5}\b")
+ROMAN_TYPE = re.compile(r"(?:i{1,3}|iv|vi{0,3}|ix|x)[a-d]?")
 REFERRAL_ONLY = re.compile(r"\s*these resources address\b", re.I)
 # How long a condition lasts, in front of its name: a passage on the condition that speaks of
 # its chronic form answers for it when no passage is named so.
@@ -425,6 +427,9 @@ class KnowledgeIndex:
         self._everyday = STOPWORDS | {
             w for doc in self.documents if doc.key.startswith("rule:") for w in re.findall(r"[a-z]+", doc.text.lower())
         }
+        # Short words the passages write in lower case ("all", "als" in "totals"): a message's lower-case
+        # word is read as an abbreviation ("adhd", "tb") only if the sources never write it so.
+        self._lower_case = set(LOWER_SHORT_WORD.findall("\n".join(doc.text for doc in self.documents)))
         # Words that occur in some focus name: the vocabulary of conditions, drugs and tests.
         # Curated entries are left out: their titles and lay triggers ("warning signs", "tummy")
         # are everyday words, not names.
@@ -537,9 +542,23 @@ class KnowledgeIndex:
                 continue
             if not keys and word.isupper() and not shouted:
                 keys = self._initials.get(word)
+            if not keys and self._lower_case_abbreviation(word):
+                # "my son has adhd", "is tb contagious": people type abbreviations in lower case.
+                keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
+
+    def _lower_case_abbreviation(self, word: str) -> bool:
+        """A lower-case word that can only be an abbreviation: not an everyday word, never written so."""
+        return (
+            word.isalpha()
+            and word.islower()
+            and LOWER_SHORT_WORD.fullmatch(word) is not None
+            and word not in self._everyday
+            and word not in self._lower_case
+            and not ROMAN_TYPE.fullmatch(word)  # "type iva" is a type, not IVA
+        )
 
     def named_foci(self, question: str) -> dict[str, str]:
         """Focus key → the name the question used."""
@@ -1013,10 +1032,17 @@ class KnowledgeIndex:
                 coverage[i] = sum(self._talks_of(i, name, named) for name in others)
                 hits.append(i)
             # What the question asks about besides its names and how it asks ("surgery", "diet").
-            # A passage that says how it spreads answers how it spreads, whatever its type.
             asked = (set(query) - named_words - ASKING - set(tokens(how))) | (set(query) & SPREADING)
             return self._rank(
-                hits, scores, kind, focus_matched=True, limit=limit, coverage=coverage, primary=primary, asked=asked
+                hits,
+                scores,
+                kind,
+                focus_matched=True,
+                limit=limit,
+                coverage=coverage,
+                primary=primary,
+                asked=asked,
+                spreading=bool(set(query) & SPREADING),
             )
 
         # No focus named: a passage whose focus words are mostly in the question, scoring well,
@@ -1086,8 +1112,10 @@ class KnowledgeIndex:
         coverage: dict[int, int] | None = None,
         primary: set[int] | None = None,
         asked: Collection[str] = (),
+        spreading: bool = False,
     ) -> list[Hit]:
-        """``indexes`` best first: see ``key``. ``asked``: the question's words besides the names."""
+        """``indexes`` best first: see ``key``. ``asked``: the question's words besides the names;
+        ``spreading``: it asks whether or how it spreads ("is TB contagious?")."""
 
         def type_matched(i: int) -> bool:
             return bool(kind) and self.documents[i].question_type == kind
@@ -1102,6 +1130,9 @@ class KnowledgeIndex:
             # topic with none) come first; a question of no known type is left to BM25.
             if type_matched(i) or not doc.question_type:
                 type_rank = 3
+            elif spreading:
+                # "Is TB contagious?": a passage that says how it spreads, then the overview.
+                type_rank = 2 * any(self.mentions(i, w) for w in SPREADING) + (doc.question_type == "information")
             elif kind:
                 type_rank = any(self.mentions(i, w) for w in asked) + (doc.question_type == "information")
             else:

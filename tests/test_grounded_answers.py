@@ -462,6 +462,17 @@ def test_an_outlook_question_gets_the_sentences_that_give_the_outlook_in_other_w
     assert "Most people die within 3 to 5 years of the first symptoms." in chosen
 
 
+def test_a_question_about_catching_it_gets_the_sentences_that_say_how_it_spreads():
+    from inference.grounding import select_sentences
+
+    text = (
+        "The illness is caused by a bacterium. The bacteria usually attack the lungs. It can also reach the spine. "
+        "Treatment takes six to nine months. People with the active illness may spread it to those they live with."
+    )
+    chosen = select_sentences("Is it contagious?", text, 25)
+    assert "People with the active illness may spread it to those they live with." in chosen
+
+
 def test_a_list_run_into_its_opening_sentence_and_said_again_run_together_is_listed_once():
     from inference.grounding import select_sentences
 

@@ -62,11 +62,27 @@ def test_a_question_that_also_names_a_second_focus_prefers_the_passage_mentionin
     assert index.search("Can diabetes cause kidney disease?")[0].document.key == "d2"
 
 
-def test_abbreviations_only_count_when_written_in_capitals() -> None:
+def test_an_abbreviation_that_is_an_everyday_word_counts_only_in_capitals() -> None:
     leukaemia = doc("all", "Acute lymphoblastic leukemia", "A cancer of white blood cells.", synonyms=("ALL",))
     index = KnowledgeIndex([leukaemia, doc("x", "Gout", "Gout is arthritis from uric acid crystals.")])
     assert index.search("How is ALL treated?")[0].document.key == "all"
     assert index.search("is it all in my head?") == []
+
+
+def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_it_as_a_word() -> None:
+    index = index_of_many(
+        doc("a", "Attention deficit-hyperactivity disorder", "Children with ADHD find it hard to focus.", "information"),
+        doc("t", "Tuberculosis", "Tuberculosis (TB) spreads through the air.", "information", synonyms=("TB",)),
+        doc("s", "Systemic lupus erythematosus", "SLE is a disease of the immune system.", synonyms=("SLE",)),
+        doc("p", "Patellar dislocation", "The kneecap slips out of place; as a rule it goes back.", synonyms=("AS",)),
+        doc("m", "Mucopolysaccharidosis type IVA", "A rare disorder of sugar chains.", synonyms=("IVA",)),
+    )
+    assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
+    assert index.search("is tb contagious?")[0].document.key == "t"
+    assert index.search("what is sle")[0].document.key == "s"
+    # The sources write "as" as a word; "type iva" is a type, not IVA.
+    assert index.search("is it as bad as they say") == []
+    assert [hit.document.key for hit in index.search("what is iva")] == []
 
 
 def test_nothing_matches_a_topic_the_knowledge_base_does_not_cover(curated_data, knowledge_base):
@@ -641,3 +657,13 @@ def test_misspelt_asking_words_are_put_right_but_names_are_not() -> None:
     # Names and short words stay as written: an unknown name must stay unknown.
     assert index.respelled("is trichuriasis contagous") == "is trichuriasis contagious"
     assert index.respelled("can dogs get asthma") == "can dogs get asthma"
+
+
+def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_over_the_overview() -> None:
+    index = index_of_many(
+        doc("i", "Tuberculosis", "Tuberculosis laboratories test cultures for the health department.", "information"),
+        doc("t", "Tuberculosis", "Tuberculosis is treated for months; people with it may spread it.", "treatment"),
+        doc("d", "Tuberculosis", "A skin test or a blood test shows tuberculosis infection.", "exams and tests"),
+    )
+    assert index.search("Is tuberculosis contagious?")[0].document.key == "t"
+    assert index.search("What is tuberculosis?")[0].document.key == "i"
