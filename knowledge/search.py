@@ -73,7 +73,8 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "inheritance",
             r"\b(inherit\w*|hereditary|passed down|run(s)? in (the |my )?famil\w*|pass (it )?on to|"
             r"pass(ed)? (it )?(from|to|on) (a |my |the |his |her |their )?(mother|father|parent|son|daughter|child|"
-            r"children|kids|baby|babies)\w*|skips? a generation)\b",
+            r"children|kids|baby|babies)\w*|skips? a generation|"
+            r"(is|are|was) [\w' -]{0,40}\bgenetic(?! (change|cause|mutation|test)))\b",
         ),
         ("genetic changes", r"\b(genes?|genetic (change|cause|mutation)s?|mutations?|chromosome\w*)\b"),
         ("susceptibility", r"\b(at risk|risk factors?|who gets|who can get|more likely to get)\b"),
@@ -548,6 +549,16 @@ class KnowledgeIndex:
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
+
+    def _said_apart(self, word: str, ordered: list[str], focus: set[str]) -> bool:
+        """Whether ``word`` is an everyday word the question says apart from the name: "restless legs at
+        *night*" asks about restless legs, "coats *plus* syndrome" and "*clear* cell carcinoma" are other names."""
+        if word in self._name_vocabulary - self._everyday:
+            return False
+        places = [n for n, w in enumerate(ordered) if stem(w) == word]
+        return bool(places) and not any(
+            ordered[m] in focus for n in places for m in (n - 1, n + 1) if 0 <= m < len(ordered)
+        )
 
     def _lower_case_abbreviation(self, word: str) -> bool:
         """A lower-case word that can only be an abbreviation: not an everyday word, never written so."""
@@ -1074,7 +1085,9 @@ class KnowledgeIndex:
                 continue
             if any(population(w) for w in focus_words - query_words):
                 continue  # "adult-onset vitelliform macular dystrophy" does not answer the general name
-            if any(f" {w} " not in self._names[i] for w in unexplained):
+            if any(
+                f" {w} " not in self._names[i] and not self._said_apart(w, ordered, set(focus_all)) for w in unexplained
+            ):
                 continue  # the question names something this passage's focus does not
             if any(OPPOSITES.get(w) in query_words for w in focus_words - query_words):
                 continue  # "left heart" is not "right heart"

@@ -667,3 +667,24 @@ def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_ov
     )
     assert index.search("Is tuberculosis contagious?")[0].document.key == "t"
     assert index.search("What is tuberculosis?")[0].document.key == "i"
+
+
+def test_is_it_genetic_asks_whether_it_is_inherited_and_a_genetic_test_is_a_test() -> None:
+    assert question_type("is celiac disease genetic") == "inheritance"
+    assert question_type("Is it genetic?") == "inheritance"
+    assert question_type("is there a genetic test for celiac disease") == "exams and tests"
+    assert question_type("what genetic changes cause celiac disease") == "genetic changes"
+
+
+def test_an_everyday_word_said_apart_from_the_name_does_not_hide_the_topic() -> None:
+    index = index_of_many(
+        doc("r", "Restless legs syndrome", "An urge to move the legs, worse in the evening and at night.", "causes"),
+        doc("b", "Night blindness", "Trouble seeing in dim light.", "information"),
+        doc("c", "Coats disease", "An eye disorder with abnormal blood vessels in the retina.", "information"),
+        doc("p", "Plus disease", "Widened, twisted vessels at the back of the eye.", "information"),
+        # Our own entries say which words are everyday English.
+        Document(key="rule:1", title="Sleep", focus="Sleep", text="Sleep well at night, plus keep a clear routine."),
+    )
+    assert index.search("what causes restless legs at night")[0].document.key == "r"
+    # Next to the name, the same everyday word makes another name: not Coats disease.
+    assert [hit.document.key for hit in index.search("what is coats plus syndrome")] != ["c"]
