@@ -688,3 +688,18 @@ def test_an_everyday_word_said_apart_from_the_name_does_not_hide_the_topic() -> 
     assert index.search("what causes restless legs at night")[0].document.key == "r"
     # Next to the name, the same everyday word makes another name: not Coats disease.
     assert [hit.document.key for hit in index.search("what is coats plus syndrome")] != ["c"]
+
+
+def test_cardiac_arrest_is_not_the_heart_attack_entrys_topic(curated_data, knowledge_base):
+    from knowledge.models import Passage
+
+    Passage.objects.create(
+        source=knowledge_base,
+        external_id="sca-1",
+        title="What is sudden cardiac arrest?",
+        focus="Sudden cardiac arrest",
+        question_type="information",
+        text="Sudden cardiac arrest is a condition in which the heart suddenly stops beating.",
+    )
+    assert retriever.search("what is cardiac arrest")[0].document.focus == "Sudden cardiac arrest"
+    assert retriever.search("what are the signs of a heart attack")[0].document.title == "Heart attack warning signs"
