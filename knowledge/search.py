@@ -258,6 +258,7 @@ def population(word: str) -> str:
 
 # Words that make an animal someone's own: "my dog", "our old cat", "the puppy".
 OWNING = frozenset("my our his her their your the".split())
+DETERMINERS = OWNING | frozenset("a an".split())
 # What an animal that is the subject of a question does: "my puppy *has* diarrhoea", "our dog *ate*".
 PET_DOINGS = _forms(
     "has had is was keeps kept ate eaten seems got gets wont cant isnt hasnt doesnt threw vomited "
@@ -521,7 +522,8 @@ class KnowledgeIndex:
                     # across words of the sentence ("hemophilia, was it acquired?" is not
                     # "acquired hemophilia"), nor a description after the name ("is glaucoma
                     # hereditary?" is not "hereditary glaucoma").
-                    stops = sum(w in STOPWORDS for w in window)
+                    # An article or a possessive more is the same name ("ringing in *the* ears").
+                    stops = sum(w in STOPWORDS and w not in DETERMINERS for w in window)
                     phrases = sorted(
                         p
                         for p in self._bag_phrases.get(word_bag(window), ())

@@ -71,7 +71,9 @@ def test_an_abbreviation_that_is_an_everyday_word_counts_only_in_capitals() -> N
 
 def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_it_as_a_word() -> None:
     index = index_of_many(
-        doc("a", "Attention deficit-hyperactivity disorder", "Children with ADHD find it hard to focus.", "information"),
+        doc(
+            "a", "Attention deficit-hyperactivity disorder", "Children with ADHD find it hard to focus.", "information"
+        ),
         doc("t", "Tuberculosis", "Tuberculosis (TB) spreads through the air.", "information", synonyms=("TB",)),
         doc("s", "Systemic lupus erythematosus", "SLE is a disease of the immune system.", synonyms=("SLE",)),
         doc("p", "Patellar dislocation", "The kneecap slips out of place; as a rule it goes back.", synonyms=("AS",)),
@@ -703,3 +705,16 @@ def test_cardiac_arrest_is_not_the_heart_attack_entrys_topic(curated_data, knowl
     )
     assert retriever.search("what is cardiac arrest")[0].document.focus == "Sudden cardiac arrest"
     assert retriever.search("what are the signs of a heart attack")[0].document.title == "Heart attack warning signs"
+
+
+def test_an_article_or_a_possessive_more_is_the_same_name() -> None:
+    tinnitus = Document(
+        key="rule:1",
+        title="Tinnitus",
+        focus="Tinnitus",
+        text="Hearing a sound with no outside source.",
+        synonyms=("ringing in ears",),
+    )
+    index = index_of_many(tinnitus)
+    assert index.search("what causes ringing in the ears")[0].document.key == "rule:1"
+    assert index.search("why is there ringing in my ears")[0].document.key == "rule:1"
