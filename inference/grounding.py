@@ -73,7 +73,12 @@ _NAVIGATION = re.compile(
     r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit www|www\.|website|web site|"
     r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet|"
     r"the videos?|your keyboard|glossary|for information on|go to the|"
-    r"(animation|video|figure|illustration|image|picture)s? (below|above)|below shows)\b",
+    r"(animation|video|figure|illustration|image|picture)s? (below|above)|below shows|"
+    # Where else to read: "Medscape Reference has an in-depth review", "registration is free".
+    r"you may (need|have) to register|registration is free|has a page (called|on|about)|provides? a good overview|"
+    r"tagged as|in-depth review|please reference|(medscape|emedicine|genereviews)('s)?( reference)?('s)? "
+    r"(web ?site|article)|(detailed|additional|further) information\b.{0,120}?\b(is available|can be (accessed|viewed|"
+    r"found)|may be (found|viewed|accessed)|is provided))\b",
     re.I,
 )
 

@@ -33,6 +33,8 @@ SYNCHRONOUS_REBUILD_BELOW = 2000
 
 
 OVERVIEW_TITLE = re.compile(r"^What is \(are\) (.+?)\s*\?$")
+# ...and asks of its leaflets "What causes What I need to know about Hepatitis C?".
+LEAFLET_IN_TITLE = re.compile(r"(?<=\S )What I need to know about (?=\S)", re.I)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ def citation_for(document: Document) -> Citation:
     # Only web addresses leave MedBot as links: an API client may render them, so a javascript:
     # or data: address (the importer refuses them; older rows might hold one) is dropped.
     url = document.url if urlsplit(document.url).scheme.lower() in ("http", "https") else ""
-    # MedQuAD titles its overviews "What is (are) Kidney Disease?": the topic itself reads better.
-    title = OVERVIEW_TITLE.sub(r"\1", document.title)
+    # MedQuAD titles its overviews "What is (are) Kidney Disease?": the topic itself reads better;
+    # "What causes What I need to know about Hepatitis C?" reads "What causes Hepatitis C?".
+    title = LEAFLET_IN_TITLE.sub("", OVERVIEW_TITLE.sub(r"\1", document.title))
     return Citation(title=title, publisher=document.publisher, url=url, source=document.source)
 
 

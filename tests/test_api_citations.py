@@ -96,3 +96,15 @@ def test_an_overview_is_cited_by_its_topic():
     assert citation_for(overview).title == "Kidney Disease"
     treatment = Document(key="passage:2", title="What are the treatments for Gout?", focus="Gout", text="...")
     assert citation_for(treatment).title == "What are the treatments for Gout?"
+
+
+def test_a_leaflet_asked_of_is_cited_by_its_topic_not_its_title_twice():
+    from inference.retrieval import citation_for
+    from knowledge.search import Document
+
+    asked = Document(key="passage:1", title="What causes What I need to know about Hepatitis C?", focus="x", text=".")
+    assert citation_for(asked).title == "What causes Hepatitis C?"
+    leaflet = Document(
+        key="passage:2", title="What is (are) What I need to know about Hepatitis C?", focus="x", text="."
+    )
+    assert citation_for(leaflet).title == "What I need to know about Hepatitis C"

@@ -488,3 +488,30 @@ def test_a_list_run_into_its_opening_sentence_and_said_again_run_together_is_lis
         "- Smokers.",
         "Regular eye tests find it early.",
     ]
+
+
+def test_a_passage_that_only_says_where_else_to_read_gives_way_to_one_that_answers():
+    from inference.grounding import extract
+    from knowledge.search import Document
+
+    referral = Document(
+        key="passage:1",
+        title="Is lupus inherited?",
+        focus="Lupus",
+        question_type="inheritance",
+        text=(
+            "The Lupus Foundation has a page called Is lupus hereditary? that provides a good overview. "
+            "Medscape Reference has an in-depth review of the genetics of lupus that was written for professionals. "
+            "You may have to register to view the article, but registration is free."
+        ),
+    )
+    overview = Document(
+        key="passage:2",
+        title="Lupus",
+        focus="Lupus",
+        question_type="information",
+        text="Lupus is an autoimmune disease. Genes are thought to play a part, with other factors.",
+    )
+    text, used = extract("Is lupus hereditary?", [referral, overview])
+    assert used == [overview]
+    assert "Genes are thought to play a part" in text
