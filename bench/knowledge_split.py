@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from inference.engine import get_manager
 from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
 from inference.retrieval import RULE_PREFIX, citation_for, load_documents, retriever
-from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file
+from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file, unglue_records
 from knowledge.search import GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import STOPWORDS, phrase
 
@@ -288,6 +288,9 @@ def read_corpus(path: Path) -> tuple[list[CorpusDocument], list[tuple[str, str]]
         if records:
             first = records[0]
             documents.append(CorpusDocument(name, first.focus, first.synonyms, tuple(records)))
+    # As the importer does: the words MedQuAD ran together, parted over the whole corpus.
+    mended = iter(unglue_records(record for document in documents for record in document.records))
+    documents = [replace(document, records=tuple(next(mended) for _ in document.records)) for document in documents]
     return documents, problems
 
 

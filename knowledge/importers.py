@@ -25,7 +25,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from knowledge import versions
 from knowledge.models import KnowledgeSource, Passage, QuestionType
+from knowledge.text import glued_words, unglue
 
 MEDQUAD_SUFFIXES = {".xml"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -572,6 +573,7 @@ def import_knowledge(
     records = _read_all(files, path if path.is_dir() else path.parent, report, progress)
     if not report.files:
         return report  # nothing readable: not even an empty source is created
+    records = dict(zip(records, unglue_records(records.values()), strict=True))
 
     with transaction.atomic():
         source, created = KnowledgeSource.objects.get_or_create(
@@ -587,6 +589,15 @@ def import_knowledge(
     # After the commit (unless the caller holds a transaction): a worker rebuilding sooner would read the old rows.
     versions.bump(versions.KNOWLEDGE)
     return report
+
+
+def unglue_records(records: Iterable[PassageRecord]) -> list[PassageRecord]:
+    """``records`` with words their source ran together parted again ("pneumoniathe most common type"
+    → "pneumonia—the most common type"), judged over all of them: a whole source imported at once
+    (MedQuAD) has the word counts to tell; a few leaflets have not, and are left as they are."""
+    records = list(records)
+    glued = glued_words(record.text for record in records)
+    return [replace(record, text=unglue(record.text, glued)) for record in records]
 
 
 def _read_all(

@@ -413,3 +413,36 @@ def test_the_path_named_on_the_command_line_may_itself_be_a_link(db, tmp_path):
     (tmp_path / "named").symlink_to(real, target_is_directory=True)
     report = import_knowledge(tmp_path / "named", "test")
     assert (report.files, report.problems) == (1, [])
+
+
+# --- words the source ran together -------------------------------------------------------------
+
+
+def test_words_a_source_ran_together_are_parted_by_the_dash_they_lost():
+    from knowledge.text import glued_words, unglue
+
+    texts = [
+        f"Pneumonia is an infection of the lungs, case {n}. The chest is examined. We predict a spiral."
+        for n in range(25)
+    ]
+    texts.append("Community-acquired pneumoniathe most common type of pneumoniaare treated at home.")
+    glued = glued_words(texts)
+    assert (
+        unglue(texts[-1], glued)
+        == "Community-acquired pneumonia—the most common type of pneumonia—are treated at home."
+    )
+    # Real words are left alone: a rare word whose head is common but whose ending makes a real word.
+    assert glued_words([*texts, "The predictor and the spiralis worm."]).keys() == glued.keys()
+    # A handful of leaflets is not enough to tell.
+    assert glued_words(texts[-3:]) == {}
+
+
+def test_an_import_parts_run_together_words_over_the_whole_source(db, tmp_path):
+    lines = [
+        {"id": str(n), "title": f"Question {n}", "text": f"Pneumonia is an infection of the lungs, case {n}."}
+        for n in range(25)
+    ]
+    lines.append({"id": "glued", "title": "Who is treated at home?", "text": "Most pneumoniaare treated at home."})
+    (tmp_path / "source.jsonl").write_text("\n".join(map(json.dumps, lines)), encoding="utf-8")
+    import_knowledge(tmp_path / "source.jsonl", "test")
+    assert passages()["glued"].text == "Most pneumonia—are treated at home."
