@@ -78,6 +78,7 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
         doc("s", "Systemic lupus erythematosus", "SLE is a disease of the immune system.", synonyms=("SLE",)),
         doc("p", "Patellar dislocation", "The kneecap slips out of place; as a rule it goes back.", synonyms=("AS",)),
         doc("m", "Mucopolysaccharidosis type IVA", "A rare disorder of sugar chains.", synonyms=("IVA",)),
+        doc("e", "Exstrophy-epispadias complex", "A birth defect of the bladder.", synonyms=("EEC",)),
     )
     assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
     assert index.search("is tb contagious?")[0].document.key == "t"
@@ -85,6 +86,9 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     # The sources write "as" as a word; "type iva" is a type, not IVA.
     assert index.search("is it as bad as they say") == []
     assert [hit.document.key for hit in index.search("what is iva")] == []
+    # In a longer name it may be another thing the same letters stand for (EEC syndrome is not this EEC).
+    assert index.search("what is eec")[0].document.key == "e"
+    assert index.search("what is eec syndrome") == []
 
 
 def test_nothing_matches_a_topic_the_knowledge_base_does_not_cover(curated_data, knowledge_base):
