@@ -557,7 +557,7 @@ class KnowledgeIndex:
     def _said_apart(self, word: str, ordered: list[str], focus: set[str]) -> bool:
         """Whether ``word`` is an everyday word the question says apart from the name: "restless legs at
         *night*" asks about restless legs, "coats *plus* syndrome" and "*clear* cell carcinoma" are other names."""
-        if word in self._name_vocabulary - self._everyday:
+        if word not in self._everyday:
             return False
         places = [n for n, w in enumerate(ordered) if stem(w) == word]
         return bool(places) and not any(
