@@ -445,3 +445,14 @@ def test_anymore_does_not_end_a_red_flag_across_another_statement(shipped_triage
 
 def test_breathing_through_a_blocked_nose_is_not_a_breathing_emergency(shipped_triage: Triage) -> None:
     assert shipped_triage.decide("i cant breathe through my nose anymore, its always blocked").level != "emergency"
+
+
+def test_a_negation_stops_where_another_statement_about_them_starts(shipped_triage: Triage) -> None:
+    reading = shipped_triage.decide("my baby isnt crying anymore and is floppy").reading
+    assert "drowsy" in reading.present  # floppy is said, not denied
+    assert shipped_triage.decide("he doesnt have a fever and a rash").reading.present.isdisjoint({"high_temperature"})
+
+
+def test_aint_is_a_negation_and_aint_breathing_is_not_breathing(shipped_triage: Triage) -> None:
+    assert shipped_triage.decide("he aint breathing no more").rule.name == "Unresponsive or not breathing"
+    assert shipped_triage.decide("i aint got no chest pain").level == "routine"

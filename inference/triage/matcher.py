@@ -47,6 +47,11 @@ PERSONAL = "personal"  # "i", "my", "he", "my dad": someone is being described
 CONTEXT = (NEGATION, UNCERTAINTY, HYPOTHETICAL, PAST, NOW, RESOLVED, ASKING_ABOUT, ASKING_GENERAL, PERSONAL)
 
 NEGATION_WINDOW = 4  # words between a negation cue and the concept it negates
+# Where a negation stops: "but", or "and" starting another statement about them ("my baby isnt crying
+# anymore and is floppy": floppy is not denied; "no fever and a rash" still denies both).
+NEGATION_STOP = re.compile(
+    r"\b(but|however|although|though|yet|and (is|was|has|had|keeps|seems|looks|feels|now|then))\b"
+)
 RESOLVED_WINDOW = 8  # words after a concept in which "has stopped" still refers to it
 # Resolved cues that mean "no longer" only with a negation of their own, right after the concept: "the
 # pain doesnt bother me anymore" is over; "i cant breathe anymore", "i dont want to be alive anymore" and
@@ -313,6 +318,7 @@ class _Cues:
             self.clause_of(n_start) == clause
             and n_end <= start + 1
             and self.words_between(n_end, start) <= NEGATION_WINDOW
+            and not NEGATION_STOP.search(self.prepared[n_end:start])
             for n_start, n_end in self.negations
         ):
             return "negated"
