@@ -71,7 +71,7 @@ _LIST_OPENER = re.compile(rf"(:|\b(include|includes|including|such as|the follow
 _NAVIGATION = re.compile(
     r"\b(click|this page|table below|listed below|the following (list|table|resources)|these resources|"
     r"medlineplus|orphanet|human phenotype ontology|see (the )?(list|below|above)|visit www|www\.|website|web site|"
-    r"more information|check out|key words|learn more|read more|contact (the|your local)|fact sheet|"
+    r"more information|check out|key words|learn more|learn about more|read more|contact (the|your local)|fact sheet|"
     r"the videos?|your keyboard|glossary|for information on|go to the|"
     r"(animation|video|figure|illustration|image|picture)s? (below|above)|below shows|"
     # Where else to read: "Medscape Reference has an in-depth review", "registration is free".
@@ -237,6 +237,13 @@ SPREAD_CUE = re.compile(
     r"from one person to another|through the air)\b",
     re.IGNORECASE,
 )
+# Insurance and paying: "How is anxiety disorder treated?" is not answered by "Most insurance plans
+# will cover treatment"; a question about cost or cover is.
+PAYING = re.compile(
+    r"\b(insurance|insurer|medicaid|medicare|medigap|health maintenance organi[sz]ations?|hmos?|co-?pays?|"
+    r"deductibles?|premiums?|out-of-pocket|pay|paying|afford\w*|cost|costs|charges? people)\b",
+    re.I,
+)
 # What a cue adds to a sentence's score: as much as sharing half of the question's words.
 CUE_WEIGHT = 0.5
 
@@ -251,6 +258,7 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
     lose its "see a doctor if..." and "get emergency help for..." lines."""
     asked = set(content(normal_words(question)))
     cues = SPREAD_CUE if SPREAD_QUESTION.search(question) else ANSWER_CUES.get(question_type(question))
+    about_paying = PAYING.search(question) is not None
     seen: set[str] = set()
     candidates = []
     sentences_of = sentences(text)
@@ -259,7 +267,8 @@ def select_sentences(question: str, text: str, max_words: int, keep_help: bool =
         key = " ".join(normal_words(s))
         repeated_list = len(items) > 1 and key == " ".join(items)
         items = [*items, key] if s.startswith("- ") else []
-        if _informative(s) and key not in seen and not repeated_list:  # sources repeat list items
+        off_topic = not about_paying and PAYING.search(s) is not None
+        if _informative(s) and key not in seen and not repeated_list and not off_topic:  # sources repeat lists
             seen.add(key)
             candidates.append((i, s))
     scored = []

@@ -515,3 +515,18 @@ def test_a_passage_that_only_says_where_else_to_read_gives_way_to_one_that_answe
     text, used = extract("Is lupus hereditary?", [referral, overview])
     assert used == [overview]
     assert "Genes are thought to play a part" in text
+
+
+def test_insurance_sentences_answer_only_a_question_about_paying():
+    from inference.grounding import select_sentences
+
+    text = (
+        "Most insurance plans will cover treatment for anxiety disorders. "
+        "Talking therapy and medicines both treat anxiety disorders well."
+    )
+    assert select_sentences("How is anxiety disorder treated?", text, 60) == [
+        "Talking therapy and medicines both treat anxiety disorders well."
+    ]
+    assert "Most insurance plans will cover treatment for anxiety disorders." in select_sentences(
+        "Does insurance pay for anxiety treatment?", text, 60
+    )
