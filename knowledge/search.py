@@ -538,7 +538,8 @@ class KnowledgeIndex:
         # In a message written all in capitals, a capital word is only an abbreviation if it is
         # not an everyday word ("MY SON WAS..." is not Wiskott-Aldrich syndrome, WAS).
         shouted = not any(c.islower() for c in question)
-        written = [word.strip(".,?!;:()'\"") for word in question.split()]
+        raw = question.split()
+        written = [word.strip(".,?!;:()'\"") for word in raw]
         for number, word in enumerate(written):
             keys = self._abbreviations.get(word) if word.isupper() else None
             if keys and shouted and word.lower() in self._everyday:
@@ -546,9 +547,16 @@ class KnowledgeIndex:
             if not keys and word.isupper() and not shouted:
                 keys = self._initials.get(word)
             following = written[number + 1].lower() if number + 1 < len(written) else ""
-            if not keys and self._lower_case_abbreviation(word) and following not in LIKE_NAMES:
+            bracketed = raw[number].startswith("(")
+            if (
+                not keys
+                and self._lower_case_abbreviation(word)
+                and following not in LIKE_NAMES
+                and (len(word) != 3 or bracketed)
+            ):
                 # "my son has adhd", "is tb contagious": people type abbreviations in lower case. Not
-                # in a longer name ("eec syndrome" is not necessarily the EEC the sources spell out).
+                # in a longer name ("eec syndrome" is not necessarily the EEC the sources spell out),
+                # and three letters only in brackets after the name: "my friend ali" is not ALI.
                 keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
