@@ -1157,7 +1157,9 @@ class KnowledgeIndex:
                 type_rank = 3
             elif spreading:
                 # "Is TB contagious?": a passage that says how it spreads, then the overview.
-                type_rank = 2 * any(self.mentions(i, w) for w in SPREADING) + (doc.question_type == "information")
+                says_it = any(self.mentions(i, w) for w in SPREADING)
+                overview = doc.question_type == "information"
+                type_rank = (2 + overview / 2) if says_it else int(overview)  # below a passage of the type (3)
             elif kind:
                 type_rank = any(self.mentions(i, w) for w in asked) + (doc.question_type == "information")
             else:

@@ -676,6 +676,20 @@ def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_ov
     )
     assert index.search("Is tuberculosis contagious?")[0].document.key == "t"
     assert index.search("What is tuberculosis?")[0].document.key == "i"
+    # A passage of the asked type (causes) still comes first; then an overview that says how it spreads.
+    index = index_of_many(
+        doc("o", "Hepatitis B", "Hepatitis B is spread through blood.", "information"),
+        doc(
+            "r",
+            "Hepatitis B",
+            "People in contact with blood or who had a sexually transmitted disease.",
+            "susceptibility",
+        ),
+        doc("c", "Gout", "Uric acid crystals cause gout.", "causes"),
+        doc("g", "Gout", "Gout does not spread between joints of different people.", "information"),
+    )
+    assert index.search("Is hepatitis B contagious?")[0].document.key == "o"
+    assert index.search("Is gout contagious?")[0].document.key == "c"
 
 
 def test_is_it_genetic_asks_whether_it_is_inherited_and_a_genetic_test_is_a_test() -> None:
