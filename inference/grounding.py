@@ -241,7 +241,8 @@ SPREAD_CUE = re.compile(
 # will cover treatment"; a question about cost or cover is.
 PAYING = re.compile(
     r"\b(insurance|insurer|medicaid|medicare|medigap|health maintenance organi[sz]ations?|hmos?|co-?pays?|"
-    r"deductibles?|premiums?|out-of-pocket|pay|paying|afford\w*|cost|costs|charges? people)\b",
+    r"deductibles?|premiums?|out-of-pocket|(pay|paying|paid)(?! (close |more |less )?attention)|afford\w*|cost|costs|"
+    r"charges? people)\b",
     re.I,
 )
 # What a cue adds to a sentence's score: as much as sharing half of the question's words.

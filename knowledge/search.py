@@ -234,9 +234,11 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
-# The opening of a passage that is nothing but a list of other pages to read.
+# A word short enough to be an abbreviation typed in lower case ("adhd", "tb").
 LOWER_SHORT_WORD = re.compile(r"\b[a-z]{2,5}\b")
+# A roman type with an optional letter ("type iva"): not an abbreviation.
 ROMAN_TYPE = re.compile(r"(?:i{1,3}|iv|vi{0,3}|ix|x)[a-d]?")
+# The opening of a passage that is nothing but a list of other pages to read.
 REFERRAL_ONLY = re.compile(r"\s*these resources address\b", re.I)
 # How long a condition lasts, in front of its name: a passage on the condition that speaks of
 # its chronic form answers for it when no passage is named so.

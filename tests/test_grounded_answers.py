@@ -522,10 +522,12 @@ def test_insurance_sentences_answer_only_a_question_about_paying():
 
     text = (
         "Most insurance plans will cover treatment for anxiety disorders. "
-        "Talking therapy and medicines both treat anxiety disorders well."
+        "Talking therapy and medicines both treat anxiety disorders well. "
+        "People with it find it hard to pay attention."
     )
     assert select_sentences("How is anxiety disorder treated?", text, 60) == [
-        "Talking therapy and medicines both treat anxiety disorders well."
+        "Talking therapy and medicines both treat anxiety disorders well.",
+        "People with it find it hard to pay attention.",
     ]
     assert "Most insurance plans will cover treatment for anxiety disorders." in select_sentences(
         "Does insurance pay for anxiety treatment?", text, 60
