@@ -233,7 +233,9 @@ ANSWER_CUES = {
 # "Is it contagious?", "how do you catch it?": whatever its type, the sentences that say how it spreads.
 SPREAD_QUESTION = re.compile(r"\b(contagious|infectious|catch|catching|spread\w*|transmit\w*|pass(ed)? on)\b", re.I)
 SPREAD_CUE = re.compile(
-    r"\b(spread\w*|contagious|infectious|catch|caught|transmi\w*|passed (on|from)|person to person|"
+    # Not a cancer spreading in the body: "has spread to other parts of the body".
+    r"\b(spread\w*(?! (to|into|beyond) (other|nearby|distant|the (lymph|bone|liver|lung|brain|blood)))|"
+    r"contagious|infectious|catch|caught|transmi\w*|passed (on|from)|person to person|"
     r"from one person to another|through the air)\b",
     re.IGNORECASE,
 )

@@ -554,11 +554,12 @@ class KnowledgeIndex:
                 not keys
                 and self._lower_case_abbreviation(word)
                 and following not in LIKE_NAMES
-                and (len(word) != 3 or bracketed)
+                and (len(word) >= 4 or bracketed)
             ):
-                # "my son has adhd", "is tb contagious": people type abbreviations in lower case. Not
-                # in a longer name ("eec syndrome" is not necessarily the EEC the sources spell out),
-                # and three letters only in brackets after the name: "my friend ali" is not ALI.
+                # "my son has adhd", "(cidp)": people type abbreviations in lower case. Not in a longer
+                # name ("eec syndrome" is not necessarily the EEC the sources spell out), and two or
+                # three letters only in brackets after the name: "my friend ali" is not ALI, "ps i
+                # also have a rash" not Proteus syndrome, "a td booster" not Tourette syndrome.
                 keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
@@ -1067,7 +1068,8 @@ class KnowledgeIndex:
                 coverage=coverage,
                 primary=primary,
                 asked=asked,
-                spreading=bool(set(query) & SPREADING),
+                # A cancer spreads in the body, not from person to person: its passages' "spread" is not an answer.
+                spreading=bool(set(query) & SPREADING) and not SERIOUS_KINDS & set(query),
             )
 
         # No focus named: a passage whose focus words are mostly in the question, scoring well,

@@ -80,10 +80,14 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
         doc("m", "Mucopolysaccharidosis type IVA", "A rare disorder of sugar chains.", synonyms=("IVA",)),
         doc("e", "Exstrophy-epispadias complex", "A birth defect of the bladder.", synonyms=("EEC",)),
         doc("l", "Acute lung injury", "Sudden damage to the lungs.", synonyms=("ALI",)),
+        doc("x", "Proteus syndrome", "Overgrowth of bones and skin.", synonyms=("PS",)),
     )
     assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
-    assert index.search("is tb contagious?")[0].document.key == "t"
-    # Three letters are often a name or a word ("my friend ali"): only in brackets after the name.
+    assert index.search("is tuberculosis (tb) contagious?")[0].document.key == "t"
+    # Two or three letters are often a name or shorthand ("my friend ali", "ps i also have a rash"):
+    # only in brackets after the name.
+    assert index.search("is tb contagious?") == []
+    assert index.search("ps i also have a rash on my arm") == []
     assert index.search("What exactly is systemic lupus erythematosus (sle)?")[0].document.key == "s"
     assert index.search("my friend ali asked me about it") == []
     # The sources write "as" as a word; "type iva" is a type, not IVA.
@@ -690,6 +694,12 @@ def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_ov
     )
     assert index.search("Is hepatitis B contagious?")[0].document.key == "o"
     assert index.search("Is gout contagious?")[0].document.key == "c"
+    # A cancer "spreads" in the body: that passage does not answer whether it is catching.
+    index = index_of_many(
+        doc("o", "Leukemia", "Leukemia is a cancer of the white blood cells.", "information"),
+        doc("s", "Leukemia", "Signs appear once it has spread to other parts of the body.", "symptoms"),
+    )
+    assert index.search("Is leukemia contagious?")[0].document.key == "o"
 
 
 def test_is_it_genetic_asks_whether_it_is_inherited_and_a_genetic_test_is_a_test() -> None:

@@ -389,12 +389,13 @@ def test_hopeless_sounding_words_alone_are_not_a_crisis(shipped_triage: Triage, 
         "my daughter is self harming",
         "how do i support a friend who self harms",
         "my teenager has been cutting her arms",
+        "my teenager is cutting herself what do i do",
     ],
 )
 def test_self_harm_without_intent_to_die_gets_support_today(shipped_triage: Triage, text: str) -> None:
     decision = shipped_triage.decide(text)
     assert decision.level == "urgent" and decision.rule.name == "Self-harm"
-    assert "{crisis_line}" in decision.rule.response
+    assert decision.rule.response.startswith("For support now, {crisis_line}")
 
 
 def test_a_question_about_self_harm_with_nobody_doing_it_stays_a_question(shipped_triage: Triage) -> None:
