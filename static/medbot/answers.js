@@ -154,6 +154,15 @@ function digits(number) {
   return number.replace(/[^\d+]/g, "");
 }
 
+/** "Call <number> now" (or "Call or text …"), loud, with the number as a phone link. */
+function callNow(verb, number) {
+  return el("strong", { className: "call-now" }, [
+    `${verb} `,
+    el("a", { text: number, attrs: { href: `tel:${digits(number)}` } }),
+    " now",
+  ]);
+}
+
 /**
  * A crisis answer ("Please reach out now: call or text 988 (…), or call 911 if you are in immediate
  * danger") leads with the crisis line it names first, not the emergency number; the text below keeps
@@ -163,12 +172,7 @@ function crisisLine(content, number) {
   const match = content.match(FIRST_NUMBER);
   if (!match || digits(match[2]) === digits(number)) return null;
   const verb = match[1].charAt(0).toUpperCase() + match[1].slice(1).toLowerCase();
-  const call = el("strong", { className: "call-now" }, [
-    `${verb} `,
-    el("a", { text: match[2], attrs: { href: `tel:${digits(match[2])}` } }),
-    " now",
-  ]);
-  return el("p", { className: "call-line call-line-crisis" }, [call]);
+  return el("p", { className: "call-line call-line-crisis" }, [callNow(verb, match[2])]);
 }
 
 /**
@@ -180,12 +184,7 @@ function callLine(content) {
   const number = config.emergencyNumber;
   const crisis = crisisLine(content, number);
   if (crisis) return [crisis, content];
-  const call = el("strong", { className: "call-now" }, [
-    "Call ",
-    el("a", { text: number, attrs: { href: `tel:${digits(number)}` } }),
-    " now",
-  ]);
-  const line = el("p", { className: "call-line" }, [call]);
+  const line = el("p", { className: "call-line" }, [callNow("Call", number)]);
   const opening = new RegExp(`^\\s*call\\s+${escapeRegExp(number)}\\s+now\\b`, "i");
   const match = number ? content.match(opening) : null;
   if (!match) return [line, content];
