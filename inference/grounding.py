@@ -15,10 +15,10 @@ The knowledge decides *what* is said, the model only *how*. Three pieces enforce
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from knowledge.search import DRUG_LIKE, Document, question_type
+from knowledge.search import DRUG_LIKE, Document, asked_as, spoken_names
 from knowledge.text import content, normal_words
 
 # Words a faithful paraphrase may add: advice to see someone, hedges, connectives, and everyday
@@ -251,16 +251,20 @@ PAYING = re.compile(
 CUE_WEIGHT = 0.5
 
 
-def select_sentences(question: str, text: str, max_words: int, keep_help: bool = False) -> list[str]:
+def select_sentences(
+    question: str, text: str, max_words: int, keep_help: bool = False, names: Collection[str] = ()
+) -> list[str]:
     """The sentences of ``text`` that best answer ``question``, in their original order.
 
     The lead sentence of a reviewed answer usually says the most, so position counts as much
     as sharing the question's words; whole sentences only, within ``max_words`` (the first
     chosen sentence is kept even when longer). With ``keep_help``, sentences that say when to
     get help (SEEK_HELP) are kept too, over the budget: an extract of a curated entry must not
-    lose its "see a doctor if..." and "get emergency help for..." lines."""
+    lose its "see a doctor if..." and "get emergency help for..." lines. ``names``: the topic's
+    names (``spoken_names``), whose words do not say what is asked ("hereditary" in "hereditary
+    hemorrhagic telangiectasia")."""
     asked = set(content(normal_words(question)))
-    cues = SPREAD_CUE if SPREAD_QUESTION.search(question) else ANSWER_CUES.get(question_type(question))
+    cues = SPREAD_CUE if SPREAD_QUESTION.search(question) else ANSWER_CUES.get(asked_as(question, names)[0])
     about_paying = PAYING.search(question) is not None
     seen: set[str] = set()
     candidates = []
@@ -356,7 +360,9 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
     for document in documents:
         if left < 20:
             break
-        chosen = select_sentences(question, document.text, left, keep_help=document.key.startswith("rule:"))
+        chosen = select_sentences(
+            question, document.text, left, keep_help=document.key.startswith("rule:"), names=spoken_names(document)
+        )
         if not chosen:
             continue
         parts.append(join_sentences(chosen))
@@ -374,7 +380,7 @@ def grounding_text(question: str, documents: Sequence[Document], max_words: int 
     for number, document in enumerate(documents, start=1):
         if left < 20:
             break
-        chosen = select_sentences(question, document.text, left)
+        chosen = select_sentences(question, document.text, left, names=spoken_names(document))
         if not chosen:
             continue
         left -= sum(len(s.split()) for s in chosen)

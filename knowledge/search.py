@@ -37,7 +37,7 @@ def _forms(words: str) -> frozenset[str]:
 
 
 # Longest focus name looked up in a question, in words.
-MAX_PHRASE_WORDS = 8
+MAX_PHRASE_WORDS = 12
 # Most words in front of a name that can narrow it ("juvenile amyotrophic lateral sclerosis").
 MAX_QUALIFIERS = 3
 # A word in fewer than this share of passages is "specific": a passage must mention it to answer.
@@ -78,7 +78,7 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         ("genetic changes", r"\b(genes?|genetic (change|cause|mutation)s?|mutations?|chromosome\w*)\b"),
         ("susceptibility", r"\b(at risk|risk factors?|who gets|who can get|more likely to get)\b"),
-        ("prevention", r"\b(prevent\w*|avoid (getting|catching)|reduce (my |the )?risk|lower (my |the )?risk)\b"),
+        ("prevention", r"\b(prevent\w*|avoid (getting|catching)|(reduc|lower)(e|es|s|ing)? (my |the |your )?risks?)\b"),
         ("exams and tests", r"\b(diagnos\w*|tests?|tested|screening|exams?|scan|detect\w*)\b"),
         # "Does anemia cause hair loss?" asks what anemia leads to, not what causes anemia.
         (
@@ -109,7 +109,8 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         # "Is it serious?": what the overview says of it.
         (
             "information",
-            r"\b(what (is|are)|what's|whats|tell me about|explain|mean|definition|about|serious|dangerous)\b",
+            r"\b(what (exactly )?(is|are)|what's|whats|tell me about|explain|mean|definition|about|"
+            r"serious|dangerous)\b",
         ),
     )
 )
@@ -217,7 +218,9 @@ def is_letter(word: str, words: frozenset[str] = LETTER_WORDS) -> bool:
 
 # Words that join a name to the rest of a sentence: "blood pressure without medicine" is a
 # question about blood pressure, though some long names contain "without" ("... without deafness").
-LINKING = _forms("without during despite against between within among through while since")
+LINKING = _forms("without during despite against between within among through while since behind")
+# After a name, what it leads to is asked, not a longer name ("lead poisoning").
+LEADS_TO = ["lead", "to"]
 # Words that describe a condition when they come after its name ("is glaucoma hereditary?"),
 # though in front of it they name a kind ("hereditary glaucoma").
 PREDICATES = _forms(
@@ -236,6 +239,8 @@ EVERYDAY_ABBREVIATIONS = frozenset(
 SERIOUS_KINDS = _forms("cancer carcinoma tumor tumour leukemia leukaemia lymphoma")
 # A word short enough to be an abbreviation typed in lower case ("adhd", "tb").
 LOWER_SHORT_WORD = re.compile(r"\b[a-z]{2,5}\b")
+# Another name in brackets in the middle of a name: "gum (periodontal) disease".
+MID_NAME_BRACKET = re.compile(r"\s*\([^()]*\)(?=\s+[A-Za-z])")
 # A roman type with an optional letter ("type iva"): not an abbreviation.
 ROMAN_TYPE = re.compile(r"(?:i{1,3}|iv|vi{0,3}|ix|x)[a-d]?")
 # The opening of a passage that is nothing but a list of other pages to read.
@@ -342,13 +347,32 @@ def question_type(question: str) -> str:
     return asked_as(question)[0]
 
 
-def asked_as(question: str) -> tuple[str, str]:
-    """The kind of question and the words that say so ("causes", "what causes"), or ("", "")."""
+WORD = re.compile(r"[a-z0-9]+")
+
+
+def asked_as(question: str, names: Collection[str] = ()) -> tuple[str, str]:
+    """The kind of question and the words that say so ("causes", "what causes"), or ("", "").
+    Words that are part of one of ``names`` (in ``name_form``, as ``KnowledgeIndex.named_spans``
+    gives them) do not say it: "how do doctors treat *hereditary* hemorrhagic telangiectasia?"
+    asks about treatment."""
     text = TOLD.sub(" ", " ".join(question.lower().split()))
+    padded = [f" {name} " for name in names]
     for name, pattern in TYPE_PATTERNS:
-        if found := pattern.search(text):
-            return name, found.group()
+        for found in pattern.finditer(text):
+            if not padded or not _inside_a_name(text, found.start(), found.end(), padded):
+                return name, found.group()
     return "", ""
+
+
+def _inside_a_name(text: str, start: int, end: int, padded: list[str]) -> bool:
+    """Whether text[start:end] is said together with the word before or after it as part of a name."""
+    before, after = WORD.findall(text[:start])[-1:], WORD.findall(text[end:])[:1]
+    said = WORD.findall(text[start:end])
+    for words in (before + said, said + after):
+        form = " ".join(name_form(normal_words(" ".join(words))))
+        if len(words) > len(said) and form and any(f" {form} " in name for name in padded):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -394,6 +418,12 @@ def focus_variants(name: str) -> set[str]:
     variants.add(re.sub(r"^what i need to know about\s+", "", without, flags=re.I))
     variants.add(GENERAL_PEOPLE.sub("", without))  # "Kidney Stones in Adults" is about kidney stones
     return {v for v in variants if v}
+
+
+def spoken_names(document: Document) -> list[str]:
+    """The names a document's topic goes by, in ``name_form``: what ``asked_as`` leaves out of
+    how a question about it asks."""
+    return [" ".join(name_form(normal_words(name))) for name in (*focus_variants(document.focus), *document.synonyms)]
 
 
 class KnowledgeIndex:
@@ -540,6 +570,8 @@ class KnowledgeIndex:
         # In a message written all in capitals, a capital word is only an abbreviation if it is
         # not an everyday word ("MY SON WAS..." is not Wiskott-Aldrich syndrome, WAS).
         shouted = not any(c.islower() for c in question)
+        # The words that are not how the question asks: "what is als?" names nothing but "als".
+        content = {w for w in words if w not in ASKING}
         raw = question.split()
         written = [word.strip(".,?!;:()'\"") for word in raw]
         for number, word in enumerate(written):
@@ -554,12 +586,13 @@ class KnowledgeIndex:
                 not keys
                 and self._lower_case_abbreviation(word)
                 and following not in LIKE_NAMES
-                and (len(word) >= 4 or bracketed)
+                and (len(word) >= 4 or bracketed or content <= set(normal_words(word)))
             ):
                 # "my son has adhd", "(cidp)": people type abbreviations in lower case. Not in a longer
                 # name ("eec syndrome" is not necessarily the EEC the sources spell out), and two or
-                # three letters only in brackets after the name: "my friend ali" is not ALI, "ps i
-                # also have a rash" not Proteus syndrome, "a td booster" not Tourette syndrome.
+                # three letters only in brackets after the name or as all the question names ("is
+                # tb contagious?"): "my friend ali" is not ALI, "ps i also have a rash" not Proteus
+                # syndrome, "a td booster" not Tourette syndrome.
                 keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
@@ -640,7 +673,12 @@ class KnowledgeIndex:
             found.append(frozenset([after[1]]))
         elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
             found.append(frozenset(["like"]))
-        elif after and (self._qualifies(after[0]) or self._unknown_name(after[0])) and after[0] not in SCAFFOLDING:
+        elif (
+            after
+            and (self._qualifies(after[0]) or self._unknown_name(after[0]))
+            and after[0] not in SCAFFOLDING
+            and after != LEADS_TO  # "what can alagille syndrome lead to?" asks what it does
+        ):
             found.append(frozenset([after[0]]))
         if start >= 1 and (
             is_identifier(words[start - 1]) or is_letter(words[start - 1]) or (words[start - 1], words[start]) in joined
@@ -704,7 +742,7 @@ class KnowledgeIndex:
         corpus: the curated entries alone do not know most ordinary words."""
         if self._n < 200 or word in self._df or len(word) < 4 or not word.isalpha():
             return False
-        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING)
+        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING)
         return not any(word in group for group in ordinary)
 
     def _breaks_name(self, words: list[str], name_words: set[str]) -> bool:
@@ -773,7 +811,7 @@ class KnowledgeIndex:
         a word in under RARE_MODIFIER_DF of the passages that is not an everyday one."""
         if self._n < 200 or len(word) < 5 or not word.isalpha():
             return False
-        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING)
+        ordinary = (STOPWORDS, GENERIC, PEOPLE, INTENSITY, QUESTION_VERBS, SCAFFOLDING, LINKING)
         return 0 < self._df.get(word, 0) / self._n < RARE_MODIFIER_DF and not any(word in group for group in ordinary)
 
     @staticmethod
@@ -929,6 +967,15 @@ class KnowledgeIndex:
 
         return re.sub(r"[A-Za-z]+", fix, question)
 
+    def unbracketed(self, question: str) -> str:
+        """``question`` without a bracket inside a name, when only that way does it name something:
+        "gum (periodontal) disease" is gum disease. A bracket that names something itself stays
+        ("my son has (adhd) and...")."""
+        bare = MID_NAME_BRACKET.sub("", question)
+        if bare == question or self.named_spans(question) or not self.named_spans(bare):
+            return question
+        return bare
+
     def _title_names(self, index: int, name: str) -> bool:
         """Whether a curated entry's title has every word of ``name``."""
         document = self.documents[index]
@@ -959,13 +1006,13 @@ class KnowledgeIndex:
         """The best passages for ``question``, best first; empty when nothing answers it."""
         if self._bm25 is None or about_a_pet(question):
             return []  # the sources are about people's health: "my puppy has diarrhoea" is for a vet
-        question = self.respelled(question)
+        question = self.unbracketed(self.respelled(question))
         query = tokens(question)
         if not query:
             return []
         scores = self._bm25.get_scores(query)
-        kind, how = asked_as(question)
         spans = self.named_spans(question)
+        kind, how = asked_as(question, [name for _, _, name, _ in spans])
         named = self.named_foci(question)
         specific = self.specific_words(question)
 

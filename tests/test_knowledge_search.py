@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inference.retrieval import retriever
-from knowledge.search import MAX_QUALIFIERS, Document, KnowledgeIndex, question_type
+from knowledge.search import MAX_QUALIFIERS, Document, KnowledgeIndex, asked_as, question_type, spoken_names
 
 
 def doc(key: str, focus: str, text: str, kind: str = "", synonyms: tuple[str, ...] = ()) -> Document:
@@ -85,9 +85,10 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
     assert index.search("is tuberculosis (tb) contagious?")[0].document.key == "t"
     # Two or three letters are often a name or shorthand ("my friend ali", "ps i also have a rash"):
-    # only in brackets after the name.
-    assert index.search("is tb contagious?") == []
+    # only in brackets after the name, or when they are all the question names.
+    assert index.search("is tb contagious?")[0].document.key == "t"
     assert index.search("ps i also have a rash on my arm") == []
+    assert index.search("my friend ali has tb") == []
     assert index.search("What exactly is systemic lupus erythematosus (sle)?")[0].document.key == "s"
     assert index.search("my friend ali asked me about it") == []
     # The sources write "as" as a word; "type iva" is a type, not IVA.
@@ -96,6 +97,43 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     # In a longer name it may be another thing the same letters stand for (EEC syndrome is not this EEC).
     assert index.search("what is (eec)")[0].document.key == "e"
     assert index.search("what is (eec) syndrome") == []
+
+
+def test_how_a_question_asks_is_not_read_as_part_of_the_name() -> None:
+    index = index_of_many(
+        doc("o", "Osteoarthritis", "Osteoarthritis wears down the cartilage in joints.", "causes"),
+        doc("a", "Alagille syndrome", "Alagille syndrome can lead to liver damage.", "information"),
+        doc("g", "Gum disease", "Gum disease starts with plaque along the gum line.", "information"),
+        doc("l", "Lead poisoning", "Lead from old paint harms the brain.", "information"),
+        doc("p", "Periodontal abscess", "A pocket of pus beside a tooth.", "information"),
+    )
+    # "behind" and "lead to" ask; they do not make a longer name ("lead poisoning" is one).
+    assert index.search("What is behind osteoarthritis, what causes it?")[0].document.key == "o"
+    assert index.search("What complications can alagille syndrome lead to?")[0].document.key == "a"
+    # Another name in brackets inside the name: the name without it is the topic.
+    assert index.search("tell me about gum (periodontal) disease")[0].document.key == "g"
+    assert question_type("What lowers the risk of gout?") == "prevention"
+    assert question_type("what exactly is gout?") == "information"
+
+
+def test_a_word_of_the_name_does_not_say_what_is_asked() -> None:
+    name = "Hereditary hemorrhagic telangiectasia"
+    treated = doc("t", name, "Nosebleeds are treated with laser therapy.", "treatment")
+    inherited = doc("i", name, "It is inherited in an autosomal dominant pattern.", "inheritance")
+    index = index_of_many(inherited, treated)
+    asked = "How do doctors treat hereditary hemorrhagic telangiectasia?"
+    assert asked_as(asked, spoken_names(treated)) == ("treatment", "treat")
+    assert index.search(asked)[0].document.key == "t"
+    assert index.search("is hereditary hemorrhagic telangiectasia hereditary?")[0].document.key == "i"
+
+
+def test_a_long_name_is_found_whole() -> None:
+    name = "Inclusion body myopathy with early-onset Paget disease and frontotemporal dementia"
+    index = index_of_many(
+        doc("ibm", name, "A rare disorder of muscles, bones and the brain.", "information"),
+        doc("ftd", "Frontotemporal dementia", "Frontotemporal dementia changes behaviour and speech.", "information"),
+    )
+    assert index.search(f"How rare is {name.lower()}?")[0].document.key == "ibm"
 
 
 def test_nothing_matches_a_topic_the_knowledge_base_does_not_cover(curated_data, knowledge_base):
