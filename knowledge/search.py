@@ -221,6 +221,8 @@ def is_letter(word: str, words: frozenset[str] = LETTER_WORDS) -> bool:
 LINKING = _forms("without during despite against between within among through while since behind")
 # After a name, what it leads to is asked, not a longer name ("lead poisoning").
 LEADS_TO = ["lead", "to"]
+# Words that end the name of a condition ("heart disease"): a question with one has a topic.
+CONDITION_HEADS = _forms("disease diseases disorder disorders syndrome cancer infection")
 # Words that describe a condition when they come after its name ("is glaucoma hereditary?"),
 # though in front of it they name a kind ("hereditary glaucoma").
 PREDICATES = _forms(
@@ -586,7 +588,9 @@ class KnowledgeIndex:
                 not keys
                 and self._lower_case_abbreviation(word)
                 and following not in LIKE_NAMES
-                and (len(word) >= 4 or bracketed or content <= set(normal_words(word)))
+                and (
+                    len(word) >= 4 or bracketed or (content <= set(normal_words(word)) and self._asked_alone(question))
+                )
             ):
                 # "my son has adhd", "(cidp)": people type abbreviations in lower case. Not in a longer
                 # name ("eec syndrome" is not necessarily the EEC the sources spell out), and two or
@@ -594,9 +598,25 @@ class KnowledgeIndex:
                 # tb contagious?"): "my friend ali" is not ALI, "ps i also have a rash" not Proteus
                 # syndrome, "a td booster" not Tourette syndrome.
                 keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
+                if keys and len(word) < 4 and not bracketed and not self._own_abbreviation(word.upper(), keys):
+                    keys = None
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
+
+    @staticmethod
+    def _asked_alone(question: str) -> bool:
+        """Whether a message of one short word asks something about it ("is tb contagious?", not "ps?")."""
+        return bool(asked_as(question)[0])
+
+    def _own_abbreviation(self, written: str, keys: Collection[str]) -> bool:
+        """Whether short capitals stand for one topic only, whose own passages write it ("TB" in the
+        tuberculosis passages). Many mean several things ("PD"), or a rare one the sources list
+        as a synonym while people mean a common one ("OA": ocular albinism, not osteoarthritis)."""
+        if len(keys) != 1:
+            return False
+        pattern = re.compile(rf"\b{re.escape(written)}\b")
+        return any(pattern.search(self.documents[i].text) for key in keys for i in self._foci.get(key, ()))
 
     def _said_apart(self, word: str, ordered: list[str], focus: set[str]) -> bool:
         """Whether ``word`` is an everyday word the question says apart from the name: "restless legs at
@@ -838,6 +858,9 @@ class KnowledgeIndex:
         name, and no word that is rare in the knowledge base or unknown to it."""
         if self.named_spans(question):
             return False
+        words = normal_words(question)
+        if any(b in CONDITION_HEADS and a not in ASKING for a, b in itertools.pairwise(words)):
+            return False  # "what lowers the risk of heart disease?" has a topic, if an unknown one
         return not any(
             w not in self._df or (w in self._name_vocabulary and self.distinctive(w))
             for w in tokens(question)

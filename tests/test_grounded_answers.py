@@ -183,6 +183,8 @@ def test_a_follow_ups_extract_is_chosen_for_the_topic_it_continues(curated_data,
     history = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
     assert pipeline.topic_of("and how is it treated?", history) == "What is gout?\nand how is it treated?"
     assert pipeline.topic_of("What are the symptoms of sarcoidosis?", history).startswith("What are")
+    # A condition the knowledge base does not know is still a topic of its own, not "it".
+    assert pipeline.topic_of("what lowers the risk of heart disease?", history).startswith("what lowers")
     asked = []
     real = pipeline.extract
     monkeypatch.setattr(pipeline, "extract", lambda question, *args: asked.append(question) or real(question, *args))

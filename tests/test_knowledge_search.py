@@ -81,6 +81,9 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
         doc("e", "Exstrophy-epispadias complex", "A birth defect of the bladder.", synonyms=("EEC",)),
         doc("l", "Acute lung injury", "Sudden damage to the lungs.", synonyms=("ALI",)),
         doc("x", "Proteus syndrome", "Overgrowth of bones and skin.", synonyms=("PS",)),
+        doc("pd", "Parkinson disease", "PD affects movement.", synonyms=("PD",)),
+        doc("pr", "Prolidase deficiency", "A rare enzyme disorder (PD).", synonyms=("PD",)),
+        doc("o", "Ocular albinism", "The eyes have less colour.", synonyms=("OA",)),
     )
     assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
     assert index.search("is tuberculosis (tb) contagious?")[0].document.key == "t"
@@ -89,6 +92,11 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     assert index.search("is tb contagious?")[0].document.key == "t"
     assert index.search("ps i also have a rash on my arm") == []
     assert index.search("my friend ali has tb") == []
+    # Alone, only when something is asked, and only letters that stand for one topic whose own
+    # passages use them: "PD" is two things, and the ocular albinism passage never writes "OA".
+    assert index.search("ps?") == []
+    assert index.search("what is pd") == []
+    assert index.search("what is oa") == []
     assert index.search("What exactly is systemic lupus erythematosus (sle)?")[0].document.key == "s"
     assert index.search("my friend ali asked me about it") == []
     # The sources write "as" as a word; "type iva" is a type, not IVA.

@@ -79,6 +79,20 @@ def test_the_classifier_does_not_override_a_question_about_a_condition(curated_d
     assert triage.assess("what is the survival rate for cardiac arrest?").level == "routine"
 
 
+def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatch) -> None:
+    # The trained classifier scored "hi" over 0.9: too few words to be sure of anything.
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    assert triage.assess("hi").level == "routine"
+    assert triage.assess("hi im ed").level == "routine"
+    assert triage.assess("my husband looks grey").level == "emergency"
+
+
+def test_an_elephant_is_a_chest_symptom_only_on_the_chest(curated_data, monkeypatch) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.7)  # over the threshold, not sure
+    assert triage.assess("banana purple elephant keyboard?").level == "routine"
+    assert "chest_crushing" in triage.assess("it feels like an elephant sitting on my chest").concepts
+
+
 def test_a_saved_concept_is_used_on_the_next_message_without_a_restart(curated_data, rules_only) -> None:
     text = "my grandad has a gobstopper feeling in his chest and feels sick"
     assert triage.assess(text).level != "emergency"

@@ -45,6 +45,7 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 # named, or only negated, past or hypothetical mentions) the classifier must be this sure on its own.
 # The classifier cannot read negation and tense; the matcher can.
 SURE = 0.9
+SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
@@ -293,4 +294,7 @@ def raises(reading: Reading, probability: float | None) -> bool:
     A question about a condition with nobody in it stays a question whatever the classifier thinks."""
     if probability is None or reading.about:
         return False
-    return probability >= SURE or (probability >= THRESHOLD and reading.reports_symptom)
+    # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too
+    # short to judge, and no red flag is found in it.
+    sure = probability >= SURE and len(reading.prepared.split()) >= SURE_MIN_WORDS
+    return sure or (probability >= THRESHOLD and reading.reports_symptom)
