@@ -58,7 +58,9 @@ GENERIC = _forms(
     """
 )
 # ...and people: they narrow a focus ("heart disease in women") but never name one.
-PEOPLE = _forms("people person adult adults child children baby babies man men woman women infant infants")
+PEOPLE = _forms(
+    "people person adult adults child children baby babies man men woman women infant infants patient patients"
+)
 # Names of medicines by their usual endings (ibuprofen, amoxicillin, lisinopril, metformin...).
 DRUG_LIKE = re.compile(
     r"(profen|cillin|mycin|floxacin|cycline|pril|sartan|olol|statin|azole|prazole|vir|mab|nib|"
@@ -604,6 +606,14 @@ class KnowledgeIndex:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
 
+    def _abbreviates(self, word: str, name: list[str], keys: Collection[str]) -> bool:
+        """Whether ``word`` shortens the name just before it: its initials, or an abbreviation the
+        sources give the same topic ("als" after "amyotrophic lateral sclerosis")."""
+        if not word.isalpha() or len(name) < 2:
+            return False
+        initials = "".join(w[0] for w in name if w not in STOPWORDS)
+        return word == initials or bool(self._abbreviations.get(word.upper(), set()) & set(keys))
+
     @staticmethod
     def _asked_alone(question: str) -> bool:
         """Whether a message of one short word asks something about it ("is tb contagious?", not "ps?")."""
@@ -654,6 +664,7 @@ class KnowledgeIndex:
         end: int,
         joined: frozenset[tuple[str, str]] = frozenset(),
         lay: bool = False,
+        keys: Collection[str] = (),
     ) -> list[frozenset[str]]:
         """What makes the name at words[start:end] more specific than it is, each as the words
         of which a passage's names must contain one: a number, letter or type after or before it
@@ -666,6 +677,8 @@ class KnowledgeIndex:
         if start < 0:
             return []
         found: list[frozenset[str]] = []
+        if words[end : end + 1] and self._abbreviates(words[end], words[start:end], keys):
+            end += 1  # "amyotrophic lateral sclerosis (als)": the name again, shortened
         if lay:
             # A curated entry's lay words ("reflux", "Alzheimer's") next to a rare word name a
             # longer thing: "vesicoureteral reflux", "Alzheimer's caregiving".
@@ -1050,7 +1063,7 @@ class KnowledgeIndex:
             primary = set()  # passages whose own focus is the name the question used
             seen_spans = set()
             qualified = [
-                (start, end, self.qualifiers(words, start, end, joined, lay=all(map(self._curated_only, keys))))
+                (start, end, self.qualifiers(words, start, end, joined, all(map(self._curated_only, keys)), keys))
                 for start, end, _, keys in spans
             ]
             inside = self._inside_longer_names(words, qualified)

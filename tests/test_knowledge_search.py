@@ -135,6 +135,17 @@ def test_a_word_of_the_name_does_not_say_what_is_asked() -> None:
     assert index.search("is hereditary hemorrhagic telangiectasia hereditary?")[0].document.key == "i"
 
 
+def test_the_name_shortened_in_brackets_or_the_people_who_have_it_do_not_make_another_name() -> None:
+    index = index_of_many(
+        doc("als", "Amyotrophic lateral sclerosis", "ALS damages motor nerves.", "information"),
+        doc("other", "Acute liver syndrome", "A rare illness of the liver.", "information", ("ALS",)),
+        doc("fd", "Familial dysautonomia", "Treatment eases the symptoms.", "treatment"),
+        doc("pp", "Patient portals", "Web pages where patients read their records.", "information"),
+    )
+    assert index.search("what is amyotrophic lateral sclerosis (als)?")[0].document.key == "als"
+    assert index.search("how are familial dysautonomia patients treated?")[0].document.key == "fd"
+
+
 def test_a_long_name_is_found_whole() -> None:
     name = "Inclusion body myopathy with early-onset Paget disease and frontotemporal dementia"
     index = index_of_many(
