@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from knowledge import versions
 from knowledge.models import KnowledgeSource, Passage, QuestionType
-from knowledge.text import glued_words, unglue
+from knowledge.text import drop_inline_headings, glued_words, unglue
 
 MEDQUAD_SUFFIXES = {".xml"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -186,6 +186,10 @@ _LAYOUTS = {
 }
 
 
+# MedQuAD sources whose answers keep their section headings run into the text ("Hips The hips are...").
+HEADINGS_RUN_IN = frozenset({"NIHSeniorHealth"})
+
+
 def read_medquad_file(path: Path) -> Records:
     """The question/answer pairs of one MedQuAD XML file, as records; raises ImportProblem.
 
@@ -223,6 +227,8 @@ def read_medquad_file(path: Path) -> Records:
         question_element = pair.find(layout.question)
         question = clean_question(question_element.text or "") if question_element is not None else ""
         answer = clean_answer(pair.findtext(layout.answer) or "")
+        if source in HEADINGS_RUN_IN:
+            answer = drop_inline_headings(answer, focus)
         if not question or not answer:
             records.skipped += 1
             continue

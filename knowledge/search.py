@@ -104,7 +104,7 @@ TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "causes",
-            r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?|"
+            r"\b(causes?|caused|why (do|does|did|am|is)|what makes|triggers?|what(s|'s| is| are) behind|"
             r"how (do|does|did|can|could) (you|i|we|people|someone|one|a person|kids|children) (get|catch)|"
             r"contagious|spread|catch it|catching it|come from|comes from)\b",
         ),

@@ -6,6 +6,7 @@ Search, focus matching and the faithfulness gate all use these functions, so a w
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -78,46 +79,174 @@ GLUE_TAILS = frozenset(
     """
     a an as at by in is of on or to the are and which that such including for with can may you these
     this was were has have from but usually called also its their who when where because often
-    especially like during after before without within into
+    especially like during after before without within into should will must could would might
     """.split()
 )
 GLUE_MIN_COUNT = 20  # how often both words must occur apart in the texts for the split to be trusted
 GLUE_RARE = 2  # a word seen more often than this is a word, not two run together
+GLUE_PAIR_COUNT = 2  # how often the words of a split must also be written apart, side by side
+# Words that make real compound words: "needless", "downturn", "nonbloody" are not two words run together.
+GLUE_PREFIXES = frozenset("non anti pre post over under out counter extra self semi multi well co re un".split())
+GLUE_ENDINGS = frozenset("less ness ful fully like ever self ward wards turn out over off up down ship hood".split())
 _GLUE_WORD = re.compile(r"[a-z]+")
+# A comma or a number that lost the space after it: "system,sympathetic", "3percent".
+_COMMA_GLUE = re.compile(r"(?<=[a-z]),(?=[a-z])")
+_NUMBER_GLUE = re.compile(r"(?<=\d)(?=(?:percent|million|billion|years?|months?|weeks?|days?|hours?)\b)")
+
+Cuts = tuple[tuple[int, str], ...]  # where a glued word is parted, and with what
 
 
-def glued_words(texts: Iterable[str]) -> dict[str, int]:
-    """Words that two common words run together make in ``texts``, each with where it splits:
-    {"pneumoniathe": 9}. Needs a large collection (a whole source), where "pneumonia" and "the"
-    are common; in a handful of leaflets nothing is common enough and nothing is found."""
+def glued_words(texts: Iterable[str]) -> dict[str, Cuts]:
+    """Words that common words run together make in ``texts``, each with where it is parted:
+    {"pneumoniathe": ((9, "—"),), "fromgenesor": ((4, " "), (9, " "))}. Needs a large collection
+    (a whole source), where the words are common; in a handful of leaflets nothing is found.
+
+    Two kinds: MedQuAD lost dashes before a little word ("pneumonia—the most common type"), and
+    the spaces around what were links ("changes, either from genes or the environment"). A word
+    parted into words of content must have those words written side by side elsewhere too."""
+    texts = list(texts)
     counts = Counter(_GLUE_WORD.findall("\n".join(texts).lower()))
-    found = {}
+    found: dict[str, Cuts] = {}
+    spaced: dict[str, list[str]] = {}
     for word, count in counts.items():
         if count > GLUE_RARE or len(word) < 7:
             continue
-        for split in range(len(word) - 1, 3, -1):
-            head, tail = word[:split], word[split:]
-            if tail not in GLUE_TAILS or counts.get(head, 0) < GLUE_MIN_COUNT:
-                continue
-            if len(tail) <= 2 and len(head) < 6:
-                continue  # "thereof", "reactor": short endings make real words
-            if (tail == "is" and head.endswith(("al", "ar", "an", "it"))) or (
-                tail == "or" and head.endswith(("t", "s"))
-            ):
-                continue  # "spiralis", "multilocularis"; "predictor", "processor"
-            found[word] = split
-            break
+        if (split := _dash_split(word, counts)) is not None:
+            found[word] = ((split, "—"),)
+        elif len(word) >= 8 and (parts := _word_split(word, counts)):
+            spaced[word] = parts
+    pairs = {pair for parts in spaced.values() for pair in itertools.pairwise(parts)}
+    seen = Counter(
+        pair for text in texts for pair in itertools.pairwise(_GLUE_WORD.findall(text.lower())) if pair in pairs
+    )
+    for word, parts in spaced.items():
+        if all(seen[pair] >= GLUE_PAIR_COUNT for pair in itertools.pairwise(parts)):
+            ends = list(itertools.accumulate(len(part) for part in parts))[:-1]
+            found[word] = tuple((end, " ") for end in ends)
     return found
 
 
-def unglue(text: str, glued: dict[str, int]) -> str:
-    """``text`` with the words of ``glued`` (from ``glued_words``) parted by the dash they lost."""
+def _dash_split(word: str, counts: Counter[str]) -> int | None:
+    """Where a common word and one of GLUE_TAILS run together ("pneumoniathe"), or None."""
+    for split in range(len(word) - 1, 3, -1):
+        head, tail = word[:split], word[split:]
+        if tail not in GLUE_TAILS or counts.get(head, 0) < GLUE_MIN_COUNT:
+            continue
+        if len(tail) <= 2 and len(head) < 6:
+            continue  # "thereof", "reactor": short endings make real words
+        if (tail == "is" and head.endswith(("al", "ar", "an", "it"))) or (tail == "or" and head.endswith(("t", "s"))):
+            continue  # "spiralis", "multilocularis"; "predictor", "processor"
+        return split
+    return None
+
+
+def _word_split(word: str, counts: Counter[str]) -> list[str]:
+    """Two or three common words that make ``word`` ("systemactivity", "fromgenesor"), the most
+    common such parting, or []."""
+
+    def common(part: str) -> bool:
+        return counts.get(part, 0) >= GLUE_MIN_COUNT and (len(part) >= 3 or part in GLUE_TAILS)
+
+    best: tuple[int, list[str]] | None = None
+    for i in range(3, len(word) - 2):
+        for parts in ([word[:i], word[i:]], *([word[:i], word[i:j], word[j:]] for j in range(i + 2, len(word) - 1))):
+            if not all(map(common, parts)) or parts[0] in GLUE_PREFIXES or parts[-1] in GLUE_ENDINGS:
+                continue
+            if len(parts[-1]) < 3 and parts[-1] not in GLUE_TAILS:
+                continue
+            score = min(counts[part] for part in parts) - len(parts) * 1_000_000  # fewer parts first
+            if best is None or score > best[0]:
+                best = (score, parts)
+    return best[1] if best else []
+
+
+def unglue(text: str, glued: dict[str, Cuts]) -> str:
+    """``text`` with the words of ``glued`` (from ``glued_words``) parted again, and a comma or a
+    number that lost its space given it back."""
+    text = _NUMBER_GLUE.sub(" ", _COMMA_GLUE.sub(", ", text))
     if not glued:
         return text
 
     def part(match: re.Match[str]) -> str:
         word = match.group(0)
-        split = glued.get(word.lower())
-        return word if split is None else f"{word[:split]}—{word[split:]}"
+        cuts = glued.get(word.lower())
+        if cuts is None:
+            return word
+        pieces, start = [], 0
+        for end, separator in cuts:
+            pieces += [word[start:end], separator]
+            start = end
+        return "".join([*pieces, word[start:]])
 
     return re.sub(r"[A-Za-z]{7,}", part, text)
+
+
+# --- headings run into the text -----------------------------------------------------------------
+
+# NIHSeniorHealth's answers keep their section headings with no stop after them: "Hips The hips
+# are also common sites of osteoarthritis." A run of capitalised words where a sentence starts is
+# a heading when a word that starts sentences (or the topic's name) begins the rest.
+_HEADING_JOINERS = frozenset("and of the to in for or with on at your a an".split())
+_STARTS_ONLY = frozenset(
+    """
+    The A An This These That It Its If When In For Although While Because During After Before Once
+    As Each Anyone How What There
+    """.split()
+)
+_STARTS_TOO = frozenset(
+    """
+    Most Many Some People Symptoms Treatment Doctors Researchers Scientists Other Older Women Men
+    Children You Your To
+    """.split()
+)
+_PRONOUNS = frozenset("It Its This These That There".split())
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?] ))(?=[A-Z])")
+_HEADING_WORD = re.compile(r"[A-Z][A-Za-z'’-]*")
+
+
+def drop_inline_headings(text: str, topic: str = "") -> str:
+    """``text`` without the section headings run into it ("Hips The hips are..." → "The hips
+    are..."), for a source known to write them so. ``topic``'s words can start a sentence too
+    ("Affects Many Older People Osteoarthritis is..." → "Osteoarthritis is...")."""
+    topic_words = {word for word in re.findall(r"[A-Za-z']+", topic) if word.lower() not in _HEADING_JOINERS}
+    pieces, last = [], 0
+    for match in _SENTENCE_START.finditer(text):
+        start = match.start()
+        cut = _heading_length(text[start:], topic_words)
+        if cut:
+            pieces.append(text[last:start])
+            last = start + cut
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _heading_length(sentence: str, topic_words: set[str]) -> int:
+    """How many characters of a heading open ``sentence`` (0 for none)."""
+    words = sentence.split(" ", 12)
+    run = 0
+    for word in words:
+        if not (_HEADING_WORD.fullmatch(word) or word in _HEADING_JOINERS):
+            break
+        run += 1
+    if run < 2 or run == len(words) or (not words[run][:1].islower() and not words[run][:1].isdigit()):
+        return 0
+    rest = sentence[len(" ".join(words[:run])) :]
+    if "?" in rest.split(".")[0]:
+        return 0  # a heading that asks ("Could Vaccines Make Shingles a Rare Disease?") reads as a sentence
+    # "It", "This"... start a sentence right before its first small word, not before another
+    # capitalised one ("Living Well With It Many people...": the sentence starts at "Many").
+    strong = [i for i in range(1, run) if words[i] in _STARTS_ONLY and (i == run - 1 or words[i] not in _PRONOUNS)]
+    last = words[run - 1]
+    if strong:
+        split = strong[-1]
+    elif words[0] in _STARTS_ONLY:
+        return 0  # "In Paget's disease, however, ...": a sentence
+    elif _HEADING_WORD.fullmatch(last) and (
+        last in _STARTS_TOO or last in topic_words or last.rstrip("s") in topic_words
+    ):
+        split = run - 1
+    else:
+        return 0
+    if words[split - 1] in _HEADING_JOINERS or words[0] in _HEADING_JOINERS:
+        return 0
+    return len(" ".join(words[:split])) + 1

@@ -437,6 +437,22 @@ def test_words_a_source_ran_together_are_parted_by_the_dash_they_lost():
     assert glued_words(texts[-3:]) == {}
 
 
+def test_words_a_source_ran_together_where_links_were_are_parted_by_spaces():
+    from knowledge.text import glued_words, unglue
+
+    texts = [
+        f"Blood from genes or the diet, case {n}, changes system activity; we need less salt and a downturn."
+        for n in range(25)
+    ]
+    texts.append("Changes fromgenesor the diet alter systemactivity,salt and 3percent of cases.")
+    glued = glued_words(texts)
+    assert (
+        unglue(texts[-1], glued) == "Changes from genes or the diet alter system activity, salt and 3 percent of cases."
+    )
+    # Real compound words stay whole, though their parts are common words written side by side.
+    assert unglue("It is needless to say.", glued_words([*texts, "It is needless to say."])) == "It is needless to say."
+
+
 def test_an_import_parts_run_together_words_over_the_whole_source(db, tmp_path):
     lines = [
         {"id": str(n), "title": f"Question {n}", "text": f"Pneumonia is an infection of the lungs, case {n}."}
@@ -446,3 +462,28 @@ def test_an_import_parts_run_together_words_over_the_whole_source(db, tmp_path):
     (tmp_path / "source.jsonl").write_text("\n".join(map(json.dumps, lines)), encoding="utf-8")
     import_knowledge(tmp_path / "source.jsonl", "test")
     assert passages()["glued"].text == "Most pneumonia—are treated at home."
+
+
+def test_headings_a_source_runs_into_its_answers_are_dropped(db, tmp_path):
+    from knowledge.text import drop_inline_headings
+
+    text = (
+        "Swollen Ankles Ankles swell when fluid collects. Knees The knees bear most weight. "
+        "Stiffness and Pain Symptoms range from mild to severe. In Paget's disease, however, bone grows fast. "
+        "Could It Spread to Others? It cannot. Living Well With It Many people stay active."
+    )
+    assert drop_inline_headings(text, "Swollen Ankles") == (
+        "Ankles swell when fluid collects. The knees bear most weight. Symptoms range from mild to severe. "
+        "In Paget's disease, however, bone grows fast. Could It Spread to Others? It cannot. Many people stay active."
+    )
+    # On import, only for the source known to write them so.
+    answer = "Hips The hips carry weight."
+    for source in ("NIHSeniorHealth", "GARD"):
+        (tmp_path / f"{source}.xml").write_text(
+            f'<Document id="{source}" source="{source}"><Focus>Hip pain</Focus><QAPairs><QAPair pid="1">'
+            f'<Question qtype="information">What is hip pain?</Question><Answer>{answer}</Answer>'
+            "</QAPair></QAPairs></Document>"
+        )
+    import_knowledge(tmp_path, "test")
+    texts = {passage.external_id.split("/")[0]: passage.text for passage in passages().values()}
+    assert texts == {"NIHSeniorHealth": "The hips carry weight.", "GARD": answer}

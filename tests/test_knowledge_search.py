@@ -122,6 +122,7 @@ def test_how_a_question_asks_is_not_read_as_part_of_the_name() -> None:
     assert index.search("tell me about gum (periodontal) disease")[0].document.key == "g"
     assert question_type("What lowers the risk of gout?") == "prevention"
     assert question_type("what exactly is gout?") == "information"
+    assert question_type("what's behind my gout?") == "causes"
 
 
 def test_a_word_of_the_name_does_not_say_what_is_asked() -> None:
