@@ -78,6 +78,11 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
+# The same under an urgent banner: the banner is the advice, the sources add nothing to it.
+URGENT_NO_KNOWLEDGE = (
+    "Follow the advice above. The sources I can use have nothing more to add about your question. "
+    "If it gets worse before you are seen, call {number}."
+)
 # The sources are about people's health: a question about someone's animal alone (``about_a_pet``)
 # gets a vet too. The people to ask about your own health stay: the animal word may be misread.
 ABOUT_AN_ANIMAL = " If your question is about a pet or another animal, please ask a vet."
@@ -440,6 +445,9 @@ def stream_answer(
 
     def flagged(result: AnswerResult) -> AnswerResult:
         result.triage_level, result.triage_note = verdict.level, verdict.response
+        if verdict.level == "urgent" and result.source == Source.UNAVAILABLE:
+            # Under "Get checked today", "I don't have a reliable answer" reads as if nothing applied.
+            result.text = URGENT_NO_KNOWLEDGE.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
         return done(result)
 
     yield SOURCES

@@ -205,7 +205,9 @@ export function fillAnswer(article, message, question) {
   article.dataset.id = message.id;
   article.replaceChildren();
 
-  const label = el("span", { className: `badge badge-${source}`, text: SOURCE_LABELS[source] });
+  // Under an urgent banner, "No reliable answer" would read as if nothing applied: the banner is the answer.
+  const urgentOnly = source === "unavailable" && message.triage_level === "urgent";
+  const label = el("span", { className: `badge badge-${source}`, text: urgentOnly ? "Urgent advice" : SOURCE_LABELS[source] });
   const parts = [label];
   if (source === "rule" && message.matched_rule) parts.push(el("span", { className: "topic", text: message.matched_rule }));
   article.append(head(parts, message.created_at));

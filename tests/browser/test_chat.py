@@ -158,6 +158,15 @@ def test_it_labels_each_answer_with_where_it_came_from(curated_rules, page) -> N
     assert list(Message.objects.filter(role="assistant").values_list("source", flat=True)) == ["rule", "unavailable"]
 
 
+def test_an_urgent_question_without_sources_is_labelled_urgent_not_unanswered(curated_rules, page, monkeypatch) -> None:
+    monkeypatch.setattr("inference.pipeline.find_passages", lambda question, history=(): [])
+    ask(page, "my calf is hot and swollen since my long flight yesterday")
+    answer = page.locator("#log .answer").last
+    expect(answer.locator(".badge")).to_have_text("Urgent advice")
+    expect(answer.locator(".urgent-banner")).to_contain_text("Get checked today.")
+    expect(answer.locator(".message-body")).to_contain_text("Follow the advice above.")
+
+
 def test_it_shows_an_emergency_answer_as_an_alert_with_the_number_first(curated_rules, page) -> None:
     ask(page, "my dad collapsed and is not breathing")
 
