@@ -236,7 +236,7 @@ PREDICATES = _forms(
 EVERYDAY_ABBREVIATIONS = frozenset(
     """
     STD STI CHF CAD OCD IVF PET CT MRI IBS TIA UTI BP ED PMS IUD ICU ER GP ENT EKG ECG CPR UV BMI
-    IQ OT PT
+    IQ OT PT NHS A&E
     """.split()
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
@@ -492,6 +492,7 @@ class KnowledgeIndex:
         self._bag_phrases: dict[str, set[str]] = defaultdict(set)
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
         self._initials: dict[str, set[str]] = defaultdict(set)  # "ADHD" → foci whose passages use it
+        self._short_initials: dict[str, set[str]] = defaultdict(set)  # "DVT": the same, three letters
         # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
         # their category, not a name of each (a question about "schistosomiasis parasites" is not
         # answered by the hookworm passage).
@@ -508,11 +509,12 @@ class KnowledgeIndex:
             own = focus_variants(doc.focus) - categories
             if not curated:
                 for initials in filter(None, map(initialism, own)):
-                    if len(initials) >= 4 and re.search(rf"\b{initials}\b", doc.text):
+                    if re.search(rf"\b{initials}\b", doc.text):
                         # The passage itself calls its topic by the name's initials: "ADHD" in the
-                        # passages on attention deficit-hyperactivity disorder. Not three letters:
-                        # too many mean something else to most people ("NHS", "RTA", "OCP").
-                        self._initials[initials].add(key)
+                        # passages on attention deficit-hyperactivity disorder. Three letters only
+                        # when all a question names ("what is dvt?"): too many mean something else
+                        # to most people ("NHS", "RTA", "OCP").
+                        (self._initials if len(initials) >= 4 else self._short_initials)[initials].add(key)
             for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
                 written = name.strip()
@@ -578,12 +580,20 @@ class KnowledgeIndex:
         content = {w for w in words if w not in ASKING}
         raw = question.split()
         written = [word.strip(".,?!;:()'\"") for word in raw]
+        alone = len(content) == 1 and self._asked_alone(question)
         for number, word in enumerate(written):
+            everyday = word.upper() in EVERYDAY_ABBREVIATIONS  # "what is nhs?" is not Nance-Horan syndrome
             keys = self._abbreviations.get(word) if word.isupper() else None
             if keys and shouted and word.lower() in self._everyday:
                 continue
             if not keys and word.isupper() and not shouted:
                 keys = self._initials.get(word)
+            if not keys and alone and word.isalpha() and content <= set(normal_words(word)) and not everyday:
+                keys = (
+                    self._short_initials.get(word.upper())
+                    if len(self._short_initials.get(word.upper(), ())) == 1
+                    else None
+                )
             following = written[number + 1].lower() if number + 1 < len(written) else ""
             bracketed = raw[number].startswith("(")
             if (
@@ -600,7 +610,12 @@ class KnowledgeIndex:
                 # tb contagious?"): "my friend ali" is not ALI, "ps i also have a rash" not Proteus
                 # syndrome, "a td booster" not Tourette syndrome.
                 keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
-                if keys and len(word) < 4 and not bracketed and not self._own_abbreviation(word.upper(), keys):
+                if (
+                    keys
+                    and len(word) < 4
+                    and not bracketed
+                    and (everyday or not self._own_abbreviation(word.upper(), keys))
+                ):
                     keys = None
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))

@@ -84,6 +84,8 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
         doc("pd", "Parkinson disease", "PD affects movement.", synonyms=("PD",)),
         doc("pr", "Prolidase deficiency", "A rare enzyme disorder (PD).", synonyms=("PD",)),
         doc("o", "Ocular albinism", "The eyes have less colour.", synonyms=("OA",)),
+        doc("d", "Deep vein thrombosis", "A DVT is a clot in a deep vein.", "information"),
+        doc("n", "Nance-Horan syndrome", "NHS affects the eyes and teeth.", "information"),
     )
     assert index.search("my doctor says my son has adhd, what does that mean")[0].document.key == "a"
     assert index.search("is tuberculosis (tb) contagious?")[0].document.key == "t"
@@ -97,6 +99,11 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     assert index.search("ps?") == []
     assert index.search("what is pd") == []
     assert index.search("what is oa") == []
+    # Three initials the passages use for their own topic, when they are all a question names;
+    # not the everyday ones ("NHS" is the health service to most people).
+    assert index.search("what is a dvt?")[0].document.key == "d"
+    assert index.search("my dvt hurts, ps what is it") == []
+    assert index.search("what is nhs?") == []
     assert index.search("What exactly is systemic lupus erythematosus (sle)?")[0].document.key == "s"
     assert index.search("my friend ali asked me about it") == []
     # The sources write "as" as a word; "type iva" is a type, not IVA.
