@@ -588,13 +588,17 @@ class KnowledgeIndex:
                 continue
             if not keys and word.isupper() and not shouted:
                 keys = self._initials.get(word)
-            if not keys and alone and word.isalpha() and content <= set(normal_words(word)) and not everyday:
-                keys = (
-                    self._short_initials.get(word.upper())
-                    if len(self._short_initials.get(word.upper(), ())) == 1
-                    else None
-                )
             following = written[number + 1].lower() if number + 1 < len(written) else ""
+            if (
+                not keys
+                and alone
+                and word.isalpha()
+                and content <= set(normal_words(word))
+                and not everyday
+                and following not in LIKE_NAMES  # "eec syndrome" is not necessarily the EEC the sources spell out
+                and len(self._short_initials.get(word.upper(), ())) == 1
+            ):
+                keys = self._short_initials[word.upper()]
             bracketed = raw[number].startswith("(")
             if (
                 not keys

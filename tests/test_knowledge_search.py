@@ -104,6 +104,7 @@ def test_an_abbreviation_typed_in_lower_case_is_found_unless_the_sources_write_i
     assert index.search("what is a dvt?")[0].document.key == "d"
     assert index.search("my dvt hurts, ps what is it") == []
     assert index.search("what is nhs?") == []
+    assert index.search("what is dvt syndrome?") == []
     assert index.search("What exactly is systemic lupus erythematosus (sle)?")[0].document.key == "s"
     assert index.search("my friend ali asked me about it") == []
     # The sources write "as" as a word; "type iva" is a type, not IVA.
