@@ -205,6 +205,14 @@ def kind_marks(words: list[str]) -> set[str]:
     return marks
 
 
+ROMAN_VALUES = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
+
+
+def arabic(marks: set[str]) -> set[str]:
+    """Kind marks with Roman numerals written as numbers: "type IV" is "type 4"."""
+    return {ROMAN_VALUES.get(mark, mark) for mark in marks}
+
+
 def word_bag(words: list[str]) -> str:
     """A name's words in a fixed order, without stopwords: names that differ only in word order
     (GARD writes "Cerebellar ataxia, autosomal recessive" and "autosomal recessive cerebellar
@@ -337,8 +345,12 @@ def name_form(words: list[str]) -> list[str]:
 
 
 def is_identifier(word: str) -> bool:
-    """A word that numbers a kind of something: 2, 2j, iii."""
-    return any(c.isdigit() for c in word) or word in ROMAN_NUMERALS
+    """A word that numbers a kind of something: 2, 2j, iii, iiib."""
+    return (
+        any(c.isdigit() for c in word)
+        or word in ROMAN_NUMERALS
+        or (word[-1:] in "abcd" and word[:-1] in ROMAN_NUMERALS)
+    )
 
 
 # How a message tells its story rather than asks: "my son was diagnosed with ADHD. What
@@ -624,6 +636,23 @@ class KnowledgeIndex:
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
+
+    def _other_kind(self, index: int, question_words: set[str], question_marks: set[str], exact: bool) -> bool:
+        """Whether passage ``index`` is about another kind of what the question names: the opposite
+        kind ("dyskeratosis congenita autosomal *recessive*" for "...autosomal dominant") or, for an
+        imported passage the question does not name ``exact``ly (by its focus or one of its
+        synonyms: "Silver syndrome" is a name of "Spastic paraplegia 17"), a numbered kind the
+        question does not name ("Hemochromatosis type 4" for "hereditary hemochromatosis"). A
+        curated entry is written for everyone who uses its name."""
+        document = self.documents[index]
+        focus = set(normal_words(document.focus))  # not its synonyms: the general passage lists both kinds
+        if any(
+            (opposite := OPPOSITES.get(word)) in focus and opposite not in question_words for word in question_words
+        ):
+            return True
+        if exact or document.key.startswith("rule:"):
+            return False
+        return bool(arabic(kind_marks(normal_words(document.focus))) - arabic(question_marks))
 
     def _abbreviates(self, word: str, name: list[str], keys: Collection[str]) -> bool:
         """Whether ``word`` shortens the name just before it: its initials, or an abbreviation the
@@ -1147,8 +1176,16 @@ class KnowledgeIndex:
             named_words = {w for _, _, name, _ in spans for w in name.split()}
             rare = self.rare_words(question) - named_words
             hits, coverage = [], {}
+            question_words = set(normal_words(question))
+            question_marks = kind_marks(normal_words(question))
             for i in candidates:
                 if not all(self.mentions(i, word) for word in required_words):
+                    continue
+                exact = any(
+                    not extra and f" {name} " in self._name_list[i]
+                    for (_, _, name, _), (_, _, extra) in zip(spans, qualified, strict=True)
+                )
+                if self._other_kind(i, question_words, question_marks, exact):
                     continue
                 if self.documents[i].key.startswith("rule:") and not all(self.mentions(i, w) for w in rare):
                     continue

@@ -155,6 +155,48 @@ def test_the_name_shortened_in_brackets_or_the_people_who_have_it_do_not_make_an
     assert index.search("how are familial dysautonomia patients treated?")[0].document.key == "fd"
 
 
+def test_another_kind_of_the_named_thing_does_not_answer() -> None:
+    index = index_of_many(
+        # Each also listed by the general name, as the sources' synonym lists do.
+        doc(
+            "dr",
+            "Dyskeratosis congenita autosomal recessive",
+            "A recessive form.",
+            "symptoms",
+            ("Dyskeratosis congenita",),
+        ),
+        doc(
+            "m1",
+            "Mucopolysaccharidosis type I",
+            "MPS I stores sugars in cells.",
+            "information",
+            ("Mucopolysaccharidosis",),
+        ),
+        doc(
+            "h4",
+            "Hemochromatosis type 4",
+            "Iron builds up.",
+            "information",
+            ("Hemochromatosis", "hereditary hemochromatosis type 4"),
+        ),
+        doc(
+            "s17",
+            "Spastic paraplegia 17",
+            "Weak, stiff legs and small hand muscles.",
+            "information",
+            ("Silver syndrome",),
+        ),
+        doc("ml4", "Mucolipidosis type 4", "It affects the eyes and movement.", "information", ("mucolipidosis IV",)),
+    )
+    # The opposite kind, a numbered kind the question does not name, another Roman type.
+    assert index.search("symptoms of dyskeratosis congenita autosomal dominant?") == []
+    assert index.search("what is hereditary hemochromatosis?") == []
+    assert index.search("what is mucopolysaccharidosis type iiib?") == []
+    # A numbered kind named by one of its own names, or by its type in Roman numerals, answers.
+    assert index.search("what is silver syndrome?")[0].document.key == "s17"
+    assert index.search("what is mucolipidosis type IV?")[0].document.key == "ml4"
+
+
 def test_a_long_name_is_found_whole() -> None:
     name = "Inclusion body myopathy with early-onset Paget disease and frontotemporal dementia"
     index = index_of_many(
