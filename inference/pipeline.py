@@ -78,6 +78,16 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
+# A greeting or thanks on its own: say what MedBot is for, not that it has no answer.
+GREETING = re.compile(
+    r"(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|thanks|thank you|thx|cheers|ok|okay)"
+    r"(?: there| medbot| so much| again)?[\s!.,:)]*"
+)
+GREETING_REPLY = (
+    "Hello. I answer health questions from reviewed sources: ask me about a condition, a symptom, a test "
+    'or a treatment, for example "how is gout treated?". For advice about your own health, please ask a '
+    "pharmacist, a nurse or your doctor. In an emergency, call {number}."
+)
 # The same under an urgent banner: the banner is the advice, the sources add nothing to it.
 URGENT_NO_KNOWLEDGE = (
     "Follow the advice above. The sources I can use have nothing more to add about your question. "
@@ -237,6 +247,11 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
 def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason: Fallback) -> AnswerResult:
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
+        if GREETING.fullmatch(question.strip().lower()):
+            text = GREETING_REPLY.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+            return AnswerResult(
+                text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE
+            )
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
         if about_a_pet(question):
             text += ABOUT_AN_ANIMAL

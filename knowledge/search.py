@@ -231,6 +231,10 @@ def is_letter(word: str, words: frozenset[str] = LETTER_WORDS) -> bool:
 LINKING = _forms("without during despite against between within among through while since behind")
 # After a name, what it leads to is asked, not a longer name ("lead poisoning").
 LEADS_TO = ["lead", "to"]
+# How a follow-up points back at the topic before it: "is *it* serious?", "*and* in children?",
+# "*what about* treatment?".
+REFERRING = frozenset("it its this that they them these those one same".split())
+FOLLOWING_ON = re.compile(r"\s*(?:what|how) about\b|\s*also\b", re.I)
 # Words that end the name of a condition ("heart disease"): a question with one has a topic.
 CONDITION_HEADS = _forms("disease diseases disorder disorders syndrome cancer infection")
 # Words that describe a condition when they come after its name ("is glaucoma hereditary?"),
@@ -922,6 +926,12 @@ class KnowledgeIndex:
         words = normal_words(question)
         if any(b in CONDITION_HEADS and a not in ASKING for a, b in itertools.pairwise(words)):
             return False  # "what lowers the risk of heart disease?" has a topic, if an unknown one
+        refers = bool(REFERRING & set(words)) or words[:1] == ["and"] or FOLLOWING_ON.match(question) is not None
+        own = {w for w in words if w not in ASKING and w.isalpha()}
+        if not refers and len(own) >= 2:
+            # "how do i stop my dad falling at home?" is a new question, even after one on dementia;
+            # "what should i eat?" may still be about the topic before it.
+            return False
         return not any(
             w not in self._df or (w in self._name_vocabulary and self.distinctive(w))
             for w in tokens(question)

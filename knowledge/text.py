@@ -83,7 +83,9 @@ GLUE_TAILS = frozenset(
     """.split()
 )
 GLUE_MIN_COUNT = 20  # how often both words must occur apart in the texts for the split to be trusted
-GLUE_RARE = 2  # a word seen more often than this is a word, not two run together
+GLUE_RARE = 2  # a word seen more often than this is a word, not two run together...
+GLUE_REPEATED = 15  # ...unless the sources repeat the same text: then with one of these tails only
+REPEATED_TAILS = frozenset("the and are an such which may can could called also including into that".split())
 GLUE_PAIR_COUNT = 2  # how often the words of a split must also be written apart, side by side
 # Words that make real compound words: "needless", "downturn", "nonbloody" are not two words run together.
 GLUE_PREFIXES = frozenset("non anti pre post over under out counter extra self semi multi well co re un".split())
@@ -92,6 +94,16 @@ _GLUE_WORD = re.compile(r"[a-z]+")
 # A comma or a number that lost the space after it: "system,sympathetic", "3percent".
 _COMMA_GLUE = re.compile(r"(?<=[a-z]),(?=[a-z])")
 _NUMBER_GLUE = re.compile(r"(?<=\d)(?=(?:percent|million|billion|years?|months?|weeks?|days?|hours?)\b)")
+
+# The endings of conditions' names (anemia, hematuria, cirrhosis...).
+_CONDITION_END = re.compile(r"(iasis|osis|itis|emia|aemia|uria|penia|pathy|plasia|trophy|algia)$")
+# Where a word is part of a web address: "www.foodsafety.gov", "medlineplus/kneereplacement.html".
+_ADDRESS_CHARS = frozenset("./@_:=&?#")
+# A bracket or a stop with no space after it ("(AY-tree-uh)to", 'attack ("mini-stroke").Although'),
+# and a zero-width space between words.
+_BRACKET_GLUE = re.compile(r"(?<=[a-z]\))(?=[a-z])")
+_STOP_GLUE = re.compile(r"(?<=[a-z)\"”])\.(?=(?:[A-Z][a-z]{3,}|The|It|In|An|As|If|At|On|Or)\b)")  # not "Cancer.Net"
+_INVISIBLE_SPACE = re.compile(r"(?<=\w)\u200b(?=\w)")
 
 Cuts = tuple[tuple[int, str], ...]  # where a glued word is parted, and with what
 
@@ -109,7 +121,12 @@ def glued_words(texts: Iterable[str]) -> dict[str, Cuts]:
     found: dict[str, Cuts] = {}
     spaced: dict[str, list[str]] = {}
     for word, count in counts.items():
-        if count > GLUE_RARE or len(word) < 7:
+        if count > GLUE_REPEATED or len(word) < 7:
+            continue
+        if (split := _dash_split(word, counts)) is not None and (count <= GLUE_RARE or word[split:] in REPEATED_TAILS):
+            found[word] = ((split, "—"),)
+            continue
+        if count > GLUE_RARE:
             continue
         if (split := _dash_split(word, counts)) is not None:
             found[word] = ((split, "—"),)
@@ -122,7 +139,10 @@ def glued_words(texts: Iterable[str]) -> dict[str, Cuts]:
     for word, parts in spaced.items():
         if all(seen[pair] >= GLUE_PAIR_COUNT for pair in itertools.pairwise(parts)):
             ends = list(itertools.accumulate(len(part) for part in parts))[:-1]
-            found[word] = tuple((end, " ") for end in ends)
+            # A condition's name run into what it means lost a dash ("anemia—low red blood cell
+            # counts", "surgery—surgery to remove..."); other words lost a space.
+            dash = len(parts) == 2 and (_CONDITION_END.search(parts[0]) is not None or parts[0] == parts[1])
+            found[word] = tuple((end, "—" if dash else " ") for end in ends)
     return found
 
 
@@ -145,7 +165,9 @@ def _word_split(word: str, counts: Counter[str]) -> list[str]:
     common such parting, or []."""
 
     def common(part: str) -> bool:
-        return counts.get(part, 0) >= GLUE_MIN_COUNT and (len(part) >= 3 or part in GLUE_TAILS)
+        # A short part is a little word or a very common one: "lymphomatosis" is not "lymphoma to sis".
+        needed = GLUE_MIN_COUNT if len(part) >= 4 or part in GLUE_TAILS else GLUE_MIN_COUNT * 10
+        return counts.get(part, 0) >= needed and (len(part) >= 3 or part in GLUE_TAILS)
 
     best: tuple[int, list[str]] | None = None
     for i in range(3, len(word) - 2):
@@ -163,14 +185,15 @@ def _word_split(word: str, counts: Counter[str]) -> list[str]:
 def unglue(text: str, glued: dict[str, Cuts]) -> str:
     """``text`` with the words of ``glued`` (from ``glued_words``) parted again, and a comma or a
     number that lost its space given it back."""
-    text = _NUMBER_GLUE.sub(" ", _COMMA_GLUE.sub(", ", text))
+    text = _NUMBER_GLUE.sub(" ", _COMMA_GLUE.sub(", ", _INVISIBLE_SPACE.sub(" ", text)))
+    text = _STOP_GLUE.sub(_stop_glue, _BRACKET_GLUE.sub(" ", text))
     if not glued:
         return text
 
     def part(match: re.Match[str]) -> str:
         word = match.group(0)
         cuts = glued.get(word.lower())
-        if cuts is None:
+        if cuts is None or _in_address(match):
             return word
         pieces, start = [], 0
         for end, separator in cuts:
@@ -179,6 +202,25 @@ def unglue(text: str, glued: dict[str, Cuts]) -> str:
         return "".join([*pieces, word[start:]])
 
     return re.sub(r"[A-Za-z]{7,}", part, text)
+
+
+def _in_address(match: re.Match[str]) -> bool:
+    """Whether the matched word is part of a web or e-mail address ("www.foodsafety.gov")."""
+    text, start, end = match.string, match.start(), match.end()
+    before = text[start - 1 : start]
+    after = text[end : end + 2]
+    return (
+        (before != "" and before in _ADDRESS_CHARS)
+        or after[:1] in ("/", "@")
+        or (after[:1] == "." and after[1:2].isalpha())
+    )
+
+
+def _stop_glue(match: re.Match[str]) -> str:
+    """A stop followed by a capitalised word gets its space back, except inside an address."""
+    text = match.string
+    word = text[text.rfind(" ", 0, match.start()) + 1 : match.start()]
+    return "." if "/" in word or "@" in word or "www" in word else ". "
 
 
 # --- headings run into the text -----------------------------------------------------------------
@@ -228,7 +270,11 @@ def _heading_length(sentence: str, topic_words: set[str]) -> int:
         if not (_HEADING_WORD.fullmatch(word) or word in _HEADING_JOINERS):
             break
         run += 1
-    if run < 2 or run == len(words) or (not words[run][:1].islower() and not words[run][:1].isdigit()):
+    if run == len(words) or (not words[run][:1].islower() and not words[run][:1].isdigit()):
+        return 0
+    while run and words[run - 1] in _HEADING_JOINERS:
+        run -= 1  # "Medications Medications for glaucoma": the sentence starts before "for"
+    if run < 2:
         return 0
     rest = sentence[len(" ".join(words[:run])) :]
     if "?" in rest.split(".")[0]:
@@ -239,10 +285,13 @@ def _heading_length(sentence: str, topic_words: set[str]) -> int:
     last = words[run - 1]
     if strong:
         split = strong[-1]
-    elif words[0] in _STARTS_ONLY:
+    elif words[0] in _STARTS_ONLY and run == 2:
         return 0  # "In Paget's disease, however, ...": a sentence
     elif _HEADING_WORD.fullmatch(last) and (
-        last in _STARTS_TOO or last in topic_words or last.rstrip("s") in topic_words
+        last in _STARTS_TOO
+        or last in topic_words
+        or last.rstrip("s") in topic_words
+        or last in words[: run - 1]  # "Medications Medications for...": the heading's word again
     ):
         split = run - 1
     else:

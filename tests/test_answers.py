@@ -42,6 +42,13 @@ def test_nonsense_gets_the_safe_no_reliable_answer_text(curated_data, question):
     assert result.disclaimer
 
 
+@pytest.mark.parametrize("greeting", ["hi", "Hello!", "thanks", "thank you so much", "good morning"])
+def test_a_greeting_gets_told_what_medbot_answers(curated_data, greeting):
+    result = pipeline.answer(greeting, use_model=False)
+    assert result.source == "unavailable"
+    assert result.text.startswith("Hello. I answer health questions")
+
+
 def test_a_question_naming_an_animal_with_no_answer_also_points_to_a_vet(curated_data):
     result = pipeline.answer("My cat keeps sneezing and has gone off her food")
     assert result.source == "unavailable"

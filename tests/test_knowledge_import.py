@@ -451,6 +451,24 @@ def test_words_a_source_ran_together_where_links_were_are_parted_by_spaces():
     )
     # Real compound words stay whole, though their parts are common words written side by side.
     assert unglue("It is needless to say.", glued_words([*texts, "It is needless to say."])) == "It is needless to say."
+    # Web addresses are left as written; a bracket or a stop gets its space back, except in a name.
+    assert unglue("See www.systemactivity.gov and site.gov/systemactivity/.", glued) == (
+        "See www.systemactivity.gov and site.gov/systemactivity/."
+    )
+    assert unglue("The atria (AY-tree-uh)to beat.Although Cancer.Net helps.", {}) == (
+        "The atria (AY-tree-uh) to beat. Although Cancer.Net helps."
+    )
+
+
+def test_a_condition_run_into_what_it_means_lost_a_dash_and_a_repeated_glue_is_still_parted():
+    from knowledge.text import glued_words, unglue
+
+    texts = [f"Cirrhosis—scarring of the liver, case {n}. The body may heal." for n in range(25)]
+    # The same glued text, copied into several pages of a source.
+    texts += ["Some have cirrhosisscarring now.", "In the bodythe cells rest."] * 2 + ["In the bodythe cells."]
+    glued = glued_words(texts)
+    assert unglue("Some have cirrhosisscarring now.", glued) == "Some have cirrhosis—scarring now."
+    assert unglue("In the bodythe cells rest.", glued) == "In the body—the cells rest."
 
 
 def test_an_import_parts_run_together_words_over_the_whole_source(db, tmp_path):

@@ -197,6 +197,19 @@ def test_another_kind_of_the_named_thing_does_not_answer() -> None:
     assert index.search("what is mucolipidosis type IV?")[0].document.key == "ml4"
 
 
+def test_a_question_with_words_of_its_own_is_not_a_follow_up() -> None:
+    # Every word known and common, no topic named: only a question pointing back is a follow-up.
+    index = KnowledgeIndex(
+        [
+            doc(f"d{i}", f"Topic {i}", f"How do I stop my father falling at home, case {i}; it is treated.")
+            for i in range(300)
+        ]
+    )
+    assert not index.names_nothing("how do i stop my father falling at home?")
+    assert index.names_nothing("and how is it treated?")
+    assert index.names_nothing("what about my father?")
+
+
 def test_a_long_name_is_found_whole() -> None:
     name = "Inclusion body myopathy with early-onset Paget disease and frontotemporal dementia"
     index = index_of_many(
