@@ -85,6 +85,7 @@ def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatc
     assert triage.assess("hi").level == "routine"
     assert triage.assess("hi im ed").level == "routine"
     assert triage.assess("my husband looks grey").level == "emergency"
+    assert triage.assess("help!!").level == "emergency"  # a cry for help is short too
 
 
 def test_an_elephant_is_a_chest_symptom_only_on_the_chest(curated_data, monkeypatch) -> None:

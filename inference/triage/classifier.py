@@ -45,7 +45,8 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 # named, or only negated, past or hypothetical mentions) the classifier must be this sure on its own.
 # The classifier cannot read negation and tense; the matcher can.
 SURE = 0.9
-SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that
+SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless it is a cry for help:
+DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
@@ -296,5 +297,6 @@ def raises(reading: Reading, probability: float | None) -> bool:
         return False
     # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too
     # short to judge, and no red flag is found in it.
-    sure = probability >= SURE and len(reading.prepared.split()) >= SURE_MIN_WORDS
+    words = reading.prepared.split()
+    sure = probability >= SURE and (len(words) >= SURE_MIN_WORDS or bool(DISTRESS & set(words)))
     return sure or (probability >= THRESHOLD and reading.reports_symptom)
