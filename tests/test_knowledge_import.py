@@ -418,13 +418,15 @@ def test_the_path_named_on_the_command_line_may_itself_be_a_link(db, tmp_path):
 # --- words the source ran together -------------------------------------------------------------
 
 
+def common_text(template: str, times: int = 25) -> list[str]:
+    """A source's worth of one sentence pattern: enough for its words to count as common."""
+    return [template.format(n=n) for n in range(times)]
+
+
 def test_words_a_source_ran_together_are_parted_by_the_dash_they_lost():
     from knowledge.text import glued_words, unglue
 
-    texts = [
-        f"Pneumonia is an infection of the lungs, case {n}. The chest is examined. We predict a spiral."
-        for n in range(25)
-    ]
+    texts = common_text("Pneumonia is an infection of the lungs, case {n}. The chest is examined. We predict a spiral.")
     texts.append("Community-acquired pneumoniathe most common type of pneumoniaare treated at home.")
     glued = glued_words(texts)
     assert (
@@ -440,10 +442,9 @@ def test_words_a_source_ran_together_are_parted_by_the_dash_they_lost():
 def test_words_a_source_ran_together_where_links_were_are_parted_by_spaces():
     from knowledge.text import glued_words, unglue
 
-    texts = [
-        f"Blood from genes or the diet, case {n}, changes system activity; we need less salt and a downturn."
-        for n in range(25)
-    ]
+    texts = common_text(
+        "Blood from genes or the diet, case {n}, changes system activity; we need less salt and a downturn."
+    )
     texts.append("Changes fromgenesor the diet alter systemactivity,salt and 3percent of cases.")
     glued = glued_words(texts)
     assert (
@@ -463,7 +464,7 @@ def test_words_a_source_ran_together_where_links_were_are_parted_by_spaces():
 def test_a_condition_run_into_what_it_means_lost_a_dash_and_a_repeated_glue_is_still_parted():
     from knowledge.text import glued_words, unglue
 
-    texts = [f"Cirrhosis—scarring of the liver, case {n}. The body may heal." for n in range(25)]
+    texts = common_text("Cirrhosis—scarring of the liver, case {n}. The body may heal.")
     # The same glued text, copied into several pages of a source.
     texts += ["Some have cirrhosisscarring now.", "In the bodythe cells rest."] * 2 + ["In the bodythe cells."]
     glued = glued_words(texts)
