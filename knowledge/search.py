@@ -19,6 +19,7 @@ caller says it has no reliable answer.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections import defaultdict
@@ -596,7 +597,9 @@ class KnowledgeIndex:
         content = {w for w in words if w not in ASKING}
         raw = question.split()
         written = [word.strip(".,?!;:()'\"") for word in raw]
+        # Worked out once: a message may repeat a word a thousand times ("tb tb tb...").
         alone = len(content) == 1 and self._asked_alone(question)
+        own_abbreviation = functools.cache(self._own_abbreviation)
         for number, word in enumerate(written):
             everyday = word.upper() in EVERYDAY_ABBREVIATIONS  # "what is nhs?" is not Nance-Horan syndrome
             keys = self._abbreviations.get(word) if word.isupper() else None
@@ -620,9 +623,7 @@ class KnowledgeIndex:
                 not keys
                 and self._lower_case_abbreviation(word)
                 and following not in LIKE_NAMES
-                and (
-                    len(word) >= 4 or bracketed or (content <= set(normal_words(word)) and self._asked_alone(question))
-                )
+                and (len(word) >= 4 or bracketed or (alone and content <= set(normal_words(word))))
             ):
                 # "my son has adhd", "(cidp)": people type abbreviations in lower case. Not in a longer
                 # name ("eec syndrome" is not necessarily the EEC the sources spell out), and two or
@@ -634,7 +635,7 @@ class KnowledgeIndex:
                     keys
                     and len(word) < 4
                     and not bracketed
-                    and (everyday or not self._own_abbreviation(word.upper(), keys))
+                    and (everyday or not own_abbreviation(word.upper(), frozenset(keys)))
                 ):
                     keys = None
             if keys:
