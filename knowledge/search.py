@@ -23,7 +23,7 @@ import functools
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -447,6 +447,15 @@ def spoken_names(document: Document) -> list[str]:
     return [" ".join(name_form(normal_words(name))) for name in (*focus_variants(document.focus), *document.synonyms)]
 
 
+def foci_named(spans: Iterable[tuple[int, int, str, frozenset[str]]]) -> dict[str, str]:
+    """Focus key → the name the question used, from ``KnowledgeIndex.named_spans``."""
+    found: dict[str, str] = {}
+    for _, _, name, keys in spans:
+        for key in keys:
+            found.setdefault(key, name)
+    return found
+
+
 class KnowledgeIndex:
     """An in-memory index of documents; build one per knowledge version, then only read it."""
 
@@ -598,46 +607,42 @@ class KnowledgeIndex:
         raw = question.split()
         written = [word.strip(".,?!;:()'\"") for word in raw]
         # Worked out once: a message may repeat a word a thousand times ("tb tb tb...").
-        alone = len(content) == 1 and self._asked_alone(question)
+        alone = len(content) == 1 and bool(asked_as(question)[0])
         own_abbreviation = functools.cache(self._own_abbreviation)
         for number, word in enumerate(written):
-            everyday = word.upper() in EVERYDAY_ABBREVIATIONS  # "what is nhs?" is not Nance-Horan syndrome
             keys = self._abbreviations.get(word) if word.isupper() else None
             if keys and shouted and word.lower() in self._everyday:
                 continue
             if not keys and word.isupper() and not shouted:
                 keys = self._initials.get(word)
             following = written[number + 1].lower() if number + 1 < len(written) else ""
-            if (
-                not keys
-                and alone
-                and word.isalpha()
-                and content <= set(normal_words(word))
-                and not everyday
-                and following not in LIKE_NAMES  # "eec syndrome" is not necessarily the EEC the sources spell out
-                and len(self._short_initials.get(word.upper(), ())) == 1
-            ):
-                keys = self._short_initials[word.upper()]
             bracketed = raw[number].startswith("(")
-            if (
-                not keys
-                and self._lower_case_abbreviation(word)
-                and following not in LIKE_NAMES
-                and (len(word) >= 4 or bracketed or (alone and content <= set(normal_words(word))))
+            upper = word.upper()
+            if keys or not word.isalpha() or following in LIKE_NAMES:
+                # In a longer name it may be another thing ("eec syndrome" is not necessarily the
+                # EEC the sources spell out).
+                pass
+            elif len(word) >= 4 or bracketed:
+                # "my son has adhd", "(cidp)", "(tb)": people type abbreviations in lower case.
+                if self._lower_case_abbreviation(word):
+                    keys = self._abbreviations.get(upper) or self._initials.get(upper)
+            elif (
+                alone
+                and content <= set(normal_words(word))
+                and upper not in EVERYDAY_ABBREVIATIONS
+                # Alone, a word the sources also write in lower case somewhere still counts ("als"):
+                # the topic's own passages must write it in capitals (``own_abbreviation``).
+                and (
+                    word.isupper() or (word.islower() and word not in self._everyday and not ROMAN_TYPE.fullmatch(word))
+                )
             ):
-                # "my son has adhd", "(cidp)": people type abbreviations in lower case. Not in a longer
-                # name ("eec syndrome" is not necessarily the EEC the sources spell out), and two or
-                # three letters only in brackets after the name or as all the question names ("is
-                # tb contagious?"): "my friend ali" is not ALI, "ps i also have a rash" not Proteus
-                # syndrome, "a td booster" not Tourette syndrome.
-                keys = self._abbreviations.get(word.upper()) or self._initials.get(word.upper())
-                if (
-                    keys
-                    and len(word) < 4
-                    and not bracketed
-                    and (everyday or not own_abbreviation(word.upper(), frozenset(keys)))
-                ):
-                    keys = None
+                # Two or three letters on their own only when they are all a question names and
+                # something is asked ("is tb contagious?", "what is dvt?"), and only for one topic
+                # whose own passages write them: "ps i also have a rash" is not Proteus syndrome,
+                # "what is oa" not ocular albinism, "is pd hereditary" two topics, "what is nhs?"
+                # the health service.
+                found = frozenset(self._abbreviations.get(upper) or self._short_initials.get(upper, ()))
+                keys = found if own_abbreviation(upper, found) else None
             if keys:
                 spans.append((-1, -1, phrase(word), frozenset(keys)))
         return spans
@@ -662,15 +667,11 @@ class KnowledgeIndex:
     def _abbreviates(self, word: str, name: list[str], keys: Collection[str]) -> bool:
         """Whether ``word`` shortens the name just before it: its initials, or an abbreviation the
         sources give the same topic ("als" after "amyotrophic lateral sclerosis")."""
-        if not word.isalpha() or len(name) < 2:
+        if not word.isalpha():
             return False
-        initials = "".join(w[0] for w in name if w not in STOPWORDS)
-        return word == initials or bool(self._abbreviations.get(word.upper(), set()) & set(keys))
-
-    @staticmethod
-    def _asked_alone(question: str) -> bool:
-        """Whether a message of one short word asks something about it ("is tb contagious?", not "ps?")."""
-        return bool(asked_as(question)[0])
+        return word == initialism(" ".join(name)).lower() or bool(
+            self._abbreviations.get(word.upper(), set()) & set(keys)
+        )
 
     def _own_abbreviation(self, written: str, keys: Collection[str]) -> bool:
         """Whether short capitals stand for one topic only, whose own passages write it ("TB" in the
@@ -704,11 +705,7 @@ class KnowledgeIndex:
 
     def named_foci(self, question: str) -> dict[str, str]:
         """Focus key → the name the question used."""
-        found: dict[str, str] = {}
-        for _, _, name, keys in self.named_spans(question):
-            for key in keys:
-                found.setdefault(key, name)
-        return found
+        return foci_named(self.named_spans(question))
 
     def qualifiers(
         self,
@@ -1108,7 +1105,7 @@ class KnowledgeIndex:
         scores = self._bm25.get_scores(query)
         spans = self.named_spans(question)
         kind, how = asked_as(question, [name for _, _, name, _ in spans])
-        named = self.named_foci(question)
+        named = foci_named(spans)
         specific = self.specific_words(question)
 
         question_ids = {w for w in normal_words(question) if is_identifier(w)}

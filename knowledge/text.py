@@ -123,14 +123,11 @@ def glued_words(texts: Iterable[str]) -> dict[str, Cuts]:
     for word, count in counts.items():
         if count > GLUE_REPEATED or len(word) < 7:
             continue
-        if (split := _dash_split(word, counts)) is not None and (count <= GLUE_RARE or word[split:] in REPEATED_TAILS):
-            found[word] = ((split, "—"),)
-            continue
-        if count > GLUE_RARE:
-            continue
-        if (split := _dash_split(word, counts)) is not None:
-            found[word] = ((split, "—"),)
-        elif len(word) >= 8 and (parts := _word_split(word, counts)):
+        split = _dash_split(word, counts)
+        if split is not None:
+            if count <= GLUE_RARE or word[split:] in REPEATED_TAILS:
+                found[word] = ((split, "—"),)
+        elif count <= GLUE_RARE and len(word) >= 8 and (parts := _word_split(word, counts)):
             spaced[word] = parts
     pairs = {pair for parts in spaced.values() for pair in itertools.pairwise(parts)}
     seen = Counter(
@@ -174,8 +171,6 @@ def _word_split(word: str, counts: Counter[str]) -> list[str]:
         for parts in ([word[:i], word[i:]], *([word[:i], word[i:j], word[j:]] for j in range(i + 2, len(word) - 1))):
             if not all(map(common, parts)) or parts[0] in GLUE_PREFIXES or parts[-1] in GLUE_ENDINGS:
                 continue
-            if len(parts[-1]) < 3 and parts[-1] not in GLUE_TAILS:
-                continue
             score = min(counts[part] for part in parts) - len(parts) * 1_000_000  # fewer parts first
             if best is None or score > best[0]:
                 best = (score, parts)
@@ -209,11 +204,7 @@ def _in_address(match: re.Match[str]) -> bool:
     text, start, end = match.string, match.start(), match.end()
     before = text[start - 1 : start]
     after = text[end : end + 2]
-    return (
-        (before != "" and before in _ADDRESS_CHARS)
-        or after[:1] in ("/", "@")
-        or (after[:1] == "." and after[1:2].isalpha())
-    )
+    return before in _ADDRESS_CHARS or after[:1] in ("/", "@") or (after[:1] == "." and after[1:2].isalpha())
 
 
 def _stop_glue(match: re.Match[str]) -> str:
