@@ -37,6 +37,8 @@ from bench.common import ROOT, percentile, save, setup_django
 HELDOUT = ROOT / "bench" / "data" / "triage_heldout.jsonl"
 HELDOUT_2 = ROOT / "bench" / "data" / "triage_heldout_2.jsonl"
 HELDOUT_3 = ROOT / "bench" / "data" / "triage_heldout_3.jsonl"
+HELDOUT_4 = ROOT / "bench" / "data" / "triage_heldout_4.jsonl"
+HELDOUT_5 = ROOT / "bench" / "data" / "triage_heldout_5.jsonl"
 LABELLED = ROOT / "bench" / "data" / "labelled_questions.jsonl"
 
 
@@ -113,7 +115,9 @@ def main() -> None:
     concepts = triage.rows_from_fixture(triage.CONCEPTS_FIXTURE)
     rules = triage.rows_from_fixture(triage.RULES_FIXTURE)
     sets = {
-        "heldout_3 (out of sample)": evaluation.load_jsonl(HELDOUT_3),
+        "heldout_5 (out of sample)": evaluation.load_jsonl(HELDOUT_5),
+        "heldout_4 (seen: scored once untuned, then its errors shaped phrases)": evaluation.load_jsonl(HELDOUT_4),
+        "heldout_3 (seen: its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_3),
         "heldout_1 (seen: its first-look errors shaped the classifier gate)": evaluation.load_jsonl(HELDOUT),
         "heldout_2 (seen: its first-look errors shaped the classifier gate)": evaluation.load_jsonl(HELDOUT_2),
         "labelled_questions (out of sample for the classifier)": labelled_examples(),

@@ -160,6 +160,49 @@ def test_anymore_with_a_negation_of_its_own_ends_the_red_flag(shipped_triage: Tr
     assert shipped_triage.decide("the crushing chest pain is not there any more").level == "routine"
 
 
+SPINE = "Back pain with numbness or loss of bladder control"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_name"),
+    [
+        ("my back hurts and i cant feel my legs", SPINE),
+        ("my backs been sore for days and now i havent been able to pee", SPINE),
+        ("my son got into his grans tablets, we dont know how many he had", "Overdose and poisoning"),
+        ("she swallowed a handful of her sleeping pills", "Overdose and poisoning"),
+        ("my daughter was hit by a car and her arm is bent the wrong way", "Serious injury"),
+        ("the babys soft spot is bulging and she has a temperature", "Meningitis signs"),
+        ("grandad banged his head and keeps asking us the same question", "Head injury with confusion or vomiting"),
+        ("ive said my goodbyes to everyone", "Suicidal thoughts and self-harm"),
+        ("my dad is clutching his chest and sweating", "Heart attack"),
+        ("i had an antibiotic and now my tongue feels thick", "Anaphylaxis"),
+        ("my inhaler is doing nothing and i can hardly speak", "Severe breathing difficulty"),
+    ],
+)
+def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
+    decision = shipped_triage.decide(text)
+    assert decision.level == "emergency" and decision.rule.name == rule_name, decision.reading.concepts
+
+
+def test_feeling_fine_after_an_overdose_does_not_end_it(shipped_triage: Triage) -> None:
+    # What was taken, and how much, is not over when the person feels fine: paracetamol harms later.
+    decision = shipped_triage.decide("i took 30 paracetamol this morning, i feel fine now so is it ok")
+    assert decision.level == "emergency" and decision.rule.name == "Overdose and poisoning"
+    # A symptom still can be over.
+    assert shipped_triage.decide("i felt faint and sick earlier but im fine now").level == "routine"
+
+
+def test_a_baby_who_wont_feed_while_vomiting_needs_a_doctor_today(shipped_triage: Triage) -> None:
+    decision = shipped_triage.decide("my baby has been vomiting all day and wont feed")
+    assert decision.level == "urgent" and decision.rule.name == "Dehydration in a child"
+
+
+def test_everyday_words_that_once_read_as_red_flags_do_not(shipped_triage: Triage) -> None:
+    # "cant focus" on revising is not blurred vision; a mosquito bite is not a spreading infection.
+    assert "vision_blurred" not in shipped_triage.decide("so anxious before exams i cant focus").reading.concepts
+    assert not shipped_triage.decide("bitten by a mosquito and it itches").reading.reports_symptom
+
+
 # --- measurements and typos ------------------------------------------------------------------------
 
 

@@ -88,6 +88,28 @@ def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatc
     assert triage.assess("help!!").level == "emergency"  # a cry for help is short too
 
 
+@pytest.mark.parametrize("text", ["help!!", "please help me", "Im dying", "call an ambulance", "SOS"])
+def test_a_bare_cry_for_help_is_an_emergency_whatever_the_classifier_says(curated_data, monkeypatch, text) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.05)
+    result = triage.assess(text)
+    assert result.level == "emergency" and result.by == "rules"
+    assert result.response.startswith("This may be an emergency.")
+
+
+def test_asking_for_help_with_something_else_is_not_a_cry_for_help(curated_data, rules_only) -> None:
+    for text in ("help with my diet", "can you help me quit smoking", "please help me understand my results"):
+        assert triage.assess(text).level == "routine", text
+    assert triage.assess("help").level == "emergency"  # with the classifier off too
+
+
+def test_the_bench_scores_a_message_as_assess_serves_it(curated_data) -> None:
+    from inference.triage import evaluation
+    from inference.triage.corpus import Example
+
+    [judged] = evaluation.judge([Example("help!!", "emergency", "cry")], triage.fixture_triage(), None)
+    assert judged.level == "emergency" and judged.rules_level == "routine"
+
+
 def test_an_elephant_is_a_chest_symptom_only_on_the_chest(curated_data, monkeypatch) -> None:
     monkeypatch.setattr(classifier, "probability", lambda text: 0.7)  # over the threshold, not sure
     assert triage.assess("banana purple elephant keyboard?").level == "routine"

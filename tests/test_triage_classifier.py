@@ -31,6 +31,26 @@ def test_the_generated_corpus_has_thousands_of_varied_phrasings(generated) -> No
     assert {"about", "past", "negated"} <= kinds
 
 
+def test_the_corpus_teaches_that_an_everyday_complaint_alone_is_not_an_emergency(generated) -> None:
+    everyday = [example for example in generated if example.kind == "everyday"]
+    assert len(everyday) > 200
+    assert any("headache" in example.text for example in everyday)
+    assert any("help" in example.text and "diet" in example.text for example in everyday)
+    # Its labels agree with the rules: no "everyday" negative is one the shipped rules call an emergency.
+    shipped = triage.fixture_triage()
+    wrong = [e.text for e in everyday if shipped.decide(e.text).level == "emergency" or e.level == "emergency"]
+    assert not wrong, wrong[:5]
+    # Negatives open with "help" and "urgent" as emergencies do: the word alone must not decide.
+    negatives = [example.text for example in generated if example.level == "routine"]
+    assert sum(text.lower().startswith(("help", "please help", "urgent")) for text in negatives) > 30
+
+
+def test_a_lone_everyday_complaint_or_request_for_help_scores_under_the_threshold() -> None:
+    # Before the everyday negatives these scored 0.82, 0.92 and 0.62.
+    for text in ("my friend ali has a headache", "help with my diet", "I got bitten by a mosquito and it itches a lot"):
+        assert classifier.probability(text) < classifier.THRESHOLD, text
+
+
 def test_the_corpus_is_the_same_every_time(generated) -> None:
     again = corpus.generate(
         triage.rows_from_fixture(triage.CONCEPTS_FIXTURE), triage.rows_from_fixture(triage.RULES_FIXTURE)

@@ -61,6 +61,11 @@ CONCEPTS_FIXTURE = FIXTURES / "triage_concepts.json"
 RULES_FIXTURE = FIXTURES / "emergency_rules.json"
 KNOWN_WORDS_FROM = ("fallback_rules.json", "training_examples.json", "everyday_words.txt")
 
+# The words a bare cry for help is made of (with at least one of the classifier's DISTRESS words).
+CRY_WORDS = frozenset(
+    "help helpp halp me please pls plz someone somebody anyone us i im am is sos emergency ambulance dying die "
+    "call an a now quick quickly urgent need needed".split()
+)
 # What a classifier-only emergency answers with: no rule fired, so there is no rule text to use.
 GENERIC_EMERGENCY = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department. "
@@ -191,13 +196,26 @@ def _classifier_probability(text: str) -> float | None:
     return classifier.probability(text)
 
 
-def _combine(decision: Decision, probability: float | None) -> TriageResult:
+def cry_for_help(reading: Reading) -> bool:
+    """A message that is only a cry for help ("help!!", "please help me", "im dying", "call an ambulance").
+
+    Nothing in it can be read, and nobody types it about a diet: it gets the emergency number whatever
+    the classifier makes of two words. "help with my diet" has other words, so it is not one."""
+    from inference.triage.classifier import DISTRESS
+
+    words = set(reading.prepared.replace("|", " ").split())
+    return bool(words & DISTRESS) and words <= CRY_WORDS
+
+
+def combine(decision: Decision, probability: float | None) -> TriageResult:
     from inference.triage import classifier
 
     rule: CompiledRule | None = decision.rule
     classifier_says = classifier.raises(decision.reading, probability)
     level = decision.level
     by = "rules" if rule is not None else ""
+    if level != EMERGENCY and cry_for_help(decision.reading):
+        level, rule, by = EMERGENCY, None, "rules"
     if classifier_says:
         by = "both" if level == EMERGENCY else "classifier"
         if level != EMERGENCY:
@@ -232,7 +250,7 @@ def assess(text: str, *, count_hits: bool = True) -> TriageResult:
     ``TriageResult`` whose ``response`` is ready to show (placeholders filled from settings)."""
     try:
         decision, probability = _decide(text)
-        result = _combine(decision, probability)
+        result = combine(decision, probability)
         if count_hits and result.rule and decision.rule is not None and decision.rule.rule_id:
             from inference.models import EmergencyRule
 
@@ -249,7 +267,7 @@ def explain(text: str) -> Explanation:
 
     started = time.perf_counter()
     decision, probability = _decide(text)
-    result = _combine(decision, probability)
+    result = combine(decision, probability)
     reading: Reading = decision.reading
     return Explanation(
         result=result,

@@ -19,7 +19,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "2"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "3"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -107,15 +107,78 @@ BENIGN = [
     "{subject} fell over but cried straight away and is fine now",
     "{subject} has a cold with a runny nose and a temperature of {normal}",
 ]
+# Everyday complaints: reported alone, as happening now, they are not emergencies ("my friend has a
+# headache", "i got stung and it itches"). Without these negatives every symptom reported now looked like an
+# emergency to the classifier, so a lone headache could score 0.8. Only concepts no red-flag rule accepts
+# alone; with a modifier or another sign, the rules and the positives above still say emergency.
+EVERYDAY_COMPLAINTS = (
+    "headache",
+    "vomiting",
+    "nausea",
+    "back_pain",
+    "dizzy",
+    "urinary_pain",
+    "allergy_trigger",
+    "hives",
+)  # not "bleeding" or "burn": their phrases include the severe kinds ("haemorrhage", "acid burn")
+EVERYDAY_CONTEXT = [
+    "",
+    "",
+    " since this morning",
+    " after a long day at work",
+    " its not too bad",
+    " what can i take for it",
+    " is there anything i can do at home",
+    " on and off for a couple of days",
+    " should i see my gp",
+    " but otherwise fine",
+]
+# Everyday complaints no concept names, said as strongly as people say them ("cant stop sneezing, its
+# awful"): strong words alone must not make an emergency.
 MILD = [
     "a sore throat",
     "a runny nose",
+    "a blocked nose",
     "a bit of a cough",
     "dry skin",
     "a stiff shoulder from the gym",
     "trouble sleeping",
-    "mild heartburn after dinner",
+    "heartburn after dinner",
     "itchy eyes from hay fever",
+    "a spot on my chin",
+    "a cold sore",
+    "period pain",
+    "toothache",
+    "earache",
+    "a hangover",
+    "a bruise on my leg",
+    "an ingrown toenail",
+    "cramp in my foot",
+]
+CANT_STOP = ["sneezing", "coughing", "scratching", "snacking", "yawning", "worrying about my exams"]
+STRONG = [", its awful", " and its killing me", ", its really bad", " so annoying", ", its massive", " its the worst"]
+# Asking for help with an everyday goal: "help" is a cry for help only with nothing else in the message.
+HELP_REQUESTS = [
+    "help with {goal}",
+    "can you help me with {goal}",
+    "i need help with {goal}",
+    "please help me with {goal}",
+    "help me with {goal} please",
+    "any help with {goal}",
+]
+GOALS = [
+    "my diet",
+    "losing weight",
+    "quitting smoking",
+    "sleeping better",
+    "my cholesterol results",
+    "understanding my blood test",
+    "my dry skin",
+    "stress at work",
+    "an exercise plan",
+    "eating more healthily",
+    "cutting down on alcohol",
+    "my hay fever",
 ]
 
 
@@ -228,6 +291,42 @@ def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, 
                 for _ in range(max(1, per_term // 3)):
                     text, kind = _negative(clinical, names, say, rng)
                     examples.append(Example(text, "routine", kind))
+    examples.extend(_everyday(by_name, list(rules), say, rng, per_term))
+    return examples
+
+
+def _alone_level(name: str, rules: list[Any]) -> str:
+    """The highest level a rule gives this concept reported alone (with the context cues any report has)."""
+    level = "routine"
+    for rule in rules:
+        if not getattr(rule, "enabled", True) or not getattr(rule, "condition", ""):
+            continue
+        if any(term and term - set(CONTEXT) <= {name} for term in _terms(parse_condition(rule.condition))):
+            rule_level = getattr(rule, "level", "emergency") or "emergency"
+            if rule_level == "emergency" or level == "routine":
+                level = rule_level
+    return level
+
+
+def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.Random, per_term: int) -> list[Example]:
+    """Negatives for the commonest false alarms: one everyday complaint reported now, and a request for help."""
+    examples = []
+    for name in EVERYDAY_COMPLAINTS:
+        if name not in by_name or _alone_level(name, rules) == "emergency":
+            continue
+        level = _alone_level(name, rules)
+        for _ in range(per_term * 2):
+            _, has, _, _ = rng.choice(SUBJECTS)
+            text = rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT)
+            examples.append(Example(_noise(text, rng), level, "everyday"))
+    for _ in range(per_term * 3):
+        text = rng.choice(HELP_REQUESTS).format(goal=rng.choice(GOALS))
+        examples.append(Example(_noise(text, rng), "routine", "everyday"))
+    for _ in range(per_term * 3):
+        subject, has, _, _ = rng.choice(SUBJECTS)
+        core = f"{has} {rng.choice(MILD)}" if rng.random() < 0.7 else f"{subject} cant stop {rng.choice(CANT_STOP)}"
+        text = rng.choice(OPENERS) + core + rng.choice(STRONG + EVERYDAY_CONTEXT)
+        examples.append(Example(_noise(text, rng), "routine", "everyday"))
     return examples
 
 
@@ -273,6 +372,8 @@ def _negative(clinical: list[str], names: list[str], say: Any, rng: random.Rando
             year=rng.randrange(2005, 2024),
             normal=rng.choice(["37.2", "37.5", "36.9", "99"]),
         )
+    if rng.random() < 0.3:  # positives open with "help" and "urgent" too: the words alone must not decide
+        text = rng.choice(OPENERS) + text + rng.choice(CLOSERS)
     return _noise(text, rng), kind
 
 

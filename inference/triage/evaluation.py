@@ -37,12 +37,14 @@ def load_jsonl(path: Path) -> list[Example]:
 
 def judge(examples: Iterable[Example], triage: Triage, probability: Any | None) -> list[Judged]:
     """Run every example through the rules and (when ``probability`` is given) the classifier."""
+    from inference.triage import combine
+
     judged = []
     for example in examples:
         decision = triage.decide(example.text)
         p = probability(example.text) if probability is not None else None
         says = classifier.raises(decision.reading, p)
-        level = EMERGENCY if says else decision.level
+        level = combine(decision, p).level  # as served: rules, classifier and a bare cry for help
         judged.append(
             Judged(
                 example=example,

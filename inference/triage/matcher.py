@@ -67,6 +67,9 @@ _TOKEN = re.compile(r"\S+")
 MIN_TYPO_LENGTH = 5  # shorter words have too many one-edit neighbours to guess safely
 
 REPORTABLE = ("symptom", "sign", "intent")  # kinds that, said of someone, make a message a report
+# Kinds a "fine now" can end. Not an intent ("i want to die, i dont care anymore"), nor what was taken and
+# how much: "took 30 paracetamol, i feel fine now" is still an overdose.
+RESOLVABLE = ("symptom", "sign", "condition")
 
 
 class ConditionError(ValueError):
@@ -311,8 +314,8 @@ class _Cues:
         """ "present", or why the concept at ``start:end`` does not count.
 
         ``matches`` are the spans of every clinical concept found in the message: a negation inside
-        another concept's words ("cant breathe") is that concept's, not a cue for this one. An intent
-        (``can_resolve=False``) is never over by a cue: "i want to die, i dont care anymore"."""
+        another concept's words ("cant breathe") is that concept's, not a cue for this one. Only a
+        ``RESOLVABLE`` kind can be over (``can_resolve``)."""
         clause = self.clause_of(start)
         if any(
             self.clause_of(n_start) == clause
@@ -425,7 +428,7 @@ class Matcher:
                 found.append((concept.name, start, end))
         spans = [(start, end) for _, start, end in found]
         for name, start, end in found:
-            status = cues.status(start, end, spans, can_resolve=self.kinds[name] != "intent")
+            status = cues.status(start, end, spans, can_resolve=self.kinds[name] in RESOLVABLE)
             reading.occurrences.append(Occurrence(name, start, end, prepared[start:end].strip(), status))
             if status == "present":
                 reading.present.add(name)
