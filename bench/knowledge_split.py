@@ -50,7 +50,7 @@ from inference import pipeline
 from inference.engine import get_manager
 from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
-from inference.retrieval import RULE_PREFIX, citation_for, load_documents, retriever
+from inference.retrieval import RULE_PREFIX, citation_for, load_aliases, load_documents, retriever, with_aliases
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file, unglue_records
 from knowledge.search import GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import STOPWORDS, phrase
@@ -311,8 +311,8 @@ def split_documents(
 
 def passage_documents(documents: Sequence[CorpusDocument]) -> list[Document]:
     """The knowledge part as search documents, built as ``inference.retrieval.load_documents``
-    builds them for imported passages."""
-    return [
+    builds them for imported passages (with the curators' aliases)."""
+    documents = [
         Document(
             key=f"passage:{number}",
             title=record.title,
@@ -326,6 +326,7 @@ def passage_documents(documents: Sequence[CorpusDocument]) -> list[Document]:
         )
         for number, record in enumerate((r for d in documents for r in d.records), start=1)
     ]
+    return with_aliases(documents, load_aliases())
 
 
 def curated_documents() -> list[Document]:

@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from inference.models import FallbackRule
 from knowledge import versions
-from knowledge.models import Passage
-from knowledge.search import Document, Hit, KnowledgeIndex
+from knowledge.models import Alias, Passage
+from knowledge.search import Document, Hit, KnowledgeIndex, focus_variants
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,31 @@ def rule_id(document: Document) -> int | None:
     return int(document.key.removeprefix(RULE_PREFIX)) if document.key.startswith(RULE_PREFIX) else None
 
 
+def with_aliases(documents: list[Document], aliases: dict[str, list[str]]) -> list[Document]:
+    """The documents with the aliases curators gave their topic (``knowledge.Alias``), by any name
+    the focus goes by: an alias of "Hepatitis C" reaches "What I need to know about Hepatitis C"."""
+    if not aliases:
+        return documents
+    result = []
+    for document in documents:
+        names = [name for variant in focus_variants(document.focus) for name in aliases.get(variant.lower(), ())]
+        if names:
+            names = list(dict.fromkeys(names))
+            document = replace(document, synonyms=(*document.synonyms, *names), aliases=tuple(names))
+        result.append(document)
+    return result
+
+
+def load_aliases() -> dict[str, list[str]]:
+    """Enabled aliases by their topic, lower case: {"atrial fibrillation": ["afib", "a fib"]}."""
+    found: dict[str, list[str]] = {}
+    for name, focus in Alias.objects.filter(enabled=True).order_by("pk").values_list("name", "focus"):
+        found.setdefault(" ".join(focus.lower().split()), []).append(name)
+    return found
+
+
 def load_documents() -> list[Document]:
-    """Every enabled curated entry and every passage of an enabled source."""
+    """Every enabled curated entry and every passage of an enabled source, with their aliases."""
     documents = [
         Document(
             key=f"{RULE_PREFIX}{rule.pk}",
@@ -100,7 +123,7 @@ def load_documents() -> list[Document]:
         )
         for p in passages.iterator(chunk_size=2000)
     ]
-    return documents
+    return with_aliases(documents, load_aliases())
 
 
 class Retriever:

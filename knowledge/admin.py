@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR
 from django.db import models
@@ -18,7 +19,7 @@ from django.http import HttpRequest
 from django.utils.text import smart_split, unescape_string_literal
 
 from knowledge import versions
-from knowledge.models import KnowledgeSource, Passage
+from knowledge.models import Alias, KnowledgeSource, Passage
 
 
 def enabled_switches(name: str, bump: Callable[[type[models.Model]], Iterable[str]], disable_note: str = "") -> list:
@@ -158,3 +159,54 @@ class PassageAdmin(RankedSearchMixin, KnowledgeAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Passage | None = None) -> list[str]:
         # The id is how a re-import finds this passage again: set once, then fixed.
         return [*self.readonly_fields, "external_id"] if obj is not None else self.readonly_fields
+
+
+def topic_exists(focus: str) -> bool:
+    """Whether a passage or a curated entry is about ``focus``: its focus or title as written, or
+    the end of a longer one ("Hepatitis C" in "What I need to know about Hepatitis C")."""
+    from inference.models import FallbackRule
+
+    focus = focus.strip()
+    return (
+        Passage.objects.filter(Q(focus__iexact=focus) | Q(focus__iendswith=f" {focus}")).exists()
+        or FallbackRule.objects.filter(title__iexact=focus).exists()
+    )
+
+
+class AliasForm(forms.ModelForm):
+    class Meta:
+        model = Alias
+        fields = ["name", "focus", "enabled", "note"]
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if len(name) < 2:
+            raise forms.ValidationError("An alias needs at least two letters.")
+        return name
+
+    def clean_focus(self) -> str:
+        focus = " ".join(self.cleaned_data["focus"].split())
+        if not topic_exists(focus):
+            raise forms.ValidationError(
+                f"No passage or curated entry is about “{focus}”. Give the focus as a passage names it "
+                "(search the passages) or a curated entry's title."
+            )
+        return focus
+
+
+@admin.register(Alias)
+class AliasAdmin(admin.ModelAdmin):
+    form = AliasForm
+    actions = enabled_switches("aliases", lambda model: [versions.KNOWLEDGE])
+    list_display = ["name", "focus", "enabled", "topic_found", "updated_at"]
+    list_per_page = 50
+    list_filter = ["enabled"]
+    search_fields = ["name", "focus", "note"]
+    search_help_text = "Searches the aliases, their topics and notes."
+    fields = ["name", "focus", "enabled", "note", "created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="Topic found", boolean=True)
+    def topic_found(self, alias: Alias) -> bool:
+        # Shipped aliases name MedQuAD topics: until MedQuAD is imported they attach to nothing.
+        return topic_exists(alias.focus)

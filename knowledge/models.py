@@ -76,3 +76,32 @@ class Passage(models.Model):
 
     def synonym_list(self) -> list[str]:
         return [line.strip() for line in self.synonyms.splitlines() if line.strip()]
+
+
+class Alias(models.Model):
+    """A name people use for a topic that its sources do not give: "afib" for atrial fibrillation,
+    "bowel cancer" for colorectal cancer. Kept apart from the passages, so a re-import that rewrites
+    their synonyms keeps what curators added. A question that uses the alias finds the topic as if it
+    used the topic's own name."""
+
+    name = models.CharField(max_length=200, help_text="What people say, e.g. 'afib' or 'bowel cancer'.")
+    focus = models.CharField(
+        max_length=300,
+        db_index=True,
+        help_text=(
+            "The topic as MedBot's sources name it: a passage's focus or a curated entry's title, e.g. "
+            "'Atrial Fibrillation'. Capitals do not matter."
+        ),
+    )
+    enabled = models.BooleanField(default=True, db_index=True)
+    note = models.CharField(max_length=300, blank=True, help_text="Why it was added, or who asked for it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["focus", "name"]
+        verbose_name_plural = "aliases"
+        constraints = [models.UniqueConstraint(fields=["name", "focus"], name="alias_unique_per_focus")]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.focus}"

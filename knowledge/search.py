@@ -404,7 +404,8 @@ class Document:
     title: str
     focus: str
     text: str
-    synonyms: tuple[str, ...] = ()
+    synonyms: tuple[str, ...] = ()  # the source's other names for the focus, and the aliases below
+    aliases: tuple[str, ...] = ()  # names curators added (``knowledge.Alias``): found as written, any length
     question_type: str = ""  # "" answers any type (curated entries cover a whole topic)
     url: str = ""
     source: str = ""  # the source's name
@@ -519,6 +520,7 @@ class KnowledgeIndex:
         self._abbreviations: dict[str, set[str]] = defaultdict(set)  # "ALL" → foci, matched as written
         self._initials: dict[str, set[str]] = defaultdict(set)  # "ADHD" → foci whose passages use it
         self._short_initials: dict[str, set[str]] = defaultdict(set)  # "DVT": the same, three letters
+        self._aliased: dict[str, set[str]] = defaultdict(set)  # a curator's alias, name_form → its foci
         # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
         # their category, not a name of each (a question about "schistosomiasis parasites" is not
         # answered by the hookworm passage).
@@ -541,10 +543,13 @@ class KnowledgeIndex:
                         # when all a question names ("what is dvt?"): too many mean something else
                         # to most people ("NHS", "RTA", "OCP").
                         (self._initials if len(initials) >= 4 else self._short_initials)[initials].add(key)
+            for alias in doc.aliases:
+                self._aliased[" ".join(name_form(normal_words(alias)))].add(key)
             for name in own | set(doc.synonyms):
                 words = name_form(normal_words(name))
                 written = name.strip()
-                if len(words) == 1 and len(words[0]) <= 3 and not curated:
+                if len(words) == 1 and len(words[0]) <= 3 and not curated and name not in doc.aliases:
+                    # (A curator's alias is a name as typed, whatever its length: "chf", "amd".)
                     # Short names are usually abbreviations ("ALL", "MS"): only as written, in
                     # capitals. The everyday ones count only in a passage's own name ("Amyotrophic
                     # lateral sclerosis (ALS)"): rare diseases' synonym lists reuse them ("STD" for
@@ -1160,14 +1165,19 @@ class KnowledgeIndex:
                 # fibrillation" is a trigger of the palpitations entry and the topic of passages of
                 # its own; "how is atopic dermatitis treated?" is still the eczema entry's, as no
                 # passage on atopic dermatitis speaks of treatment.
+                # A curator's alias names its topic as exactly as the topic's own name ("afib").
+                exact = {key for key in found_by_key if key == name or key in self._aliased.get(name, ())}
                 named_here = [
-                    i for i in found_by_key.get(name, ()) if not kind or self.documents[i].question_type in (kind, "")
+                    i
+                    for key in exact
+                    for i in found_by_key[key]
+                    if not kind or self.documents[i].question_type in (kind, "")
                 ]
                 for key, found in found_by_key.items():
                     primary.update(
                         i
                         for i in found
-                        if key == name
+                        if key in exact
                         or (
                             self.documents[i].key.startswith("rule:") and (not named_here or self._title_names(i, name))
                         )

@@ -14,13 +14,14 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from knowledge import versions
-from knowledge.models import KnowledgeSource, Passage
+from knowledge.models import Alias, KnowledgeSource, Passage
 
 _last_deletion = threading.local()
 
 
 @receiver([post_save, post_delete], sender=KnowledgeSource)
 @receiver([post_save, post_delete], sender=Passage)
+@receiver([post_save, post_delete], sender=Alias)
 def knowledge_changed(sender: type, **kwargs: Any) -> None:
     origin = kwargs.get("origin")  # post_delete only: the instance or queryset delete() was called on
     if origin is not None:

@@ -35,7 +35,7 @@ UNKNOWN = "unknown"  # what ``current`` says when the cache cannot tell
 # The tables behind each token, by app label: every one has an ``updated_at`` that saves and imports set.
 WATCHED: dict[str, tuple[str, ...]] = {
     RULES: ("inference.FallbackRule",),
-    KNOWLEDGE: ("knowledge.KnowledgeSource", "knowledge.Passage"),
+    KNOWLEDGE: ("knowledge.KnowledgeSource", "knowledge.Passage", "knowledge.Alias"),
     "triage": ("inference.Concept", "inference.EmergencyRule"),  # inference.triage.TRIAGE
 }
 FINGERPRINT_SECONDS = 2.0

@@ -289,6 +289,7 @@ GROUP_MIGRATIONS = (
     ("inference.migrations.0002_groups", "make_groups"),
     ("inference.migrations.0004_curators_edit_concepts", "grant"),
     ("knowledge.migrations.0002_groups", "grant"),
+    ("knowledge.migrations.0004_alias_groups", "grant"),
 )
 
 

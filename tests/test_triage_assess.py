@@ -88,6 +88,13 @@ def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatc
     assert triage.assess("help!!").level == "emergency"  # a cry for help is short too
 
 
+def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_data, monkeypatch) -> None:
+    # The trained classifier scored this 0.90: no red flag, nobody it is happening to.
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    assert triage.assess("what foods to avoid with gout").level == "routine"
+    assert triage.assess("my dad is grey and not himself").level == "emergency"
+
+
 @pytest.mark.parametrize("text", ["help!!", "please help me", "Im dying", "call an ambulance", "SOS"])
 def test_a_bare_cry_for_help_is_an_emergency_whatever_the_classifier_says(curated_data, monkeypatch, text) -> None:
     monkeypatch.setattr(classifier, "probability", lambda text: 0.05)

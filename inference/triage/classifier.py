@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 
 from inference.triage import corpus
-from inference.triage.matcher import Reading
+from inference.triage.matcher import PERSONAL, Reading
 from inference.triage.text import normalise
 
 logger = logging.getLogger("inference.triage")
@@ -296,7 +296,12 @@ def raises(reading: Reading, probability: float | None) -> bool:
     if probability is None or reading.about:
         return False
     # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too
-    # short to judge, and no red flag is found in it.
+    # short to judge, and no red flag is found in it. And only about someone: with no red flag
+    # and nobody it happens to, "what foods to avoid with gout" is a question however it scores.
     words = reading.prepared.split()
-    sure = probability >= SURE and (len(words) >= SURE_MIN_WORDS or bool(DISTRESS & set(words)))
+    sure = (
+        probability >= SURE
+        and (len(words) >= SURE_MIN_WORDS or bool(DISTRESS & set(words)))
+        and PERSONAL in reading.context
+    )
     return sure or (probability >= THRESHOLD and reading.reports_symptom)

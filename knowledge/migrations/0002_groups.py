@@ -33,9 +33,10 @@ def _permissions(apps, grants: dict[str, tuple[str, ...]]) -> list:
     ]
 
 
-def grant(apps, schema_editor) -> None:
+def grant(apps, schema_editor, groups: dict[str, dict[str, tuple[str, ...]]] = GRANTS) -> None:
     """Give the groups their knowledge permissions (creating a group that is missing). Also
-    callable with the global app registry, after a test flushed the database."""
+    callable with the global app registry, after a test flushed the database, and by later
+    migrations with their own ``groups``."""
     app_config = apps.get_app_config("knowledge")
     # Migration-state app configs have no models module, and create_permissions skips those.
     original = getattr(app_config, "models_module", None)
@@ -45,14 +46,14 @@ def grant(apps, schema_editor) -> None:
     finally:
         app_config.models_module = original
     Group = apps.get_model("auth", "Group")
-    for name, grants in GRANTS.items():
+    for name, grants in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.add(*_permissions(apps, grants))
 
 
-def revoke(apps, schema_editor) -> None:
+def revoke(apps, schema_editor, groups: dict[str, dict[str, tuple[str, ...]]] = GRANTS) -> None:
     Group = apps.get_model("auth", "Group")
-    for name, grants in GRANTS.items():
+    for name, grants in groups.items():
         for group in Group.objects.filter(name=name):
             group.permissions.remove(*_permissions(apps, grants))
 

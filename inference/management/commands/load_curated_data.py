@@ -2,6 +2,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from inference.models import Concept, Disclaimer, EmergencyRule, FallbackRule
+from knowledge.models import Alias
 from training.models import TrainingExample
 
 FIXTURES = {
@@ -10,11 +11,12 @@ FIXTURES = {
     "fixtures/emergency_rules.json": EmergencyRule,
     "fixtures/fallback_rules.json": FallbackRule,
     "fixtures/training_examples.json": TrainingExample,
+    "fixtures/aliases.json": Alias,
 }
 
 
 class Command(BaseCommand):
-    help = "Load the curated starting data (rules, disclaimer, training examples) into empty tables."
+    help = "Load the curated starting data (rules, disclaimer, training examples, aliases) into empty tables."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--force", action="store_true", help="Load even into tables that already have rows.")
