@@ -311,8 +311,8 @@ def split_documents(
 
 def passage_documents(documents: Sequence[CorpusDocument]) -> list[Document]:
     """The knowledge part as search documents, built as ``inference.retrieval.load_documents``
-    builds them for imported passages (with the curators' aliases)."""
-    documents = [
+    builds them for imported passages (``with_aliases`` adds the curators' aliases)."""
+    return [
         Document(
             key=f"passage:{number}",
             title=record.title,
@@ -326,7 +326,6 @@ def passage_documents(documents: Sequence[CorpusDocument]) -> list[Document]:
         )
         for number, record in enumerate((r for d in documents for r in d.records), start=1)
     ]
-    return with_aliases(documents, load_aliases())
 
 
 def curated_documents() -> list[Document]:
@@ -729,7 +728,7 @@ def evaluate_split(options: SplitOptions, log: Callable[[str], None] = print) ->
     if not curated:
         log("warning: no curated entries in the database (run `manage.py load_curated_data`)")
     began = time.monotonic()
-    passages = passage_documents(knowledge)
+    passages = with_aliases(passage_documents(knowledge), load_aliases())  # as the live index has them
     full_index = KnowledgeIndex([*curated, *passages])
     index_seconds = time.monotonic() - began
     rules_index = KnowledgeIndex(curated)

@@ -138,6 +138,7 @@ POPULATIONS = {
         "animals": "dog dogs puppy puppies cat cats kitten kittens pet pets horse horses animal animals",
     }.items()
 }
+PEOPLE_GROUPS = frozenset(POPULATIONS.values())  # each group's words, as ``qualifiers`` gives them
 # Groups that a general passage speaks to as well: "celiac disease in adults" is answered by
 # the passage on celiac disease (one written for children is still not, see ``same_kind``).
 GENERAL_GROUPS = frozenset({"adults", "men", "women"})
@@ -1156,6 +1157,15 @@ class KnowledgeIndex:
                             for i in fits
                             if self.has_name(i, name, rest)
                             and all(f" {w} {name} " in self._texts[i] for words in lasting for w in words)
+                        ]
+                    if not found and extra and all(words in PEOPLE_GROUPS for words in extra):
+                        # Nothing is named for these people ("dehydration in a baby"): a curated
+                        # entry, written for everyone, answers when it speaks of them itself.
+                        found = [
+                            i
+                            for i in fits
+                            if self.documents[i].key.startswith("rule:")
+                            and all(any(self.mentions(i, w) for w in words) for words in extra)
                         ]
                     candidates.update(found)
                     found_by_key[key] = found

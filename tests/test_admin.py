@@ -69,6 +69,7 @@ def test_it_gives_the_curators_and_auditors_groups_only_their_permissions(db) ->
         "training.trainingexample",
         "knowledge.knowledgesource",
         "knowledge.passage",
+        "knowledge.alias",
     ]
     expected_curators = {
         f"{app}.{action}_{model}"
@@ -88,6 +89,7 @@ def test_it_gives_the_curators_and_auditors_groups_only_their_permissions(db) ->
         "chat.view_feedback",
         "knowledge.view_knowledgesource",
         "knowledge.view_passage",
+        "knowledge.view_alias",
     }
 
 
@@ -102,7 +104,7 @@ def test_rerunning_the_group_setup_brings_hand_edited_groups_back_to_their_permi
     rebuild_groups()  # what live-server tests do after a flush, with the global registry
 
     assert set(curators.permissions.all()) == expected
-    assert Group.objects.get(name="Auditors").permissions.count() == 6
+    assert Group.objects.get(name="Auditors").permissions.count() == 7
     assert inference_config.models_module is models_module
 
 
