@@ -870,3 +870,41 @@ def test_an_article_or_a_possessive_more_is_the_same_name() -> None:
     index = index_of_many(tinnitus)
     assert index.search("what causes ringing in the ears")[0].document.key == "rule:1"
     assert index.search("why is there ringing in my ears")[0].document.key == "rule:1"
+
+
+def test_a_curated_entry_answers_for_the_people_it_speaks_of_when_nothing_is_named_for_them() -> None:
+    dehydration = Document(
+        key="rule:1",
+        title="Dehydration",
+        focus="Dehydration",
+        text="Signs include thirst and dark urine; in a baby, a sunken soft spot or few wet nappies.",
+        synonyms=("dehydration",),
+    )
+    gout = Document(
+        key="rule:2", title="Gout", focus="Gout", text="Gout is arthritis of the joints.", synonyms=("gout",)
+    )
+    stones = Document(
+        key="rule:3",
+        title="Kidney stones",
+        focus="Kidney stones",
+        text="Kidney stones are hard lumps; children and adults can get them.",
+        synonyms=("kidney stones",),
+    )
+    children = doc("passage:1", "Kidney Stones in Children", "Kidney stones in children are rare.", "information")
+    index = KnowledgeIndex([dehydration, gout, stones, children])
+
+    assert [hit.document.title for hit in index.search("signs of dehydration in a baby")] == ["Dehydration"]
+    assert index.search("what causes gout in children?") == []  # the entry never speaks of children
+    assert index.search("kidney stones in children")[0].document.focus == "Kidney Stones in Children"
+
+
+def test_the_curated_entries_answer_common_questions_people_ask(curated_data) -> None:
+    for question, title in [
+        ("What is a normal resting heart rate?", "Heart rate and pulse"),
+        ("how do i stop my dad falling at home", "Falls in older people"),
+        ("how much paracetamol can i give my 3 year old", "Paracetamol and ibuprofen for children"),
+        ("what is a normal blood sugar level", "Blood sugar levels"),
+        ("signs of dehydration in a baby", "Dehydration"),
+    ]:
+        hits = retriever.search(question)
+        assert hits and hits[0].document.title == title, (question, [hit.document.title for hit in hits])
