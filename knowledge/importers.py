@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from knowledge import versions
 from knowledge.models import KnowledgeSource, Passage, QuestionType
-from knowledge.text import drop_inline_headings, glued_words, unglue
+from knowledge.text import drop_inline_headings, glued_words, unglue, without_pronunciations
 
 MEDQUAD_SUFFIXES = {".xml"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -226,7 +226,7 @@ def read_medquad_file(path: Path) -> Records:
     for number, pair in enumerate(root.iter(layout.pair), start=1):
         question_element = pair.find(layout.question)
         question = clean_question(question_element.text or "") if question_element is not None else ""
-        answer = clean_answer(pair.findtext(layout.answer) or "")
+        answer = without_pronunciations(clean_answer(pair.findtext(layout.answer) or ""))
         if source in HEADINGS_RUN_IN:
             answer = drop_inline_headings(answer, focus)
         if not question or not answer:

@@ -290,3 +290,29 @@ def _heading_length(sentence: str, topic_words: set[str]) -> int:
     if words[split - 1] in _HEADING_JOINERS or words[0] in _HEADING_JOINERS:
         return 0
     return len(" ".join(words[:split])) + 1
+
+
+# A pronunciation guide in brackets, as NHLBI and NIDDK write them: "(a-tre-al fi-bri-LA-shun)",
+# "(ray-NOHZ)". Read aloud by nobody in a chat answer; in the middle of a sentence it is noise.
+_BRACKETED = re.compile(r" ?\(([A-Za-z]+(?:-[A-Za-z]+)+(?: (?:or )?[A-Za-z]+(?:-[A-Za-z]+)+)*)\)")
+_VOWELS = frozenset("AEIOUY")
+
+
+def _pronunciation(inner: str) -> bool:
+    """Syllables, some in capitals for the stress, none a word of its own: not "ADP-ribose",
+    "anti-CCP" or "ER-positive"."""
+    syllables = [part for part in re.split(r"[- ]", inner) if part != "or"]
+    if len(syllables) == 2 and any(len(part) >= 6 for part in syllables):
+        return False  # a word and a prefix: "ADP-ribose"
+    return (
+        all(len(part) <= 6 and (part.islower() or part.isupper()) for part in syllables)
+        and any(part.isupper() and len(part) >= 2 and _VOWELS & set(part) for part in syllables)
+        and any(part.islower() and len(part) >= 2 for part in syllables)
+        and not any(part.isupper() and not _VOWELS & set(part) for part in syllables)
+    )
+
+
+def without_pronunciations(text: str) -> str:
+    """``text`` without bracketed pronunciation guides: "Atrial fibrillation (A-tre-al fi-bri-LA-shun),
+    or AF, is..." → "Atrial fibrillation, or AF, is..."."""
+    return _BRACKETED.sub(lambda match: "" if _pronunciation(match.group(1)) else match.group(0), text)

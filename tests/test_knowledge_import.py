@@ -506,3 +506,21 @@ def test_headings_a_source_runs_into_its_answers_are_dropped(db, tmp_path):
     import_knowledge(tmp_path, "test")
     texts = {passage.external_id.split("/")[0]: passage.text for passage in passages().values()}
     assert texts == {"NIHSeniorHealth": "The hips carry weight.", "GARD": answer}
+
+
+def test_pronunciation_guides_are_left_out_of_imported_answers(db, tmp_path):
+    from knowledge.text import without_pronunciations
+
+    assert without_pronunciations("Angina (an-JI-nuh or AN-juh-nuh) is chest pain.") == "Angina is chest pain."
+    # Brackets that say something stay: abbreviations, a prefix and a word, ordinary hyphenated words.
+    kept = "Give G-CSF (G-CSF), poly (ADP-ribose) and (anti-CCP) tests (long-term) for (AR-HIES)."
+    assert without_pronunciations(kept) == kept
+    (tmp_path / "heart.xml").write_text(
+        '<Document id="0001" source="NHLBI"><Focus>Atrial Fibrillation</Focus><QAPairs><QAPair pid="1">'
+        '<Question qtype="information">What is (are) Atrial Fibrillation ?</Question><Answer>Atrial fibrillation '
+        "(A-tre-al fi-bri-LA-shun), or AF, is the most common type of arrhythmia (ah-RITH-me-ah).</Answer>"
+        "</QAPair></QAPairs></Document>"
+    )
+    import_knowledge(tmp_path, "test")
+    [passage] = passages().values()
+    assert passage.text == "Atrial fibrillation, or AF, is the most common type of arrhythmia."
