@@ -231,6 +231,9 @@ def is_letter(word: str, words: frozenset[str] = LETTER_WORDS) -> bool:
 # Words that join a name to the rest of a sentence: "blood pressure without medicine" is a
 # question about blood pressure, though some long names contain "without" ("... without deafness").
 LINKING = _forms("without during despite against between within among through while since behind")
+# Where on the body a skin or joint complaint is ("eczema on his *cheeks*"): the topic's passages
+# answer for it without naming the place. Not the places that make another topic (calf, neck, chest).
+PLACES = _forms("cheek cheeks forehead chin scalp elbow elbows wrist wrists ankle ankles thigh thighs toe toes")
 # After a name, what it leads to is asked, not a longer name ("lead poisoning").
 LEADS_TO = ["lead", "to"]
 # How a follow-up points back at the topic before it: "is *it* serious?", "*and* in children?",
@@ -952,6 +955,8 @@ class KnowledgeIndex:
         for word in tokens(question):
             if word in GENERIC or word in PEOPLE or word in QUESTION_VERBS or word in INTENSITY or word in LINKING:
                 continue
+            if word in PLACES:
+                continue
             if word in PREDICATES:
                 continue  # "was it acquired?": a passage need not use the word to answer
             if word.isdigit():
@@ -971,7 +976,9 @@ class KnowledgeIndex:
         """The question's telling words that belong to names (of conditions, drugs, tests) or
         look like one: "vesicoureteral", not "exactly", "told" or "hereditary"."""
         return {
-            w for w in tokens(question) if self._telling(w) and (w in self._name_vocabulary or CONDITION_LIKE.search(w))
+            w
+            for w in tokens(question)
+            if self._telling(w) and w not in PLACES and (w in self._name_vocabulary or CONDITION_LIKE.search(w))
         }
 
     @staticmethod

@@ -197,6 +197,12 @@ def test_a_baby_who_wont_feed_while_vomiting_needs_a_doctor_today(shipped_triage
     assert decision.level == "urgent" and decision.rule.name == "Dehydration in a child"
 
 
+def test_blood_in_the_name_of_a_test_or_a_medicine_is_not_bleeding(shipped_triage: Triage) -> None:
+    for text in ("my mum is on blood thinners, what are the risks", "my blood pressure is high", "i gave blood today"):
+        assert "bleeding" not in shipped_triage.decide(text).reading.concepts, text
+    assert "bleeding" in shipped_triage.decide("there is blood in my pee").reading.concepts
+
+
 def test_everyday_words_that_once_read_as_red_flags_do_not(shipped_triage: Triage) -> None:
     # "cant focus" on revising is not blurred vision; a mosquito bite is not a spreading infection.
     assert "vision_blurred" not in shipped_triage.decide("so anxious before exams i cant focus").reading.concepts
