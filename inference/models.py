@@ -61,6 +61,7 @@ class Concept(models.Model):
         MEASUREMENT = "measurement", "Measurement (a number in a range)"
         CONDITION = "condition", "Named condition (heart attack, stroke)"
         INTENT = "intent", "Intent (self-harm: never read as a question)"
+        EVENT = "event", "Event (swallowed, took: reported like a symptom, never over)"
         CONTEXT = "context", "Context cue (negation, past, now: used by the matcher itself)"
 
     name = models.SlugField(

@@ -7,6 +7,7 @@ bump, workers would keep answering from a source a curator has just disabled.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
@@ -162,15 +163,17 @@ class PassageAdmin(RankedSearchMixin, KnowledgeAdmin):
 
 
 def topic_exists(focus: str) -> bool:
-    """Whether a passage or a curated entry is about ``focus``: its focus or title as written, or
-    the end of a longer one ("Hepatitis C" in "What I need to know about Hepatitis C")."""
+    """Whether a passage or a curated entry is about ``focus``, by any name its focus goes by, as
+    the search attaches aliases (``inference.retrieval.with_aliases``): "Hepatitis C" is the topic
+    of "What I need to know about Hepatitis C"; "fibrillation" is no topic's name."""
     from inference.models import FallbackRule
+    from knowledge.search import focus_variants
 
-    focus = focus.strip()
-    return (
-        Passage.objects.filter(Q(focus__iexact=focus) | Q(focus__iendswith=f" {focus}")).exists()
-        or FallbackRule.objects.filter(title__iexact=focus).exists()
-    )
+    wanted = " ".join(focus.lower().split())
+    if FallbackRule.objects.filter(title__iexact=focus).exists():
+        return True
+    candidates = Passage.objects.filter(focus__icontains=focus).values_list("focus", flat=True).distinct()[:500]
+    return any(wanted in {variant.lower() for variant in focus_variants(name)} for name in candidates)
 
 
 class AliasForm(forms.ModelForm):
@@ -179,9 +182,16 @@ class AliasForm(forms.ModelForm):
         fields = ["name", "focus", "enabled", "note"]
 
     def clean_name(self) -> str:
+        from inference.triage import known_words
+
         name = " ".join(self.cleaned_data["name"].split())
-        if len(name) < 2:
+        if len(re.findall(r"[^\W\d_]", name)) < 2:
             raise forms.ValidationError("An alias needs at least two letters.")
+        if " " not in name and name.lower() in known_words():
+            raise forms.ValidationError(
+                f"“{name}” is an everyday word: every message that uses it would be read as this topic. "
+                "Use a longer phrase."
+            )
         return name
 
     def clean_focus(self) -> str:
@@ -192,6 +202,15 @@ class AliasForm(forms.ModelForm):
                 "(search the passages) or a curated entry's title."
             )
         return focus
+
+    def clean(self) -> dict:
+        data = super().clean()
+        name, focus = data.get("name"), data.get("focus")
+        if name and focus:
+            same = Alias.objects.filter(name__iexact=name, focus__iexact=focus).exclude(pk=self.instance.pk)
+            if same.exists():
+                raise forms.ValidationError(f"“{name}” is already an alias of “{focus}”.")
+        return data
 
 
 @admin.register(Alias)

@@ -1167,12 +1167,13 @@ class KnowledgeIndex:
                         ]
                     if not found and extra and all(words in PEOPLE_GROUPS for words in extra):
                         # Nothing is named for these people ("dehydration in a baby"): a curated
-                        # entry, written for everyone, answers when it speaks of them itself.
+                        # entry, written for everyone, answers when it speaks of them itself, more
+                        # than in passing (the shingles entry's "avoid newborns" is not about children).
                         found = [
                             i
                             for i in fits
                             if self.documents[i].key.startswith("rule:")
-                            and all(any(self.mentions(i, w) for w in words) for words in extra)
+                            and all(sum(self._texts[i].count(f" {w} ") for w in words) >= 2 for words in extra)
                         ]
                     candidates.update(found)
                     found_by_key[key] = found

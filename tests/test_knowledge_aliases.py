@@ -137,3 +137,23 @@ def test_disabled_aliases_are_left_out_and_the_shipped_ones_load(curated_data) -
     assert "bowel cancer" in shipped["colorectal cancer"]
     Alias.objects.filter(name="afib").update(enabled=False)
     assert "afib" not in load_aliases().get("atrial fibrillation", [])
+
+
+@pytest.mark.parametrize(
+    ("name", "focus", "error"),
+    [
+        ("!!", "Atrial Fibrillation", "at least two letters"),
+        ("ok", "Atrial Fibrillation", "is an everyday word"),
+        ("AFIB", "atrial fibrillation", "is already an alias"),
+        ("afib", "fibrillation", "No passage or curated entry is about"),
+    ],
+)
+def test_the_alias_form_refuses_what_would_misfire(curator, admin_for, rhythm_passage, name, focus, error):
+    Alias.objects.create(name="afib", focus="Atrial Fibrillation")
+    carol: Client = admin_for(curator)
+
+    response = carol.post(f"{ALIASES}add/", {"name": name, "focus": focus, "enabled": "on"})
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert Alias.objects.count() == 1

@@ -117,6 +117,30 @@ def test_the_bench_scores_a_message_as_assess_serves_it(curated_data) -> None:
     assert judged.level == "emergency" and judged.rules_level == "routine"
 
 
+def test_an_everyday_complaint_alone_needs_the_classifier_to_be_sure(curated_data, monkeypatch) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.8)  # over the threshold, not sure
+    assert triage.assess("my friend ali has a headache").level == "routine"
+    assert triage.assess("i feel dizzy and sick this morning").level == "routine"
+    assert triage.assess("my friend has a headache and is very drowsy").level == "emergency"  # drowsy is not everyday
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my friend ali has a headache",
+        "help with my diet",
+        "I got bitten by a mosquito and it itches a lot",
+        "dizzy",
+        "concussion",
+        "what foods to avoid with gout",
+        "so anxious before my exams i cant focus on revising",
+    ],
+)
+def test_everyday_messages_that_once_got_call_911_do_not(curated_data, text) -> None:
+    # With the trained classifier: each of these was an emergency before (0.6 to 0.92).
+    assert triage.assess(text).level == "routine"
+
+
 def test_an_elephant_is_a_chest_symptom_only_on_the_chest(curated_data, monkeypatch) -> None:
     monkeypatch.setattr(classifier, "probability", lambda text: 0.7)  # over the threshold, not sure
     assert triage.assess("banana purple elephant keyboard?").level == "routine"

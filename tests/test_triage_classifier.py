@@ -45,12 +45,6 @@ def test_the_corpus_teaches_that_an_everyday_complaint_alone_is_not_an_emergency
     assert sum(text.lower().startswith(("help", "please help", "urgent")) for text in negatives) > 30
 
 
-def test_a_lone_everyday_complaint_or_request_for_help_scores_under_the_threshold() -> None:
-    # Before the everyday negatives these scored 0.82, 0.92 and 0.62.
-    for text in ("my friend ali has a headache", "help with my diet", "I got bitten by a mosquito and it itches a lot"):
-        assert classifier.probability(text) < classifier.THRESHOLD, text
-
-
 def test_the_corpus_is_the_same_every_time(generated) -> None:
     again = corpus.generate(
         triage.rows_from_fixture(triage.CONCEPTS_FIXTURE), triage.rows_from_fixture(triage.RULES_FIXTURE)

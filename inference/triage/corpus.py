@@ -19,7 +19,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "3"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "6"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -107,19 +107,24 @@ BENIGN = [
     "{subject} fell over but cried straight away and is fine now",
     "{subject} has a cold with a runny nose and a temperature of {normal}",
 ]
-# Everyday complaints: reported alone, as happening now, they are not emergencies ("my friend has a
-# headache", "i got stung and it itches"). Without these negatives every symptom reported now looked like an
+# Complaints that, reported alone as happening now, are not emergencies ("my friend has a headache",
+# "i got stung and it itches", "i think i broke my toe": that one is urgent). Without these negatives every symptom reported now looked like an
 # emergency to the classifier, so a lone headache could score 0.8. Only concepts no red-flag rule accepts
 # alone; with a modifier or another sign, the rules and the positives above still say emergency.
-EVERYDAY_COMPLAINTS = (
-    "headache",
-    "vomiting",
-    "nausea",
-    "back_pain",
-    "dizzy",
-    "urinary_pain",
-    "allergy_trigger",
-    "hives",
+ALONE_NOT_EMERGENCY = frozenset(
+    {
+        "headache",
+        "vomiting",
+        "nausea",
+        "back_pain",
+        "dizzy",
+        "urinary_pain",
+        "allergy_trigger",
+        "hives",
+        "fracture_signs",
+        "vision_blurred",
+        "ingested",  # what was taken decides: the rules know the poisons, the overdoses and the child's medicines
+    }
 )  # not "bleeding" or "burn": their phrases include the severe kinds ("haemorrhage", "acid burn")
 EVERYDAY_CONTEXT = [
     "",
@@ -286,7 +291,7 @@ def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, 
                 continue
             for _ in range(per_term):
                 examples.append(Example(_positive(names, say, rng), level, rule.name))
-            clinical = [name for name in names if by_name[name].kind in ("symptom", "sign", "condition")]
+            clinical = [name for name in names if by_name[name].kind in ("symptom", "sign", "event", "condition")]
             if clinical:
                 for _ in range(max(1, per_term // 3)):
                     text, kind = _negative(clinical, names, say, rng)
@@ -311,13 +316,13 @@ def _alone_level(name: str, rules: list[Any]) -> str:
 def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.Random, per_term: int) -> list[Example]:
     """Negatives for the commonest false alarms: one everyday complaint reported now, and a request for help."""
     examples = []
-    for name in EVERYDAY_COMPLAINTS:
+    for name in sorted(ALONE_NOT_EMERGENCY):
         if name not in by_name or _alone_level(name, rules) == "emergency":
             continue
         level = _alone_level(name, rules)
         for _ in range(per_term * 2):
             _, has, _, _ = rng.choice(SUBJECTS)
-            text = rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT)
+            text = rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT + STRONG)
             examples.append(Example(_noise(text, rng), level, "everyday"))
     for _ in range(per_term * 3):
         text = rng.choice(HELP_REQUESTS).format(goal=rng.choice(GOALS))

@@ -66,9 +66,9 @@ _NUMBER = r"(?P<num>\d+(?:\.\d+)?)"
 _TOKEN = re.compile(r"\S+")
 MIN_TYPO_LENGTH = 5  # shorter words have too many one-edit neighbours to guess safely
 
-REPORTABLE = ("symptom", "sign", "intent")  # kinds that, said of someone, make a message a report
-# Kinds a "fine now" can end. Not an intent ("i want to die, i dont care anymore"), nor what was taken and
-# how much: "took 30 paracetamol, i feel fine now" is still an overdose.
+REPORTABLE = ("symptom", "sign", "intent", "event")  # kinds that, said of someone, make a message a report
+# Kinds a "fine now" can end. Not an intent ("i want to die, i dont care anymore"), nor an event such as
+# what was swallowed: "took 30 paracetamol, i feel fine now" is still an overdose.
 RESOLVABLE = ("symptom", "sign", "condition")
 
 
@@ -248,6 +248,7 @@ class Reading:
     context: set[str] = field(default_factory=set)  # context cues seen
     about: bool = False  # a question about a condition, not a report of one
     reports_symptom: bool = False  # a symptom, sign or intent is reported as happening now
+    reported: frozenset[str] = frozenset()  # which: the concepts that make it a report
 
     @property
     def concepts(self) -> tuple[str, ...]:
@@ -322,6 +323,8 @@ class _Cues:
             and n_end <= start + 1
             and self.words_between(n_end, start) <= NEGATION_WINDOW
             and not NEGATION_STOP.search(self.prepared[n_end:start])
+            # "not feeding and very sleepy": the "not" is the feeding's own.
+            and not any(m_start <= n_start and n_end <= m_end and m_end <= start for m_start, m_end in matches)
             for n_start, n_end in self.negations
         ):
             return "negated"
@@ -444,10 +447,12 @@ class Matcher:
             and cues.clause_of(occurrence.start) in personal_clauses
             for occurrence in reading.occurrences
         )
-        reading.reports_symptom = any(
-            occurrence.status == "present" and self.kinds[occurrence.concept] in REPORTABLE
+        reading.reported = frozenset(
+            occurrence.concept
             for occurrence in reading.occurrences
+            if occurrence.status == "present" and self.kinds[occurrence.concept] in REPORTABLE
         )
+        reading.reports_symptom = bool(reading.reported)
         context = reading.context
         reading.about = NOW not in context and (
             (ASKING_ABOUT in context and not reported) or (ASKING_GENERAL in context and PERSONAL not in context)
