@@ -161,6 +161,7 @@ def test_anymore_with_a_negation_of_its_own_ends_the_red_flag(shipped_triage: Tr
 
 
 SPINE = "Back pain with numbness or loss of bladder control"
+HEAD_INJURY = "Head injury with confusion or vomiting"
 
 
 @pytest.mark.parametrize(
@@ -172,7 +173,7 @@ SPINE = "Back pain with numbness or loss of bladder control"
         ("she swallowed a handful of her sleeping pills", "Overdose and poisoning"),
         ("my daughter was hit by a car and her arm is bent the wrong way", "Serious injury"),
         ("the babys soft spot is bulging and she has a temperature", "Meningitis signs"),
-        ("grandad banged his head and keeps asking the same question over and over", "Head injury with confusion or vomiting"),
+        ("grandad banged his head and keeps asking the same question over and over", HEAD_INJURY),
         ("ive said my goodbyes to everyone", "Suicidal thoughts and self-harm"),
         ("my dad is clutching his chest and sweating", "Heart attack"),
         ("i had an antibiotic and now my tongue feels thick", "Anaphylaxis"),

@@ -108,9 +108,10 @@ BENIGN = [
     "{subject} has a cold with a runny nose and a temperature of {normal}",
 ]
 # Complaints that, reported alone as happening now, are not emergencies ("my friend has a headache",
-# "i got stung and it itches", "i think i broke my toe": that one is urgent). Without these negatives every symptom reported now looked like an
-# emergency to the classifier, so a lone headache could score 0.8. Only concepts no red-flag rule accepts
-# alone; with a modifier or another sign, the rules and the positives above still say emergency.
+# "i got stung and it itches", "i think i broke my toe": that one is urgent). Without them as negatives,
+# every symptom reported now looked like an emergency to the classifier (a lone headache scored 0.8);
+# ``classifier.raises`` also asks it to be sure of them. Only concepts no red-flag rule accepts alone:
+# with a modifier or another sign, the rules and the positives above still say emergency.
 ALONE_NOT_EMERGENCY = frozenset(
     {
         "headache",
