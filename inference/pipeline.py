@@ -30,6 +30,7 @@ from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
 from knowledge.search import Document, Hit, about_a_pet
+from knowledge.text import normal_words
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -78,16 +79,36 @@ NO_RELIABLE_ANSWER = (
     "I don't have a reliable answer to that question in the sources I can use. For advice about your "
     "own health, please ask a pharmacist, a nurse or your doctor. If it feels urgent, call {number}."
 )
-# A greeting or thanks on its own: say what MedBot is for, not that it has no answer.
-GREETING = re.compile(
-    r"(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening)|thanks|thank you|thx|cheers|ok|okay)"
-    r"(?: there| medbot| so much| again)?[\s!.,:)]*"
+# A greeting or thanks on its own ("hi", "thanks, that really helped"): say what MedBot is for, not
+# that it has no answer, and never answer the previous question again as if it were a follow-up.
+GREETING_WORDS = frozenset(
+    "hi hello hey hiya howdy morning afternoon evening thanks thank thx ty cheers bye goodbye ok okay".split()
 )
+GREETING_FILLERS = frozenset(
+    "good you so much very a lot again there medbot that thats it was is really helped helps helpful great "
+    "perfect brilliant lovely awesome cool nice got understood for the your help all and".split()
+)
+
+
+def is_greeting(message: str) -> bool:
+    words = re.findall(r"[a-z]+", message.lower().replace("'", ""))
+    return (
+        0 < len(words) <= 10
+        and bool(GREETING_WORDS & set(words))
+        and all(word in GREETING_WORDS or word in GREETING_FILLERS for word in words)
+    )
+
+
 GREETING_REPLY = (
     "Hello. I answer health questions from reviewed sources: ask me about a condition, a symptom, a test "
     'or a treatment, for example "how is gout treated?". For advice about your own health, please ask a '
     "pharmacist, a nurse or your doctor. In an emergency, call {number}."
 )
+THANKS_REPLY = (
+    "You're welcome. Ask me another health question any time. For advice about your own health, please "
+    "ask a pharmacist, a nurse or your doctor. In an emergency, call {number}."
+)
+THANKS_WORDS = frozenset("thanks thank thx ty cheers".split())
 # The same under an urgent banner: the banner is the advice, the sources add nothing to it.
 URGENT_NO_KNOWLEDGE = (
     "Follow the advice above. The sources I can use have nothing more to add about your question. "
@@ -237,18 +258,26 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
     """The passages that answer ``question``, or failing that its ``topic_of``: a follow-up
     gets "no reliable answer" on its own topic, never the previous question's passage."""
     hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
-    if not hits:
+    if not hits and not is_greeting(question):
         topic = topic_of(question, history)
         if topic != question:
-            hits = retriever.search(topic, limit=PASSAGES_PER_ANSWER)
+            # The follow-up's own words must be in what answers it: "help with my diet" after a
+            # question on bee stings is not answered by the stings entry.
+            own = retriever.index().own_words(question)
+            hits = [
+                hit
+                for hit in retriever.search(topic, limit=PASSAGES_PER_ANSWER)
+                if own <= set(normal_words(f"{hit.document.title} {hit.document.text}"))
+            ]
     return hits
 
 
 def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason: Fallback) -> AnswerResult:
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
-        if GREETING.fullmatch(question.strip().lower()):
-            text = GREETING_REPLY.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+        if is_greeting(question):
+            thanked = THANKS_WORDS & set(re.findall(r"[a-z]+", question.lower()))
+            text = (THANKS_REPLY if thanked else GREETING_REPLY).format(number=settings.MEDBOT_EMERGENCY_NUMBER)
             return AnswerResult(
                 text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE
             )

@@ -925,6 +925,12 @@ class KnowledgeIndex:
             return False
         return word in self._name_vocabulary
 
+    @staticmethod
+    def own_words(question: str) -> set[str]:
+        """A question's words that are not how it asks or what it points back to: "help with my
+        *diet*", nothing in "how is it treated?"."""
+        return {w for w in normal_words(question) if w not in ASKING and w not in REFERRING and w.isalpha()}
+
     def names_nothing(self, question: str) -> bool:
         """True for a follow-up with no topic of its own ("and how is it treated?"): no focus
         name, and no word that is rare in the knowledge base or unknown to it."""
@@ -934,7 +940,7 @@ class KnowledgeIndex:
         if any(b in CONDITION_HEADS and a not in ASKING for a, b in itertools.pairwise(words)):
             return False  # "what lowers the risk of heart disease?" has a topic, if an unknown one
         refers = bool(REFERRING & set(words)) or words[:1] == ["and"] or FOLLOWING_ON.match(question) is not None
-        own = {w for w in words if w not in ASKING and w.isalpha()}
+        own = self.own_words(question)
         if not refers and len(own) >= 2:
             # "how do i stop my dad falling at home?" is a new question, even after one on dementia;
             # "what should i eat?" may still be about the topic before it.

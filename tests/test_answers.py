@@ -42,11 +42,21 @@ def test_nonsense_gets_the_safe_no_reliable_answer_text(curated_data, question):
     assert result.disclaimer
 
 
-@pytest.mark.parametrize("greeting", ["hi", "Hello!", "thanks", "thank you so much", "good morning"])
+@pytest.mark.parametrize("greeting", ["hi", "Hello!", "good morning", "hi there medbot"])
 def test_a_greeting_gets_told_what_medbot_answers(curated_data, greeting):
     result = pipeline.answer(greeting, use_model=False)
     assert result.source == "unavailable"
     assert result.text.startswith("Hello. I answer health questions")
+
+
+@pytest.mark.parametrize("thanks", ["thanks", "thank you so much", "thanks that really helped!", "ok thanks, bye"])
+def test_thanks_after_an_answer_gets_a_welcome_not_the_answer_again(curated_data, knowledge_base, thanks):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "How is gout treated?"), Turn("assistant", "Gout is treated with colchicine.")]
+    result = pipeline.answer(thanks, history, use_model=False)
+    assert result.source == "unavailable" and result.citations == []
+    assert result.text.startswith("You're welcome.")
 
 
 def test_a_question_naming_an_animal_with_no_answer_also_points_to_a_vet(curated_data):

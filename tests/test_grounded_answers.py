@@ -221,6 +221,16 @@ def test_an_answer_from_an_index_still_being_rebuilt_is_not_cached_as_the_new_kn
     assert all(c["source"] != "Test leaflets" for c in after.citations)
 
 
+def test_a_follow_ups_own_words_must_be_in_what_answers_it(curated_data, knowledge_base):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "got stung by a bee and it itches"), Turn("assistant", "Most stings settle.")]
+    result = pipeline.answer("help with my diet", history, use_model=False)
+    assert result.source == "unavailable", result.citations  # not the stings entry again
+    gout = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
+    assert "colchicine" in pipeline.answer("and how is it treated?", gout, use_model=False).text
+
+
 def test_a_follow_up_naming_a_new_topic_is_not_answered_with_the_previous_topic(curated_data, knowledge_base):
     from inference.prompting import Turn
 

@@ -877,7 +877,7 @@ def test_a_curated_entry_answers_for_the_people_it_speaks_of_when_nothing_is_nam
         key="rule:1",
         title="Dehydration",
         focus="Dehydration",
-        text="Signs include thirst and dark urine; in a baby, a sunken soft spot or few wet nappies.",
+        text="Babies are most at risk. Signs include thirst and dark urine; in a baby, a sunken soft spot.",
         synonyms=("dehydration",),
     )
     gout = Document(
@@ -894,7 +894,7 @@ def test_a_curated_entry_answers_for_the_people_it_speaks_of_when_nothing_is_nam
     index = KnowledgeIndex([dehydration, gout, stones, children])
 
     assert [hit.document.title for hit in index.search("signs of dehydration in a baby")] == ["Dehydration"]
-    assert index.search("what causes gout in children?") == []  # the entry never speaks of children
+    assert index.search("what causes gout in children?") == []  # the entry speaks of children only in passing
     assert index.search("kidney stones in children")[0].document.focus == "Kidney Stones in Children"
 
 
