@@ -181,6 +181,7 @@ HEAD_INJURY = "Head injury with confusion or vomiting"
         ("my husband was just hit by a car", "Serious injury"),
         ("fell off the roof 3 meters", "Serious injury"),
         ("neighbour electrocuted", "Electric shock"),
+        ("my pulse oximeter says 88", "Low oxygen level"),
         ("toddler swallowed pills", "Overdose and poisoning"),
         ("my daughter swallowed half a bottle of calpol", "Overdose and poisoning"),
         ("my toddler drank some of my medicine", "Overdose and poisoning"),
@@ -207,6 +208,7 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "my inhaler is useless for my cough should i change",
         "my son fell off a ladder at school last week, his wrist is healing",
         "my baby took her medicine",
+        "my oxygen is 97 is that ok",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:
