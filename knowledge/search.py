@@ -138,6 +138,14 @@ POPULATIONS = {
         "animals": "dog dogs puppy puppies cat cats kitten kittens pet pets horse horses animal animals",
     }.items()
 }
+# A question of one type that no passage of its topic answers, and the type whose passages come
+# nearest when they speak of families and genes: whether it is inherited is said under who is at risk.
+NEAREST_TYPES = {
+    "inheritance": ("genetic changes", "susceptibility"),
+    "genetic changes": ("inheritance",),
+    "susceptibility": ("inheritance",),
+}
+FAMILY_WORDS = _forms("family families inherit inherited hereditary genes gene genetic parent parents")
 PEOPLE_GROUPS = frozenset(POPULATIONS.values())  # each group's words, as ``qualifiers`` gives them
 # Groups that a general passage speaks to as well: "celiac disease in adults" is answered by
 # the passage on celiac disease (one written for children is still not, see ``same_kind``).
@@ -1108,6 +1116,9 @@ class KnowledgeIndex:
             self.mentions_focus(index, key) for key, used in named.items() if used == name
         )
 
+    def _speaks_of_family(self, index: int) -> bool:
+        return any(self.mentions(index, word) for word in FAMILY_WORDS)
+
     def mentions(self, index: int, name: str) -> bool:
         return f" {name} " in self._texts[index]
 
@@ -1345,6 +1356,8 @@ class KnowledgeIndex:
                 says_it = any(self.mentions(i, w) for w in SPREADING)
                 overview = doc.question_type == "information"
                 type_rank = (2 + overview / 2) if says_it else int(overview)  # below a passage of the type (3)
+            elif kind and doc.question_type in NEAREST_TYPES.get(kind, ()) and self._speaks_of_family(i):
+                type_rank = 2.5  # "is bowel cancer hereditary?": who is at risk, where it speaks of families
             elif kind:
                 type_rank = any(self.mentions(i, w) for w in asked) + (doc.question_type == "information")
             else:

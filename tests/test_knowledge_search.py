@@ -909,3 +909,14 @@ def test_the_curated_entries_answer_common_questions_people_ask(curated_data) ->
     ]:
         hits = retriever.search(question)
         assert hits and hits[0].document.title == title, (question, [hit.document.title for hit in hits])
+
+
+def test_with_no_passage_on_inheritance_who_is_at_risk_answers_when_it_speaks_of_families() -> None:
+    overview = doc("passage:1", "Bowel growths", "Bowel growths are lumps in the lining of the bowel.", "information")
+    risk = doc("passage:2", "Bowel growths", "People with a parent who had them are at higher risk.", "susceptibility")
+    other = doc("passage:3", "Gum sores", "Gum sores are small ulcers in the mouth.", "information")
+    other_risk = doc("passage:4", "Gum sores", "Smokers and people who are run down get them more.", "susceptibility")
+    index = KnowledgeIndex([overview, risk, other, other_risk])
+
+    assert index.search("are bowel growths hereditary?")[0].document.key == "passage:2"
+    assert index.search("are gum sores hereditary?")[0].document.key == "passage:3"  # no word on families
