@@ -295,10 +295,42 @@ def select_sentences(
         used += length
         if used >= max_words:
             break
+    chosen, used = _with_what_they_point_to(chosen, sentences_of, used, max_words)
     if keep_help:
         taken = {index for index, _ in chosen}
         chosen += [(i, s) for _, i, s in scored if i not in taken and SEEK_HELP.search(s)]
     return _with_whole_lists(chosen, sentences_of, used, max_words)
+
+
+# A sentence that points back to the one before it: "This procedure involves...", "These medicines...".
+POINTS_BACK = re.compile(r"^(?:This|These|That|Those|Such)\b")
+
+
+def _with_what_they_point_to(
+    chosen: list[tuple[int, str]], all_sentences: list[str], used: int, max_words: int
+) -> tuple[list[tuple[int, str]], int]:
+    """``chosen`` with each sentence that points back ("This procedure involves...") preceded by the
+    sentence it points to, while that fits in a third as much again as the budget (always, for the
+    only sentence chosen); without it, the sentence goes: read alone, "this" is nothing. Returns the
+    sentences and the words used."""
+    taken = {index for index, _ in chosen}
+    kept = []
+    for index, sentence in sorted(chosen):
+        if not POINTS_BACK.match(sentence) or index - 1 in taken or index == 0:
+            kept.append((index, sentence))
+            continue
+        before = all_sentences[index - 1]
+        alone = len(chosen) == 1  # the one sentence that answers: bring what it points to whatever its length
+        if (alone or used + len(before.split()) <= max_words * 4 / 3) and not POINTS_BACK.match(before):
+            kept += [(index - 1, before), (index, sentence)]
+            taken.add(index - 1)
+            used += len(before.split())
+        else:
+            taken.discard(index)
+            used -= len(sentence.split())
+    if not kept:
+        return chosen, used  # everything pointed back to more of the same: better something than nothing
+    return kept, used
 
 
 def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], used: int, max_words: int) -> list[str]:

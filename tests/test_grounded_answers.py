@@ -544,3 +544,19 @@ def test_insurance_sentences_answer_only_a_question_about_paying():
     assert "Most insurance plans will cover treatment for anxiety disorders." in select_sentences(
         "Does insurance pay for anxiety treatment?", text, 60
     )
+
+
+def test_an_extract_never_shows_a_sentence_that_points_back_without_what_it_points_to():
+    from inference.grounding import select_sentences
+
+    before = (
+        "Some people, especially those who have had a stroke or who are at high risk of one, need a regular "
+        "exchange transfusion in hospital."
+    )
+    pointing = "This procedure replaces some of the blood with donated blood."
+    text = f"Sickle cell disease is treated by a care team. {before} {pointing} Hydroxyurea lowers pain crises."
+    # The one sentence that answers brings what it points to, even over the budget.
+    assert select_sentences("what does the procedure replace with donated blood?", text, 9) == [before, pointing]
+    # Beside another sentence, with no room for what it points to, it goes.
+    chosen = select_sentences("what does the procedure replace with donated blood?", text, 20)
+    assert chosen and pointing not in chosen
