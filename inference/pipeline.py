@@ -30,7 +30,6 @@ from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
 from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
 from knowledge.search import Document, Hit, about_a_pet
-from knowledge.text import normal_words
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -109,6 +108,11 @@ THANKS_REPLY = (
     "ask a pharmacist, a nurse or your doctor. In an emergency, call {number}."
 )
 THANKS_WORDS = frozenset("thanks thank thx ty cheers".split())
+FAREWELL_REPLY = (
+    "Take care. Come back with any health question. For advice about your own health, please ask a "
+    "pharmacist, a nurse or your doctor. In an emergency, call {number}."
+)
+FAREWELL_WORDS = frozenset("bye goodbye".split())
 # The same under an urgent banner: the banner is the advice, the sources add nothing to it.
 URGENT_NO_KNOWLEDGE = (
     "Follow the advice above. The sources I can use have nothing more to add about your question. "
@@ -246,11 +250,17 @@ def _cache_set(key: str, result: AnswerResult) -> None:
 
 def topic_of(question: str, history: Sequence[Turn] = ()) -> str:
     """What ``question`` is about: itself, or for a follow-up that names nothing ("how is it
-    treated?") the person's previous question with it. Only such a follow-up: "what are the
-    symptoms of lupus?" after a gout question is about lupus."""
-    if not retriever.index().names_nothing(question):
+    treated?") or points back to someone ("what should she eat?" after "my mum has chf") the
+    person's previous question with it. Only such a follow-up: "what are the symptoms of lupus?"
+    after a gout question is about lupus. (``find_passages`` asks it only when the question alone
+    finds nothing, and keeps only passages that say the follow-up's own words.)"""
+    index = retriever.index()
+    if not index.names_nothing(question) and not index.refers_back(question):
         return question
-    previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
+    # The last question that named its topic: "what is afib?", "is it hereditary?", "how is it
+    # treated?" are all about afib. A greeting or thanks in between names nothing either.
+    asked = [turn.content for turn in history if turn.role == "user"]
+    previous = next((text for text in reversed(asked) if not index.names_nothing(text)), asked[-1] if asked else "")
     return f"{previous}\n{question}" if previous else question
 
 
@@ -263,12 +273,10 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
         if topic != question:
             # The follow-up's own words must be in what answers it: "help with my diet" after a
             # question on bee stings is not answered by the stings entry.
-            own = retriever.index().own_words(question)
-            hits = [
-                hit
-                for hit in retriever.search(topic, limit=PASSAGES_PER_ANSWER)
-                if own <= set(normal_words(f"{hit.document.title} {hit.document.text}"))
-            ]
+            index = retriever.index()
+            own = index.own_words(question)
+            hits = [hit for hit in retriever.search(topic, limit=10) if index.speaks_of(hit.document, own)]
+            hits = hits[:PASSAGES_PER_ANSWER]
     return hits
 
 
@@ -276,8 +284,9 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
         if is_greeting(question):
-            thanked = THANKS_WORDS & set(re.findall(r"[a-z]+", question.lower()))
-            text = (THANKS_REPLY if thanked else GREETING_REPLY).format(number=settings.MEDBOT_EMERGENCY_NUMBER)
+            said = set(re.findall(r"[a-z]+", question.lower()))
+            reply = FAREWELL_REPLY if FAREWELL_WORDS & said else THANKS_REPLY if THANKS_WORDS & said else GREETING_REPLY
+            text = reply.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
             return AnswerResult(
                 text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE
             )

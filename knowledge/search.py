@@ -138,6 +138,14 @@ POPULATIONS = {
         "animals": "dog dogs puppy puppies cat cats kitten kittens pet pets horse horses animal animals",
     }.items()
 }
+# Everyday words a passage may say another way: "what should she eat?" is answered by one on diet.
+_SAME = [
+    "eat eating food foods diet meal meals nutrition",
+    "drink drinking fluid fluids water",
+    "exercise exercising activity active sport sports walking",
+    "sleep sleeping rest",
+]
+SAME_THING = {word: group for line in _SAME for group in [_forms(line)] for word in group}
 # A question of one type that no passage of its topic answers, and the type whose passages come
 # nearest when they speak of families and genes: whether it is inherited is said under who is at risk.
 NEAREST_TYPES = {
@@ -247,6 +255,7 @@ LEADS_TO = ["lead", "to"]
 # How a follow-up points back at the topic before it: "is *it* serious?", "*and* in children?",
 # "*what about* treatment?".
 REFERRING = frozenset("it its this that they them these those one same".split())
+POINTING_BACK = frozenset("he she him her his hers their".split())  # someone a previous message named
 FOLLOWING_ON = re.compile(r"\s*(?:what|how) about\b|\s*also\b", re.I)
 # Words that end the name of a condition ("heart disease"): a question with one has a topic.
 CONDITION_HEADS = _forms("disease diseases disorder disorders syndrome cancer infection")
@@ -934,10 +943,24 @@ class KnowledgeIndex:
         return word in self._name_vocabulary
 
     @staticmethod
+    def refers_back(question: str) -> bool:
+        """Whether a question points back to what came before: "it", "that", "she", "his"."""
+        return bool((REFERRING | POINTING_BACK) & set(normal_words(question)))
+
+    @staticmethod
     def own_words(question: str) -> set[str]:
         """A question's words that are not how it asks or what it points back to: "help with my
         *diet*", nothing in "how is it treated?"."""
-        return {w for w in normal_words(question) if w not in ASKING and w not in REFERRING and w.isalpha()}
+        how = set(tokens(asked_as(question)[1]))
+        return {
+            w for w in normal_words(question) if w not in ASKING and w not in REFERRING and w not in how and w.isalpha()
+        }
+
+    @staticmethod
+    def speaks_of(document: Document, words: Collection[str]) -> bool:
+        """Whether ``document`` says each of ``words``, or a word for the same thing ("eat": "diet")."""
+        said = set(normal_words(f"{document.title} {document.text}"))
+        return all(word in said or bool(SAME_THING.get(word, frozenset()) & said) for word in words)
 
     def names_nothing(self, question: str) -> bool:
         """True for a follow-up with no topic of its own ("and how is it treated?"): no focus
@@ -1214,7 +1237,10 @@ class KnowledgeIndex:
                         for i in found
                         if key in exact
                         or (
-                            self.documents[i].key.startswith("rule:") and (not named_here or self._title_names(i, name))
+                            self.documents[i].key.startswith("rule:")
+                            # A curator's alias says which topic the name is; an entry listing the
+                            # same word ("afib" for palpitations) does not take it over.
+                            and (not (named_here or name in self._aliased) or self._title_names(i, name))
                         )
                     )
             # Every specific word not part of a focus name must be mentioned, and so must every

@@ -225,10 +225,32 @@ def test_a_follow_ups_own_words_must_be_in_what_answers_it(curated_data, knowled
     from inference.prompting import Turn
 
     history = [Turn("user", "got stung by a bee and it itches"), Turn("assistant", "Most stings settle.")]
-    result = pipeline.answer("help with my diet", history, use_model=False)
+    result = pipeline.answer("and what about my knees?", history, use_model=False)
     assert result.source == "unavailable", result.citations  # not the stings entry again
     gout = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
     assert "colchicine" in pipeline.answer("and how is it treated?", gout, use_model=False).text
+
+
+def test_a_chain_of_follow_ups_stays_on_the_topic_last_named(curated_data, knowledge_base):
+    from inference.prompting import Turn
+
+    history = [
+        Turn("user", "What is gout?"),
+        Turn("assistant", "Gout is a kind of arthritis."),
+        Turn("user", "is it hereditary?"),
+        Turn("assistant", "I don't have a reliable answer."),
+        Turn("user", "thanks"),
+        Turn("assistant", "You're welcome."),
+    ]
+    assert "colchicine" in pipeline.answer("how is it treated?", history, use_model=False).text
+
+
+def test_a_follow_up_about_someone_named_before_is_answered_on_their_topic(curated_data, knowledge_base):
+    from inference.prompting import Turn
+
+    history = [Turn("user", "my dad has gout"), Turn("assistant", "Gout is a kind of arthritis.")]
+    result = pipeline.answer("what helps him?", history, use_model=False)
+    assert result.source == "extract" and "colchicine" in result.text
 
 
 def test_a_follow_up_naming_a_new_topic_is_not_answered_with_the_previous_topic(curated_data, knowledge_base):

@@ -79,6 +79,20 @@ def test_a_question_in_the_alias_finds_the_topic_before_an_entry_that_lists_the_
     assert top(aliased, "what are palpitations") == "Palpitations"
 
 
+def test_an_alias_keeps_its_topic_when_the_question_asks_what_only_an_entry_listing_it_covers() -> None:
+    # No passage on atrial fibrillation answers inheritance, and the palpitations entry lists "afib":
+    # the alias still says which topic it is, so who is at risk (speaking of families) answers.
+    risk = Document(
+        key="passage:4",
+        title="Who is at risk for Atrial Fibrillation?",
+        focus="Atrial Fibrillation",
+        text="Atrial fibrillation is more common with age and can run in families.",
+        question_type="susceptibility",
+    )
+    index = KnowledgeIndex(with_aliases([PALPITATIONS, RHYTHM, risk], {"atrial fibrillation": ["afib"]}))
+    assert index.search("is afib hereditary?")[0].document.key == "passage:4"
+
+
 @pytest.fixture
 def rhythm_passage(db) -> Passage:
     source = KnowledgeSource.objects.create(name="Test leaflets", publisher="Test Clinic")

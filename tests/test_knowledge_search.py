@@ -920,3 +920,13 @@ def test_with_no_passage_on_inheritance_who_is_at_risk_answers_when_it_speaks_of
 
     assert index.search("are bowel growths hereditary?")[0].document.key == "passage:2"
     assert index.search("are gum sores hereditary?")[0].document.key == "passage:3"  # no word on families
+
+
+def test_a_follow_up_points_back_by_its_pronouns_and_keeps_its_own_words() -> None:
+    assert KnowledgeIndex.refers_back("what should she eat?") and KnowledgeIndex.refers_back("is it serious?")
+    assert not KnowledgeIndex.refers_back("what should i eat?")
+    assert KnowledgeIndex.own_words("how is it treated?") == set()
+    assert KnowledgeIndex.own_words("help with my diet") == {"diet"}
+    diet = doc("passage:1", "Heart Failure", "Cutting down on salt and a heart-healthy diet help.", "treatment")
+    assert KnowledgeIndex.speaks_of(diet, {"eat"})  # "eat" is said as "diet"
+    assert not KnowledgeIndex.speaks_of(diet, {"knee"})
