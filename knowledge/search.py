@@ -256,6 +256,12 @@ LEADS_TO = ["lead", "to"]
 # "*what about* treatment?".
 REFERRING = frozenset("it its this that they them these those one same".split())
 POINTING_BACK = frozenset("he she him her his hers their".split())  # someone a previous message named
+# Chat around a follow-up, not its topic: "ok, one more question: how is it treated?", "cool, can kids
+# get it?", "does it come back?".
+CHAT_WORDS = _forms(
+    "ok okay cool thanks thank thx great nice right well also another more one question thing quick hi "
+    "hello hey please sorry yes no yeah come comes coming came back again get gets got kid kids live"
+)
 FOLLOWING_ON = re.compile(r"\s*(?:what|how) about\b|\s*also\b", re.I)
 # Words that end the name of a condition ("heart disease"): a question with one has a topic.
 CONDITION_HEADS = _forms("disease diseases disorder disorders syndrome cancer infection")
@@ -953,7 +959,9 @@ class KnowledgeIndex:
         *diet*", nothing in "how is it treated?"."""
         how = set(tokens(asked_as(question)[1]))
         return {
-            w for w in normal_words(question) if w not in ASKING and w not in REFERRING and w not in how and w.isalpha()
+            w
+            for w in normal_words(question)
+            if w not in ASKING and w not in REFERRING and w not in CHAT_WORDS and w not in how and w.isalpha()
         }
 
     @staticmethod

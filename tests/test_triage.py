@@ -162,6 +162,7 @@ def test_anymore_with_a_negation_of_its_own_ends_the_red_flag(shipped_triage: Tr
 
 SPINE = "Back pain with numbness or loss of bladder control"
 HEAD_INJURY = "Head injury with confusion or vomiting"
+DROWSY_CHILD = "Drowsy child who is not feeding or drinking"
 
 
 @pytest.mark.parametrize(
@@ -179,13 +180,17 @@ HEAD_INJURY = "Head injury with confusion or vomiting"
         ("i had an antibiotic and now my tongue feels thick", "Anaphylaxis"),
         ("my blood sugar is 25 and i feel sick and confused", "Very high blood sugar with vomiting or confusion"),
         ("my husband was just hit by a car", "Serious injury"),
-        ("fell off the roof 3 meters", "Serious injury"),
+        ("my son fell off the roof and cant move", "Serious injury"),
         ("neighbour electrocuted", "Electric shock"),
         ("my pulse oximeter says 88", "Low oxygen level"),
+        ("sudden tearing pain in my back going through to my chest", "Sudden tearing chest or back pain"),
+        ("my son swallowed something and now he is vomiting", "Swallowed object with symptoms"),
+        ("libre says 27 and i am throwing up", "Very high blood sugar with vomiting or confusion"),
+        ("my daughter is 2 and very sleepy and not drinking, no wee since morning", DROWSY_CHILD),
         ("toddler swallowed pills", "Overdose and poisoning"),
         ("my daughter swallowed half a bottle of calpol", "Overdose and poisoning"),
         ("my toddler drank some of my medicine", "Overdose and poisoning"),
-        ("baby not feeding and very sleepy", "Drowsy child who is not feeding or drinking"),
+        ("baby not feeding and very sleepy", DROWSY_CHILD),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -209,6 +214,12 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "my son fell off a ladder at school last week, his wrist is healing",
         "my baby took her medicine",
         "my oxygen is 97 is that ok",
+        "my o2 phone bill is 60 pounds",
+        "my pulse ox shows 60 bpm",
+        "i took all my tablets this morning, can i have a coffee",
+        "i watched a video of someone being hit by a car and now i have a panic attack",
+        "my toddler has a cold, is a bit sleepy and not drinking as much as usual",
+        "i had chest pain years ago, can i fly",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:

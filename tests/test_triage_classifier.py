@@ -34,10 +34,10 @@ def test_the_generated_corpus_has_thousands_of_varied_phrasings(generated) -> No
 def test_the_corpus_teaches_that_an_everyday_complaint_alone_is_not_an_emergency(generated) -> None:
     everyday = [example for example in generated if example.kind == "everyday"]
     assert len(everyday) > 200
-    assert any("headache" in example.text for example in everyday)
-    assert any("help" in example.text and "diet" in example.text for example in everyday)
-    # Its labels agree with the rules: no "everyday" negative is one the shipped rules call an emergency.
     shipped = triage.fixture_triage()
+    assert any("headache" in shipped.decide(example.text).reading.concepts for example in everyday)
+    assert sum("help" in example.text.lower() and "with" in example.text.lower() for example in everyday) > 10
+    # Its labels agree with the rules: no "everyday" negative is one the shipped rules call an emergency.
     wrong = [e.text for e in everyday if shipped.decide(e.text).level == "emergency" or e.level == "emergency"]
     assert not wrong, wrong[:5]
     # Negatives open with "help" and "urgent" as emergencies do: the word alone must not decide.

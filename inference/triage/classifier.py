@@ -45,8 +45,10 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 # named, or only negated, past or hypothetical mentions) the classifier must be this sure on its own.
 # The classifier cannot read negation and tense; the matcher can.
 SURE = 0.9
-MIN_WORDS = 4  # the fewest words the classifier judges alone, unless it is a cry for help:
+SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless it is a cry for help:
 DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
+# How a question about something starts: with nobody in it, the classifier is not sure alone.
+QUESTION_STARTS = frozenset("what whats how why which when where who can could is are does do should will".split())
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
@@ -295,15 +297,15 @@ def raises(reading: Reading, probability: float | None) -> bool:
     A question about a condition with nobody in it stays a question whatever the classifier thinks."""
     if probability is None or reading.about:
         return False
-    # Too short to judge: a greeting ("hi", "hi im ed") or a bare word ("dizzy", "concussion") is
-    # not an emergency on the classifier's word alone; the rules still read it, and a cry for help
-    # is one by rule.
+    # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too short
+    # to judge, and no red flag is found in it. And not of a question about nobody: "what foods to
+    # avoid with gout" is a question however it scores; "fell off roof" is not.
     words = reading.prepared.replace("|", " ").split()
-    if len(words) < MIN_WORDS and not DISTRESS & set(words):
-        return False
-    # Sure on its own only about someone: with no red flag and nobody it happens to, "what foods to
-    # avoid with gout" is a question however it scores.
-    sure = probability >= SURE and PERSONAL in reading.context
+    sure = (
+        probability >= SURE
+        and (len(words) >= SURE_MIN_WORDS or bool(DISTRESS & set(words)))
+        and (PERSONAL in reading.context or not (words[:1] and words[0] in QUESTION_STARTS))
+    )
     # A complaint that alone is no emergency ("my friend has a headache", "i feel dizzy", "i think i
     # broke my toe"): the classifier must be sure. With it, a red flag the rules know fires anyway.
     everyday = reading.reported <= corpus.ALONE_NOT_EMERGENCY

@@ -19,7 +19,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "6"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "9"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -124,7 +124,8 @@ ALONE_NOT_EMERGENCY = frozenset(
         "hives",
         "fracture_signs",
         "vision_blurred",
-        "ingested",  # what was taken decides: the rules know the poisons, the overdoses and the child's medicines
+        "breathless",
+        "ingested",  # what was taken decides: the rules know the poisons, the drugs and the child's medicines
     }
 )  # not "bleeding" or "burn": their phrases include the severe kinds ("haemorrhage", "acid burn")
 EVERYDAY_CONTEXT = [
@@ -316,6 +317,9 @@ def _alone_level(name: str, rules: list[Any]) -> str:
 
 def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.Random, per_term: int) -> list[Example]:
     """Negatives for the commonest false alarms: one everyday complaint reported now, and a request for help."""
+    from inference.triage.engine import Triage
+
+    rules_triage = Triage.from_rows(list(by_name.values()), rules, frozenset())
     examples = []
     for name in sorted(ALONE_NOT_EMERGENCY):
         if name not in by_name or _alone_level(name, rules) == "emergency":
@@ -323,8 +327,11 @@ def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.R
         level = _alone_level(name, rules)
         for _ in range(per_term * 2):
             _, has, _, _ = rng.choice(SUBJECTS)
-            text = rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT + STRONG)
-            examples.append(Example(_noise(text, rng), level, "everyday"))
+            text = _noise(rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT + STRONG), rng)
+            # Some phrases are a red flag of their own too ("gasping" is breathless and a severe
+            # breathing difficulty): the rules say what such a message is.
+            if rules_triage.decide(text).level != "emergency":
+                examples.append(Example(text, level, "everyday"))
     for _ in range(per_term * 3):
         text = rng.choice(HELP_REQUESTS).format(goal=rng.choice(GOALS))
         examples.append(Example(_noise(text, rng), "routine", "everyday"))

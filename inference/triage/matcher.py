@@ -62,6 +62,7 @@ NO_LONGER_REACH = 3  # words between a concept and the negation that makes "anym
 # Words that start another statement between a concept and a negation: the negation is not about it.
 NEW_STATEMENT = frozenset("and but because so as since or then i im he hes she shes they we it its you".split())
 GAP = r"(?:\w+ ){0,3}"  # what "..." in a phrase stands for
+WORD_GAP = r"(?:(?!\d)\w+ ){0,3}"  # the same without numbers: between a measurement's name and its value
 _NUMBER = r"(?P<num>\d+(?:\.\d+)?)"
 _TOKEN = re.compile(r"\S+")
 MIN_TYPO_LENGTH = 5  # shorter words have too many one-edit neighbours to guess safely
@@ -220,8 +221,12 @@ def compile_concept(name: str, kind: str, synonyms: str, ranges: str = "") -> Co
     if phrases:
         alternatives = "(?:" + "|".join(phrases) + ")"
         if parsed_ranges:
-            # A number within three words before or after the phrase: "38.4 temperature", "temp of 38.4".
-            source = rf"(?<= ){_NUMBER} {GAP}{alternatives}|(?<= ){alternatives}{GAP}{_NUMBER.replace('num', 'num2')} "
+            # A number within three words before or after the phrase: "38.4 temperature", "temp of 38.4";
+            # the nearest one ("o2 98 pulse 70" measures the oxygen as 98, not 70).
+            source = (
+                rf"(?<= ){_NUMBER} {WORD_GAP}{alternatives}"
+                rf"|(?<= ){alternatives}{WORD_GAP}{_NUMBER.replace('num', 'num2')} "
+            )
         else:
             source = rf"(?<= ){alternatives}"
         pattern = re.compile(source)
