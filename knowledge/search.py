@@ -260,7 +260,10 @@ POINTING_BACK = frozenset("he she him her his hers their".split())  # someone a 
 # get it?", "does it come back?".
 CHAT_WORDS = _forms(
     "ok okay cool thanks thank thx great nice right well also another more one question thing quick hi "
-    "hello hey please sorry yes no yeah come comes coming came back again get gets got kid kids live"
+    "hello hey please sorry yes no yeah come comes coming came back again get gets got kid kids live "
+    "helpful useful interesting good "
+    # "what about my husband?": the same question for someone else.
+    "husband wife partner mum mom mother dad father son daughter brother sister friend grandma grandad nan"
 )
 FOLLOWING_ON = re.compile(r"\s*(?:what|how) about\b|\s*also\b", re.I)
 # Words that end the name of a condition ("heart disease"): a question with one has a topic.

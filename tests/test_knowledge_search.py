@@ -930,3 +930,9 @@ def test_a_follow_up_points_back_by_its_pronouns_and_keeps_its_own_words() -> No
     diet = doc("passage:1", "Heart Failure", "Cutting down on salt and a heart-healthy diet help.", "treatment")
     assert KnowledgeIndex.speaks_of(diet, {"eat"})  # "eat" is said as "diet"
     assert not KnowledgeIndex.speaks_of(diet, {"knee"})
+
+
+def test_chat_and_other_people_around_a_follow_up_are_not_its_topic() -> None:
+    assert KnowledgeIndex.own_words("ok, one more question: how is it treated?") == set()
+    assert KnowledgeIndex.own_words("what about my husband?") == set()
+    assert KnowledgeIndex.own_words("thanks, thats helpful. what foods help?") == {"food"}
