@@ -14,6 +14,11 @@ from knowledge.search import Document, KnowledgeIndex
 
 ALIASES = "/admin/knowledge/alias/"
 
+
+def passage(key: str, focus: str, text: str, title: str = "", kind: str = "information") -> Document:
+    return Document(key=key, title=title or f"What is (are) {focus}?", focus=focus, text=text, question_type=kind)
+
+
 PALPITATIONS = Document(
     key="rule:1",
     title="Palpitations",
@@ -21,26 +26,17 @@ PALPITATIONS = Document(
     text="Palpitations are when you notice your heartbeat; a heart tracing can check the rhythm.",
     synonyms=("palpitations", "heart racing", "afib"),
 )
-RHYTHM = Document(
-    key="passage:1",
-    title="What is (are) Atrial Fibrillation?",
-    focus="Atrial Fibrillation",
-    text="Atrial fibrillation is an irregular and often fast heart rhythm that starts in the upper chambers.",
-    question_type="information",
+RHYTHM = passage(
+    "passage:1",
+    "Atrial Fibrillation",
+    "Atrial fibrillation is an irregular and often fast heart rhythm that starts in the upper chambers.",
 )
-FAILING_HEART = Document(
-    key="passage:2",
-    title="What is (are) Heart Failure?",
-    focus="Heart Failure",
-    text="Heart failure means the heart cannot pump enough blood for the body's needs.",
-    question_type="information",
-)
-LEAFLET = Document(
-    key="passage:3",
+FAILING_HEART = passage("passage:2", "Heart Failure", "Heart failure means the heart cannot pump enough blood.")
+LEAFLET = passage(
+    "passage:3",
+    "What I need to know about Hepatitis C",
+    "Hepatitis C is a liver infection caused by a virus that spreads through blood.",
     title="What I need to know about Hepatitis C",
-    focus="What I need to know about Hepatitis C",
-    text="Hepatitis C is a liver infection caused by a virus that spreads through blood.",
-    question_type="information",
 )
 
 
@@ -82,12 +78,12 @@ def test_a_question_in_the_alias_finds_the_topic_before_an_entry_that_lists_the_
 def test_an_alias_keeps_its_topic_when_the_question_asks_what_only_an_entry_listing_it_covers() -> None:
     # No passage on atrial fibrillation answers inheritance, and the palpitations entry lists "afib":
     # the alias still says which topic it is, so who is at risk (speaking of families) answers.
-    risk = Document(
-        key="passage:4",
+    risk = passage(
+        "passage:4",
+        "Atrial Fibrillation",
+        "Atrial fibrillation is more common with age and can run in families.",
         title="Who is at risk for Atrial Fibrillation?",
-        focus="Atrial Fibrillation",
-        text="Atrial fibrillation is more common with age and can run in families.",
-        question_type="susceptibility",
+        kind="susceptibility",
     )
     index = KnowledgeIndex(with_aliases([PALPITATIONS, RHYTHM, risk], {"atrial fibrillation": ["afib"]}))
     assert index.search("is afib hereditary?")[0].document.key == "passage:4"

@@ -873,28 +873,18 @@ def test_an_article_or_a_possessive_more_is_the_same_name() -> None:
 
 
 def test_a_curated_entry_answers_for_the_people_it_speaks_of_when_nothing_is_named_for_them() -> None:
-    dehydration = Document(
-        key="rule:1",
-        title="Dehydration",
-        focus="Dehydration",
-        text="Babies are most at risk. Signs include thirst and dark urine; in a baby, a sunken soft spot.",
-        synonyms=("dehydration",),
+    dehydration_text = "Babies are most at risk. Signs include thirst and dark urine; in a baby, a sunken soft spot."
+    index = KnowledgeIndex(
+        [
+            doc("rule:1", "Dehydration", dehydration_text, synonyms=("dehydration",)),
+            doc("rule:2", "Gout", "Gout is arthritis of the joints.", synonyms=("gout",)),
+            doc("rule:3", "Kidney stones", "Hard lumps; children and adults get them.", synonyms=("kidney stones",)),
+            doc("passage:1", "Kidney Stones in Children", "Kidney stones in children are rare.", "information"),
+        ]
     )
-    gout = Document(
-        key="rule:2", title="Gout", focus="Gout", text="Gout is arthritis of the joints.", synonyms=("gout",)
-    )
-    stones = Document(
-        key="rule:3",
-        title="Kidney stones",
-        focus="Kidney stones",
-        text="Kidney stones are hard lumps; children and adults can get them.",
-        synonyms=("kidney stones",),
-    )
-    children = doc("passage:1", "Kidney Stones in Children", "Kidney stones in children are rare.", "information")
-    index = KnowledgeIndex([dehydration, gout, stones, children])
 
-    assert [hit.document.title for hit in index.search("signs of dehydration in a baby")] == ["Dehydration"]
-    assert index.search("what causes gout in children?") == []  # the entry speaks of children only in passing
+    assert [hit.document.focus for hit in index.search("signs of dehydration in a baby")] == ["Dehydration"]
+    assert index.search("what causes gout in children?") == []  # the entry never speaks of children
     assert index.search("kidney stones in children")[0].document.focus == "Kidney Stones in Children"
 
 
