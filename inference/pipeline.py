@@ -90,6 +90,7 @@ GREETING_FILLERS = frozenset(
 
 
 def is_greeting(message: str) -> bool:
+    """A message of greeting, thanks or goodbye words only: "hi", "ok thanks, that really helped"."""
     words = re.findall(r"[a-z]+", message.lower().replace("'", ""))
     return (
         0 < len(words) <= 10

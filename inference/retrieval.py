@@ -81,7 +81,7 @@ def with_aliases(documents: list[Document], aliases: dict[str, list[str]]) -> li
 
 
 def load_aliases() -> dict[str, list[str]]:
-    """Enabled aliases by their topic, lower case: {"atrial fibrillation": ["afib", "a fib"]}."""
+    """Enabled aliases by their topic, lower case: {"atrial fibrillation": ["afib"]}."""
     found: dict[str, list[str]] = {}
     for name, focus in Alias.objects.filter(enabled=True).order_by("pk").values_list("name", "focus"):
         found.setdefault(" ".join(focus.lower().split()), []).append(name)
