@@ -74,6 +74,7 @@ _NAVIGATION = re.compile(
     r"more information|check out|key words|learn more|learn about more|read more|contact (the|your local)|fact sheet|"
     r"the videos?|your keyboard|glossary|for information on|go to the|"
     r"(animation|video|figure|illustration|image|picture)s? (below|above)|below shows|"
+    r"the (animation|video|figure|illustration|image|picture) (shows|illustrates)|"
     # Where else to read: "Medscape Reference has an in-depth review", "registration is free".
     r"you may (need|have) to register|registration is free|has a page (called|on|about)|provides? a good overview|"
     r"tagged as|in-depth review|please reference|(medscape|emedicine|genereviews)('s)?( reference)?('s)? "

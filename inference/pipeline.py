@@ -507,6 +507,11 @@ def stream_answer(
     yield SOURCES
     hits = find_passages(question, history)
     topic = topic_of(question, history) if hits and history else question  # what an extract is chosen for
+    if not hits and verdict.level == "urgent" and verdict.rule:
+        # Under "get checked today" the message itself may name no topic ("calf swollen after a long
+        # flight"): the red flag it raised does ("Possible blood clot in the leg").
+        topic = f"What is {verdict.rule.lower()}?"  # what it is and its signs, not its prevention
+        hits = retriever.search(topic, limit=PASSAGES_PER_ANSWER)
     engine = get_manager().get() if use_model and hits else None
     adapter_version = engine.version if engine is not None else ""
     cache_key = None

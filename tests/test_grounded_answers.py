@@ -582,3 +582,20 @@ def test_an_extract_never_shows_a_sentence_that_points_back_without_what_it_poin
     # Beside another sentence, with no room for what it points to, it goes.
     chosen = select_sentences("what does the procedure replace with donated blood?", text, 20)
     assert chosen and pointing not in chosen
+
+
+def test_an_urgent_message_naming_no_topic_is_answered_on_the_red_flag_it_raised(curated_data, monkeypatch):
+    # When the message finds nothing ("calf swollen after a long flight" names no topic), the urgent
+    # rule it fired does: the banner comes with its topic's answer, not "nothing more to add".
+    monkeypatch.setattr(pipeline, "find_passages", lambda question, history=(): [])
+    result = pipeline.answer("I'm 28 weeks pregnant and it burns when I pee", use_model=False)
+    assert result.triage_level == "urgent"
+    assert result.source == "rule" and result.citations[0]["title"] == "Urinary tract infection (UTI)"
+    assert pipeline.answer("is my toe broken?", use_model=False).source == "unavailable"  # routine: no fallback
+
+
+def test_a_sentence_about_a_picture_is_left_out_of_an_extract():
+    from inference.grounding import select_sentences
+
+    text = "A clot can break off and travel to the lungs. The animation shows how a clot travels."
+    assert select_sentences("can a clot travel?", text, 90) == ["A clot can break off and travel to the lungs."]
