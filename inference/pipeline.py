@@ -89,6 +89,14 @@ GREETING_FILLERS = frozenset(
 )
 
 
+def asks_something(message: str) -> bool:
+    """A question ("how can I avoid...?", "is it serious"), not a report of what is happening."""
+    from inference.triage.classifier import QUESTION_STARTS
+
+    words = re.findall(r"[a-z]+", message.lower())
+    return message.rstrip().endswith("?") or bool(words[:1] and words[0] in QUESTION_STARTS)
+
+
 def is_greeting(message: str) -> bool:
     """A message of greeting, thanks or goodbye words only: "hi", "ok thanks, that really helped"."""
     words = re.findall(r"[a-z]+", message.lower().replace("'", ""))
@@ -507,9 +515,10 @@ def stream_answer(
     yield SOURCES
     hits = find_passages(question, history)
     topic = topic_of(question, history) if hits and history else question  # what an extract is chosen for
-    if not hits and verdict.level == "urgent" and verdict.rule:
-        # Under "get checked today" the message itself may name no topic ("calf swollen after a long
-        # flight"): the red flag it raised does ("Possible blood clot in the leg").
+    if not hits and verdict.level == "urgent" and verdict.rule and not asks_something(question):
+        # Under "get checked today" a report may name no topic ("calf swollen after a long flight"):
+        # the red flag it raised does ("Possible blood clot in the leg"). Not a question: "how can I
+        # avoid heart disease?" is not answered by the chest pain entry.
         topic = f"What is {verdict.rule.lower()}?"  # what it is and its signs, not its prevention
         hits = retriever.search(topic, limit=PASSAGES_PER_ANSWER)
     engine = get_manager().get() if use_model and hits else None

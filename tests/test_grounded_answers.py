@@ -591,7 +591,9 @@ def test_an_urgent_message_naming_no_topic_is_answered_on_the_red_flag_it_raised
     result = pipeline.answer("I'm 28 weeks pregnant and it burns when I pee", use_model=False)
     assert result.triage_level == "urgent"
     assert result.source == "rule" and result.citations[0]["title"] == "Urinary tract infection (UTI)"
-    assert pipeline.answer("is my toe broken?", use_model=False).source == "unavailable"  # routine: no fallback
+    # A question is answered on what it asks, or not at all: never on the rule it happened to fire.
+    asked = pipeline.answer("I'm 28 weeks pregnant and it burns when I pee, is that normal?", use_model=False)
+    assert asked.triage_level == "urgent" and asked.source == "unavailable"
 
 
 def test_a_sentence_about_a_picture_is_left_out_of_an_extract():
