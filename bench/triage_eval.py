@@ -39,6 +39,7 @@ HELDOUT_2 = ROOT / "bench" / "data" / "triage_heldout_2.jsonl"
 HELDOUT_3 = ROOT / "bench" / "data" / "triage_heldout_3.jsonl"
 HELDOUT_4 = ROOT / "bench" / "data" / "triage_heldout_4.jsonl"
 HELDOUT_5 = ROOT / "bench" / "data" / "triage_heldout_5.jsonl"
+HELDOUT_6 = ROOT / "bench" / "data" / "triage_heldout_6.jsonl"
 LABELLED = ROOT / "bench" / "data" / "labelled_questions.jsonl"
 
 
@@ -115,7 +116,8 @@ def main() -> None:
     concepts = triage.rows_from_fixture(triage.CONCEPTS_FIXTURE)
     rules = triage.rows_from_fixture(triage.RULES_FIXTURE)
     sets = {
-        "heldout_5 (out of sample)": evaluation.load_jsonl(HELDOUT_5),
+        "heldout_6 (out of sample)": evaluation.load_jsonl(HELDOUT_6),
+        "heldout_5 (seen: scored once untuned, then its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_5),
         "heldout_4 (seen: scored once untuned, then its errors shaped phrases)": evaluation.load_jsonl(HELDOUT_4),
         "heldout_3 (seen: its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_3),
         "heldout_1 (seen: its first-look errors shaped the classifier gate)": evaluation.load_jsonl(HELDOUT),
