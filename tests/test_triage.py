@@ -220,6 +220,7 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "i watched a video of someone being hit by a car and now i have a panic attack",
         "my toddler has a cold, is a bit sleepy and not drinking as much as usual",
         "i had chest pain years ago, can i fly",
+        "stubbed my toe on the bed frame, bit bruised but i can walk on it fine",  # not "stabbed"
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:
