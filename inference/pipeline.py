@@ -28,7 +28,7 @@ from inference.grounding import extract, faithfulness_problems, grounding_text
 from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
-from inference.text import clean_input, quality_problem, strip_template_markers, trim_to_sentences
+from inference.text import asks_something, clean_input, quality_problem, strip_template_markers, trim_to_sentences
 from knowledge.search import Document, Hit, about_a_pet
 from medbot_site import cache_guard
 
@@ -89,24 +89,6 @@ GREETING_FILLERS = frozenset(
 )
 
 
-def asks_something(message: str) -> bool:
-    """A question ("how can I avoid...?", "is it serious"), not a report of what is happening."""
-    from inference.triage.classifier import QUESTION_STARTS
-
-    words = re.findall(r"[a-z]+", message.lower())
-    return message.rstrip().endswith("?") or bool(words[:1] and words[0] in QUESTION_STARTS)
-
-
-def is_greeting(message: str) -> bool:
-    """A message of greeting, thanks or goodbye words only: "hi", "ok thanks, that really helped"."""
-    words = re.findall(r"[a-z]+", message.lower().replace("'", ""))
-    return (
-        0 < len(words) <= 10
-        and bool(GREETING_WORDS & set(words))
-        and all(word in GREETING_WORDS or word in GREETING_FILLERS for word in words)
-    )
-
-
 GREETING_REPLY = (
     "Hello. I answer health questions from reviewed sources: ask me about a condition, a symptom, a test "
     'or a treatment, for example "how is gout treated?". For advice about your own health, please ask a '
@@ -122,6 +104,21 @@ FAREWELL_REPLY = (
     "pharmacist, a nurse or your doctor. In an emergency, call {number}."
 )
 FAREWELL_WORDS = frozenset("bye goodbye".split())
+
+
+def greeting_reply(message: str) -> str:
+    """The reply to a message of greeting, thanks or goodbye words only ("hi", "ok thanks, that
+    really helped", "bye"), unformatted; "" for any other message."""
+    said = re.findall(r"[a-z]+", message.lower().replace("'", ""))
+    if not (0 < len(said) <= 10 and GREETING_WORDS & set(said)):
+        return ""
+    if not all(word in GREETING_WORDS or word in GREETING_FILLERS for word in said):
+        return ""
+    if FAREWELL_WORDS & set(said):
+        return FAREWELL_REPLY
+    return THANKS_REPLY if THANKS_WORDS & set(said) else GREETING_REPLY
+
+
 # The same under an urgent banner: the banner is the advice, the sources add nothing to it.
 URGENT_NO_KNOWLEDGE = (
     "Follow the advice above. The sources I can use have nothing more to add about your question. "
@@ -277,7 +274,7 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
     """The passages that answer ``question``, or failing that its ``topic_of``: a follow-up
     gets "no reliable answer" on its own topic, never the previous question's passage."""
     hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
-    if not hits and not is_greeting(question):
+    if not hits and not greeting_reply(question):
         topic = topic_of(question, history)
         if topic != question:
             # The follow-up's own words must be in what answers it: "help with my diet" after a
@@ -292,9 +289,7 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
 def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason: Fallback) -> AnswerResult:
     """The answer straight from the knowledge: a curated entry whole, or passage sentences."""
     if not hits:
-        if is_greeting(question):
-            said = set(re.findall(r"[a-z]+", question.lower()))
-            reply = FAREWELL_REPLY if FAREWELL_WORDS & said else THANKS_REPLY if THANKS_WORDS & said else GREETING_REPLY
+        if reply := greeting_reply(question):
             text = reply.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
             return AnswerResult(
                 text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE

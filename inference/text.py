@@ -99,3 +99,14 @@ def quality_problem(answer: str, question: str, min_words: int = 8) -> str | Non
         ):
             return "echo"
     return None
+
+
+# How a question starts ("how can I avoid...?", "is it serious"): with nobody in it, the triage
+# classifier is not sure alone, and an urgent report's fallback answer is not given to it.
+QUESTION_STARTS = frozenset("what whats how why which when where who can could is are does do should will".split())
+
+
+def asks_something(message: str) -> bool:
+    """A question, not a report of what is happening."""
+    found = words(message)
+    return message.rstrip().endswith("?") or bool(found[:1] and found[0] in QUESTION_STARTS)

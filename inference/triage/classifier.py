@@ -34,6 +34,7 @@ from typing import Any
 
 from django.conf import settings
 
+from inference.text import QUESTION_STARTS
 from inference.triage import corpus
 from inference.triage.matcher import PERSONAL, Reading
 from inference.triage.text import normalise
@@ -47,8 +48,6 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 SURE = 0.9
 SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless it is a cry for help:
 DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
-# How a question about something starts: with nobody in it, the classifier is not sure alone.
-QUESTION_STARTS = frozenset("what whats how why which when where who can could is are does do should will".split())
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
