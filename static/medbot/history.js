@@ -8,6 +8,9 @@ import { el, shortDate } from "./dom.js";
 import { clearNotice, showNotice, state, ui } from "./page.js";
 
 let historyRequest = 0;
+// Conversations put in the list here (showInHistory) with the request count at that moment: a
+// list the server drew from a request sent before then may not have them yet.
+const shownHere = new Map();
 
 function historyItem(conversation) {
   const when = el("time", { className: "when", text: shortDate(conversation.updated_at) });
@@ -51,10 +54,21 @@ export async function loadHistory({ append = false, quiet = false } = {}) {
   clearNotice("history");
   if (!append) ui.historyList.replaceChildren();
   for (const conversation of page.results) ui.historyList.append(historyItem(conversation));
+  if (!append && !state.search) keepShownHere(page.results, ticket);
   state.nextPage = page.next;
   ui.historyMore.hidden = !page.next;
   updateEmpty();
   return page;
+}
+
+/** A list asked for before a conversation was started here (the page's first load, when the
+ * visitor asks at once) must not take it away again: put back what the server could not know. */
+function keepShownHere(listed, ticket) {
+  const ids = new Set(listed.map((conversation) => conversation.id));
+  for (const [id, { conversation, at }] of shownHere) {
+    if (ids.has(id) || ticket > at) shownHere.delete(id);
+    else ui.historyList.prepend(historyItem(conversation));
+  }
 }
 
 /** Put a conversation at the top of the list now (a new one, or one just asked in), before the
@@ -64,6 +78,7 @@ export function showInHistory(conversation) {
   const existing = ui.historyList.querySelector(`button.history-item[data-id="${Number(conversation.id)}"]`);
   if (existing) existing.closest("li").remove();
   ui.historyList.prepend(historyItem(conversation));
+  shownHere.set(conversation.id, { conversation, at: historyRequest });
   updateEmpty();
 }
 

@@ -263,40 +263,72 @@ def test_it_says_what_it_is_doing_while_the_answer_is_prepared_and_names_the_con
         return find_passages(question, history)
 
     monkeypatch.setattr(pipeline, "find_passages", held_search)
-    # Every stage the answer shows, in order, as the page draws it.
-    page.evaluate(
-        """() => {
-            window.__stages = [];
-            new MutationObserver(() => {
-                const stage = document.querySelector('#log .answer-stage');
-                const text = stage ? stage.textContent : null;
-                if (text && window.__stages[window.__stages.length - 1] !== text) window.__stages.push(text);
-            }).observe(document.getElementById('log'), {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    try:
+        # Every stage the answer shows, in order, as the page draws it.
+        page.evaluate(
+            """() => {
+                window.__stages = [];
+                new MutationObserver(() => {
+                    const stage = document.querySelector('#log .answer-stage');
+                    const text = stage ? stage.textContent : null;
+                    if (text && window.__stages[window.__stages.length - 1] !== text) window.__stages.push(text);
+                }).observe(document.getElementById('log'), {subtree: true, childList: true, characterData: true});
+            }"""
+        )
+        question = "How do I look after a cold at home?"
+        page.fill("#question", question)
+        page.press("#question", "Enter")
+        answer = page.locator("#log .answer").last
+        expect(answer.locator(".answer-stage")).to_have_text("Looking up trusted sources…")
+        # The model has not written a word, and the conversation already has its title and its place.
+        expect(page.locator("#history-list .history-title")).to_have_text([question])
+        expect(page.locator("#history-list [aria-current=page]")).to_have_text(re.compile("look after a cold"))
+        expect(page.locator("#conversation-title")).to_have_text(question)
+
+        searched.set()  # the server says when the model starts, before its first word
+        expect(answer.locator(".answer-stage")).to_have_text("Writing…")
+        fake.release()
+        expect(answer.locator(".message-body")).to_have_text(COLD_PIECES[0].strip())
+        expect(answer.locator(".answer-stage")).to_have_text("Writing…")
+        fake.release()
+        expect(finished_answers(page)).to_have_count(1)
+        expect(answer.locator(".answer-stage")).to_have_count(0)
+        assert page.evaluate("() => window.__stages") == [
+            "Checking for emergencies…",
+            "Looking up trusted sources…",
+            "Writing…",
+        ]
+    finally:
+        searched.set()  # a failed check must not leave a server thread waiting into the next test
+
+
+def test_a_question_asked_before_the_history_has_loaded_stays_in_the_list(curated_rules, new_page, fake_model) -> None:
+    # The page's own first request for the list is answered only after the question was saved,
+    # with the list as the server had it when asked: an earlier conversation, not this one. (A
+    # slow first load once took the new conversation off the list until the answer ended.)
+    page = new_page(path="about:blank")
+    held = []
+    page.route(re.compile(r"/conversations/\?"), lambda route: held.append(route) if not held else route.continue_())
+    page.goto("/")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # lets Playwright run the route handler
+    assert held, "the page never asked for its conversations"
+    fake = fake_model(COLD_PIECES, hold_before=(0,))
     question = "How do I look after a cold at home?"
     page.fill("#question", question)
     page.press("#question", "Enter")
-    answer = page.locator("#log .answer").last
-    expect(answer.locator(".answer-stage")).to_have_text("Looking up trusted sources…")
-    # The model has not written a word, and the conversation already has its title and its place.
-    expect(page.locator("#history-list .history-title")).to_have_text([question])
-    expect(page.locator("#history-list [aria-current=page]")).to_have_text(re.compile("look after a cold"))
     expect(page.locator("#conversation-title")).to_have_text(question)
+    expect(page.locator("#history-list .history-title")).to_have_text([question])
 
-    searched.set()  # the server says when the model starts, before its first word
-    expect(answer.locator(".answer-stage")).to_have_text("Writing…")
-    fake.release()
-    expect(answer.locator(".message-body")).to_have_text(COLD_PIECES[0].strip())
-    expect(answer.locator(".answer-stage")).to_have_text("Writing…")
+    earlier = {"id": 10**6, "title": "An earlier conversation", "updated_at": "2026-01-05T10:00:00Z"}
+    held[0].fulfill(json={"count": 1, "next": None, "previous": None, "results": [earlier]})
+    expect(page.locator("#history-list .history-title")).to_have_text([question, earlier["title"]])
+    expect(page.locator("#history-list [aria-current=page]")).to_have_count(1)
     fake.release()
     expect(finished_answers(page)).to_have_count(1)
-    expect(answer.locator(".answer-stage")).to_have_count(0)
-    assert page.evaluate("() => window.__stages") == [
-        "Checking for emergencies…",
-        "Looking up trusted sources…",
-        "Writing…",
-    ]
+    # The list is the server's again, which knows the conversation now.
+    expect(page.locator("#history-list .history-title")).to_have_text([question])
 
 
 def test_stopping_before_the_first_word_keeps_the_question_and_offers_to_try_again(
