@@ -28,7 +28,14 @@ from inference.grounding import extract, faithfulness_problems, grounding_text
 from inference.models import Disclaimer, FallbackRule
 from inference.prompting import Turn
 from inference.retrieval import citation_for, retriever, rule_id
-from inference.text import asks_something, clean_input, quality_problem, strip_template_markers, trim_to_sentences
+from inference.text import (
+    asks_something,
+    clean_input,
+    pleasantry,
+    quality_problem,
+    strip_template_markers,
+    trim_to_sentences,
+)
 from knowledge.search import Document, Hit, about_a_pet
 from medbot_site import cache_guard
 
@@ -80,15 +87,6 @@ NO_RELIABLE_ANSWER = (
 )
 # A greeting or thanks on its own ("hi", "thanks, that really helped"): say what MedBot is for, not
 # that it has no answer, and never answer the previous question again as if it were a follow-up.
-GREETING_WORDS = frozenset(
-    "hi hello hey hiya howdy morning afternoon evening thanks thank thx ty cheers bye goodbye ok okay".split()
-)
-GREETING_FILLERS = frozenset(
-    "good you so much very a lot again there medbot that thats it was is really helped helps helpful great "
-    "perfect brilliant lovely awesome cool nice got understood for the your help all and".split()
-)
-
-
 GREETING_REPLY = (
     "Hello. I answer health questions from reviewed sources: ask me about a condition, a symptom, a test "
     'or a treatment, for example "how is gout treated?". For advice about your own health, please ask a '
@@ -98,25 +96,17 @@ THANKS_REPLY = (
     "You're welcome. Ask me another health question any time. For advice about your own health, please "
     "ask a pharmacist, a nurse or your doctor. In an emergency, call {number}."
 )
-THANKS_WORDS = frozenset("thanks thank thx ty cheers".split())
 FAREWELL_REPLY = (
     "Take care. Come back with any health question. For advice about your own health, please ask a "
     "pharmacist, a nurse or your doctor. In an emergency, call {number}."
 )
-FAREWELL_WORDS = frozenset("bye goodbye".split())
 
 
 def greeting_reply(message: str) -> str:
     """The reply to a message of greeting, thanks or goodbye words only ("hi", "ok thanks, that
     really helped", "bye"), unformatted; "" for any other message."""
-    said = re.findall(r"[a-z]+", message.lower().replace("'", ""))
-    if not (0 < len(said) <= 10 and GREETING_WORDS & set(said)):
-        return ""
-    if not all(word in GREETING_WORDS or word in GREETING_FILLERS for word in said):
-        return ""
-    if FAREWELL_WORDS & set(said):
-        return FAREWELL_REPLY
-    return THANKS_REPLY if THANKS_WORDS & set(said) else GREETING_REPLY
+    kind = pleasantry(message)
+    return {"farewell": FAREWELL_REPLY, "thanks": THANKS_REPLY, "greeting": GREETING_REPLY}.get(kind, "")
 
 
 # The same under an urgent banner: the banner is the advice, the sources add nothing to it.

@@ -110,3 +110,29 @@ def asks_something(message: str) -> bool:
     """A question, not a report of what is happening."""
     found = words(message)
     return message.rstrip().endswith("?") or bool(found[:1] and found[0] in QUESTION_STARTS)
+
+
+# A greeting, thanks or goodbye on its own ("hi", "thanks, that really helped"): the pipeline says
+# what MedBot is for instead of answering the previous question again; triage finds no emergency
+# in it, whatever the classifier scores.
+GREETING_WORDS = frozenset(
+    "hi hello hey hiya howdy morning afternoon evening thanks thank thx ty cheers bye goodbye ok okay".split()
+)
+GREETING_FILLERS = frozenset(
+    "good you so much very a lot again there medbot that thats it was is really helped helps helpful great "
+    "perfect brilliant lovely awesome cool nice got understood for the your help all and".split()
+)
+THANKS_WORDS = frozenset("thanks thank thx ty cheers".split())
+FAREWELL_WORDS = frozenset("bye goodbye".split())
+
+
+def pleasantry(message: str) -> str:
+    """ "greeting", "thanks" or "farewell" for a message of such words only (up to ten), else ""."""
+    said = re.findall(r"[a-z]+", message.lower().replace("'", ""))
+    if not (0 < len(said) <= 10 and GREETING_WORDS & set(said)):
+        return ""
+    if not all(word in GREETING_WORDS or word in GREETING_FILLERS for word in said):
+        return ""
+    if FAREWELL_WORDS & set(said):
+        return "farewell"
+    return "thanks" if THANKS_WORDS & set(said) else "greeting"

@@ -71,6 +71,19 @@ def one_letter_less(word: str) -> set[str]:
     return {word} | {word[:index] + word[index + 1 :] for index in range(len(word))}
 
 
+def one_edit_apart(typed: str, word: str) -> bool:
+    """Whether ``typed`` is ``word`` with one letter added, dropped, changed, or two neighbours swapped.
+    Sharing a ``one_letter_less`` form is not enough: "snezing" and "seizing" share "sezing" but
+    are two changes apart."""
+    if typed == word or abs(len(typed) - len(word)) > 1:
+        return typed == word
+    start = 0
+    while start < min(len(typed), len(word)) and typed[start] == word[start]:
+        start += 1
+    a, b = typed[start:], word[start:]
+    return a[1:] == b[1:] or a == b[1:] or a[1:] == b or (a[:2] == b[1::-1] and a[2:] == b[2:])
+
+
 # --- words run together -------------------------------------------------------------------------
 
 # MedQuAD lost its dashes: "community-acquired pneumoniathe most common type of pneumoniaare

@@ -2,7 +2,7 @@
 
 The phrasings here come from fixtures/triage_phrasings.jsonl, which is also classifier training data:
 they are an in-sample regression set, not a measure of how triage generalises. The held-out figures come
-from bench/triage_eval.py on bench/data/triage_heldout.jsonl, which no test or rule was tuned on.
+from bench/triage_eval.py on bench/data/triage_heldout*.jsonl: each scored once before it was read.
 """
 
 from __future__ import annotations
@@ -191,6 +191,23 @@ DROWSY_CHILD = "Drowsy child who is not feeding or drinking"
         ("my daughter swallowed half a bottle of calpol", "Overdose and poisoning"),
         ("my toddler drank some of my medicine", "Overdose and poisoning"),
         ("baby not feeding and very sleepy", DROWSY_CHILD),
+        # Dialects: Nigerian Pidgin, Jamaican, Scots.
+        ("my mama no fit talk again and one side of her body no dey move", "Stroke (FAST)"),
+        ("mi granny chest a hurt her and she a sweat", "Heart attack"),
+        ("ma wee boy drank the stuff fae under the sink", "Overdose and poisoning"),
+        ("my pikin don dey shake since, e no stop", "Long or first seizure"),
+        ("she sent me a goodbye text and now she isnt picking up", "Suicidal thoughts and self-harm"),
+        ("said goodbye to me and says shes taken something", "Suicidal thoughts and self-harm"),
+        ("tight chest for 20 mins now and its not easing off with rest", "Heart attack"),
+        ("his chest pain came back and the spray isnt touching it, hes gone grey", "Heart attack"),
+        ("flew back from spain yesterday, sudden pain in my chest when i breathe in", "Possible blood clot in the lung"),
+        ("my calf is swollen and now im coughing up blood and short of breath", "Possible blood clot in the lung"),
+        ("got bit by a snake on my ankle", "Snake bite"),
+        ("bad back for a week and now i cant feel my bum when i wipe", SPINE),
+        ("purple spotty rash on his legs and a fever", "Meningitis signs"),
+        ("her breathing is really slow, like once every 10 seconds", "Severe breathing difficulty"),
+        ("my flatmate took loads of paracetamol with vodka", "Overdose and poisoning"),
+        ("his lips are puffing up after eating kiwi", "Anaphylaxis"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -288,6 +305,32 @@ def test_typo_repair_leaves_ordinary_words_alone(shipped_triage: Triage) -> None
     assert shipped_triage.decide("i think i brake my wrist and its all bent").level != "routine"
     # Words people mistype for a red flag stay repairable.
     assert shipped_triage.decide("my baby is barley breathing").level == "emergency"
+    # One change, not two: "snezing" shares a letter-less form with "seizing" but is a sneeze.
+    assert shipped_triage.matcher.repair(" cant stop snezing ") == " cant stop snezing "
+    assert shipped_triage.decide("please help my daughter cant stop snezing and its killing me").level == "routine"
+
+
+def test_one_edit_apart_means_one_letter_added_dropped_changed_or_two_swapped() -> None:
+    from knowledge.text import one_edit_apart
+
+    for typed in ("chset", "chst", "cheest", "chezt", "hcest", "chest"):
+        assert one_edit_apart(typed, "chest"), typed
+    for typed in ("snezing", "hsect", "cehts", "cht"):
+        assert not one_edit_apart(typed, "seizing" if typed == "snezing" else "chest"), typed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do you do cpr on a baby? want to learn before my daughter arrives",
+        "my dad had a heart attack 3 yrs ago and hes doing great now, what should his cholesterol be",
+        "cut my finger chopping onions, tiny cut, stopped bleeding straight away",
+        "chest pain when i cough for 3 days, wont go away",
+        "im done with work today",
+    ],
+)
+def test_learning_past_events_and_stopped_bleeding_are_not_emergencies(shipped_triage: Triage, text: str) -> None:
+    assert shipped_triage.decide(text).level != "emergency", shipped_triage.decide(text).reading.concepts
 
 
 # --- concepts and conditions -----------------------------------------------------------------------
@@ -401,8 +444,9 @@ def test_it_ships_emergency_and_urgent_rules_with_placeholders() -> None:
     assert required <= set(by_name)
 
 
-def test_the_held_out_set_is_large_enough_and_shares_no_text_with_the_training_phrasings() -> None:
-    heldout = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.mark.parametrize("path", sorted(HELDOUT.parent.glob("triage_heldout*.jsonl")), ids=lambda path: path.stem)
+def test_each_held_out_set_is_large_enough_and_shares_no_text_with_the_training_phrasings(path: Path) -> None:
+    heldout = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     levels = [row["level"] for row in heldout]
     assert levels.count("emergency") >= 60
     assert levels.count("routine") >= 60

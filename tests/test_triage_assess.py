@@ -88,6 +88,15 @@ def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatc
     assert triage.assess("help!!").level == "emergency"  # a cry for help is short too
 
 
+def test_the_classifier_alone_does_not_raise_thanks_or_a_message_about_a_pet(curated_data, monkeypatch) -> None:
+    # The trained classifier scored these 0.91 and 0.92.
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    assert triage.assess("thanks so much that really helped").level == "routine"
+    assert triage.assess("my cat keeps sneezing and has gone off her food").level == "routine"
+    assert triage.assess("my dog collapsed and is not breathing").level == "emergency"  # the rules still judge
+    assert triage.assess("my son keeps sneezing and has gone off his food, he looks grey").level == "emergency"
+
+
 def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_data, monkeypatch) -> None:
     # The trained classifier scored this 0.90: no red flag, nobody it is happening to.
     monkeypatch.setattr(classifier, "probability", lambda text: 0.97)

@@ -34,10 +34,11 @@ from typing import Any
 
 from django.conf import settings
 
-from inference.text import QUESTION_STARTS
+from inference.text import QUESTION_STARTS, pleasantry
 from inference.triage import corpus
 from inference.triage.matcher import PERSONAL, Reading
 from inference.triage.text import normalise
+from knowledge.search import about_a_pet
 
 logger = logging.getLogger("inference.triage")
 
@@ -293,8 +294,11 @@ def probability(text: str) -> float | None:
 def raises(reading: Reading, probability: float | None) -> bool:
     """Whether the classifier's opinion makes this message an emergency (it never lowers a level).
 
-    A question about a condition with nobody in it stays a question whatever the classifier thinks."""
-    if probability is None or reading.about:
+    A question about a condition with nobody in it stays a question whatever the classifier thinks;
+    thanks or a greeting on its own ("thanks so much that really helped") is never an emergency; and a
+    message about someone's animal alone ("my cat keeps sneezing") is the rules' to judge: the classifier
+    learnt from messages about people."""
+    if probability is None or reading.about or pleasantry(reading.prepared) or about_a_pet(reading.prepared):
         return False
     # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too short
     # to judge, and no red flag is found in it. And not of a question about nobody: "what foods to

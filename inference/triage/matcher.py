@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inference.triage.text import prepare
-from knowledge.text import one_letter_less
+from knowledge.text import one_edit_apart, one_letter_less
 
 logger = logging.getLogger("inference.triage")
 
@@ -385,7 +385,7 @@ class Matcher:
                 for variant in one_letter_less(word)
                 for candidate in self.deletes.get(variant, ())
                 # A dropped, swapped or wrong letter, never an extra one: "grapes" must not become "gapes".
-                if len(candidate) >= len(word)
+                if len(candidate) >= len(word) and one_edit_apart(word, candidate)
             }
             return next(iter(candidates)) if len(candidates) == 1 else word
 
