@@ -163,6 +163,7 @@ def test_anymore_with_a_negation_of_its_own_ends_the_red_flag(shipped_triage: Tr
 SPINE = "Back pain with numbness or loss of bladder control"
 HEAD_INJURY = "Head injury with confusion or vomiting"
 DROWSY_CHILD = "Drowsy child who is not feeding or drinking"
+LUNG_CLOT = "Possible blood clot in the lung"
 
 
 @pytest.mark.parametrize(
@@ -200,8 +201,8 @@ DROWSY_CHILD = "Drowsy child who is not feeding or drinking"
         ("said goodbye to me and says shes taken something", "Suicidal thoughts and self-harm"),
         ("tight chest for 20 mins now and its not easing off with rest", "Heart attack"),
         ("his chest pain came back and the spray isnt touching it, hes gone grey", "Heart attack"),
-        ("flew back from spain yesterday, sudden pain in my chest when i breathe in", "Possible blood clot in the lung"),
-        ("my calf is swollen and now im coughing up blood and short of breath", "Possible blood clot in the lung"),
+        ("flew back from spain yesterday, sudden pain in my chest when i breathe in", LUNG_CLOT),
+        ("my calf is swollen and now im coughing up blood and short of breath", LUNG_CLOT),
         ("got bit by a snake on my ankle", "Snake bite"),
         ("bad back for a week and now i cant feel my bum when i wipe", SPINE),
         ("purple spotty rash on his legs and a fever", "Meningitis signs"),
