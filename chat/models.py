@@ -130,6 +130,12 @@ class Message(models.Model):
     triage_level = models.CharField(
         max_length=16, choices=TriageLevel.choices, blank=True, help_text="Triage of the question this answers."
     )
+    fallback = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text='Why the answer is not the model\'s own, if it is not: "no knowledge", "faithfulness gate", '
+        '"timeout", "pleasantry" (MedBot\'s reply to thanks or a greeting)...',
+    )
     triage_note = models.TextField(
         blank=True, help_text="The urgent banner shown above the answer (what to do today), if any."
     )
@@ -142,6 +148,13 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    PLEASANTRY = "pleasantry"  # inference.pipeline.Fallback.PLEASANTRY, as stored
+
+    @property
+    def is_pleasantry(self) -> bool:
+        """MedBot's reply to thanks, a greeting or a goodbye: not an answer, so not "No reliable answer"."""
+        return self.source == Source.UNAVAILABLE and self.fallback == self.PLEASANTRY
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"

@@ -57,6 +57,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "partial",
             "triage_level",
             "triage_note",
+            "fallback",
             "citations",
             "created_at",
         ]

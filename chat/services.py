@@ -56,6 +56,7 @@ def save_answer(
         partial=result.partial,
         triage_level=result.triage_level,
         triage_note=result.triage_note,
+        fallback=result.fallback,
         citations=result.citations,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
@@ -152,7 +153,10 @@ def export_markdown(conversation: Conversation) -> str:
         "",
     ]
     for message in conversation.transcript():  # each answer right under the question it answers
-        who = "You" if message.role == Message.Role.USER else f"MedBot ({message.get_source_display()})"
+        if message.role == Message.Role.USER:
+            who = "You"
+        else:
+            who = "MedBot" if message.is_pleasantry else f"MedBot ({message.get_source_display()})"
         lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", ""]
         if message.triage_note:
             lines += [f"**Get checked today.** {markdown_text(message.triage_note)}", ""]

@@ -75,6 +75,7 @@ class Fallback(enum.StrEnum):
     TIMEOUT = "timeout"
     QUALITY = "quality gate"
     UNFAITHFUL = "faithfulness gate"
+    PLEASANTRY = "pleasantry"  # thanks, a greeting or a goodbye: MedBot's own reply, no question asked
 
     @property
     def transient(self) -> bool:
@@ -282,7 +283,7 @@ def knowledge_answer(question: str, hits: Sequence[Hit], disclaimer: str, reason
         if reply := greeting_reply(question):
             text = reply.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
             return AnswerResult(
-                text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.NO_KNOWLEDGE
+                text=text, source=Source.UNAVAILABLE, disclaimer=disclaimer, fallback=Fallback.PLEASANTRY
             )
         text = NO_RELIABLE_ANSWER.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
         if about_a_pet(question):

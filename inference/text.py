@@ -112,6 +112,25 @@ def asks_something(message: str) -> bool:
     return message.rstrip().endswith("?") or bool(found[:1] and found[0] in QUESTION_STARTS)
 
 
+# Asking what to do now, or whether it is serious: what people add to a report of an emergency.
+ASKS_WHAT_TO_DO = re.compile(
+    r"^(?:what\s+(?:do|should|can|must|shall)\s+(?:i|we)\s+do|is\s+(?:this|it|that)\s+(?:serious|an?\s+emergency|bad|"
+    r"dangerous)|is\s+(?:this|it|that)\s+(?:normal|ok|okay)$|should\s+(?:i|we)\s+(?:call|ring|phone|go|take)|do\s+(?:i|we)\s+(?:need\s+to\s+)?"
+    r"(?:call|ring|go)|can\s+(?:you|someone)\s+help)\b"
+)
+
+
+def asks_for_information(message: str) -> bool:
+    """Whether the message has a sentence that asks a question, other than what to do or whether it
+    is serious: "do statins make your muscles ache? my legs feel sore", "my dad is on warfarin, are
+    there foods he has to avoid?" - not "jaw ache and chest pain ??" or "she cant talk, what do i do?"."""
+    for sentence in re.findall(r"[^.?!,;:]+\?", message.lower().replace("'", "")):
+        found = words(sentence)
+        if found and found[0] in QUESTION_STARTS and not ASKS_WHAT_TO_DO.match(" ".join(found)):
+            return True
+    return False
+
+
 # A greeting, thanks or goodbye on its own ("hi", "thanks, that really helped"): the pipeline says
 # what MedBot is for instead of answering the previous question again; triage finds no emergency
 # in it, whatever the classifier scores.

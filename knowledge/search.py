@@ -789,6 +789,10 @@ class KnowledgeIndex:
             found.append(POPULATIONS[group])
         elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
             found.append(frozenset([after[1]]))
+        elif len(after) == 2 and after[0] == "with" and (self._rare_modifier(after[1]) or self._unknown_name(after[1])):
+            # "dementia with lewy bodies" is a longer name; "asthma with a cold" or "ibuprofen with
+            # high blood pressure" are the thing with something else (common words).
+            found.append(frozenset([after[1]]))
         elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
             found.append(frozenset(["like"]))
         elif (
@@ -812,6 +816,9 @@ class KnowledgeIndex:
             return found
         if start >= 2 and words[start - 1] == "linked" and is_letter(words[start - 2]):
             found.append(frozenset([words[start - 2]]))  # "X-linked hypophosphatemia"
+            return found
+        if start >= 2 and words[start - 2] == "type" and is_letter(words[start - 1], frozenset()):
+            found.append(frozenset([words[start - 1]]))  # "type A insulin resistance syndrome"
             return found
         index = start - 1
         # A name has a few words in front of it at most: "parasites parasites ... parasites" is

@@ -510,3 +510,20 @@ def test_the_chat_page_opens_a_conversation_at_its_own_address_for_its_owner_onl
     assert client_for(bob).get(f"/c/{alices.pk}").status_code == 404
     assert Client().get(f"/c/{alices.pk}").status_code == 404
     assert client_for(alice).get("/c/999999").status_code == 404
+
+
+def test_thanks_is_saved_as_a_pleasantry_not_as_no_reliable_answer(curated_data, client_for, alice, alices):
+    client = client_for(alice)
+    asked = client.post(f"/api/v1/conversations/{alices.pk}/messages/", {"content": "What is asthma?"}, format="json")
+    thanks = client.post(f"/api/v1/conversations/{alices.pk}/messages/", {"content": "thanks!"}, format="json")
+    assert asked.status_code == thanks.status_code == 201
+    answer, reply = asked.json(), thanks.json()
+    assert reply["source"] == "unavailable" and reply["fallback"] == "pleasantry"
+    assert answer["fallback"] != "pleasantry"
+    assert Message.objects.get(pk=reply["id"]).is_pleasantry
+    exported = client.get(f"/api/v1/conversations/{alices.pk}/export?format=md").content.decode()
+    assert "**MedBot** ·" in exported and "No reliable answer" not in exported
+
+
+def test_the_stored_pleasantry_is_the_pipelines():
+    assert Message.PLEASANTRY == pipeline.Fallback.PLEASANTRY

@@ -260,6 +260,24 @@ def test_a_longer_name_around_a_known_one_is_not_answered_by_the_shorter_one() -
     assert index.search("What is juvenile amyotrophic lateral sclerosis?") == []
 
 
+def test_a_lettered_type_or_an_unknown_word_after_with_makes_another_name() -> None:
+    index = index_of_many(
+        doc(
+            "t2",
+            "Type 2 diabetes",
+            "Type 2 diabetes starts with insulin resistance.",
+            "information",
+            ("insulin resistance",),
+        ),
+        doc("d", "Dementia", "Dementia is a loss of memory and thinking that gets worse.", "information"),
+        doc("g", "Gorlin syndrome", "Gorlin syndrome causes many basal cell skin growths.", "information"),
+    )
+    assert index.search("What is insulin resistance?")[0].document.key == "t2"
+    assert index.search("What is type A insulin resistance syndrome?") == []  # "type A" names a kind
+    assert index.search("What is dementia with vorbeck bodies?") == []  # an unknown word after "with"
+    assert index.search("What helps dementia with memory problems?")[0].document.key == "d"  # a known one
+
+
 def test_a_word_the_knowledge_base_never_saw_makes_a_name_it_does_not_know() -> None:
     index = index_of_many(
         doc("g", "Gorlin syndrome", "Gorlin syndrome causes many basal cell skin growths.", "information"),

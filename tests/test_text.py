@@ -1,4 +1,13 @@
-from inference.text import clean_input, quality_problem, repetition_ratio, trim_to_sentences
+import pytest
+
+from inference.text import (
+    asks_for_information,
+    clean_input,
+    pleasantry,
+    quality_problem,
+    repetition_ratio,
+    trim_to_sentences,
+)
 
 
 def test_clean_input_strips_control_characters_and_tidies_spaces():
@@ -39,3 +48,35 @@ def test_the_quality_gate_rejects_empty_short_repetitive_and_echoing_answers():
 def test_separators_become_spaces_and_invisible_format_characters_go():
     assert clean_input("chest\u2028pain\u2029now\x85please") == "chest pain now please"
     assert clean_input("ki\u00adll my\u00adself") == "kill myself"
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("do statins make your muscles ache? started atorvastatin 3 weeks ago", True),
+        ("my dad is on warfarin after his mini stroke, are there foods he has to avoid?", True),
+        ("whats the outlook if they don't operate?", True),
+        ("is it ok to take ibuprofen?", True),
+        # A report with question marks, or asking what to do or whether it is serious.
+        ("jaw ache and burning in my chest started 20 minutes ago ??", False),
+        ("she cant talk properly, what do i do?", False),
+        ("my dad is grey. is this serious?", False),
+        ("baby is grunting with every breath, is that normal?", False),
+        ("what foods help with gout", False),  # no question mark: ``asks_something`` covers it
+    ],
+)
+def test_asks_for_information_tells_a_question_from_a_report_that_asks_what_to_do(text: str, asks: bool) -> None:
+    assert asks_for_information(text) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("hi", "greeting"),
+        ("thanks so much that really helped", "thanks"),
+        ("ok bye", "farewell"),
+        ("hi my chest hurts", ""),
+    ],
+)
+def test_pleasantry_is_only_for_messages_of_greeting_thanks_or_goodbye_words(text: str, kind: str) -> None:
+    assert pleasantry(text) == kind

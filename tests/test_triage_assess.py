@@ -97,6 +97,18 @@ def test_the_classifier_alone_does_not_raise_thanks_or_a_message_about_a_pet(cur
     assert triage.assess("my son keeps sneezing and has gone off his food, he looks grey").level == "emergency"
 
 
+def test_the_classifier_alone_does_not_raise_a_message_that_asks_for_information(curated_data, monkeypatch) -> None:
+    # The trained classifier scored these 0.95 and 0.94: questions with a story around them.
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    statins = "do statins make your muscles ache? started atorvastatin 3 weeks ago and my legs feel heavy and sore"
+    assert triage.assess(statins).level != "emergency"
+    warfarin = "my dad is on blood thinners (warfarin) after his mini stroke, are there foods he has to avoid?"
+    assert triage.assess(warfarin).level != "emergency"
+    # Asking what to do, or whether it is serious, is part of a report.
+    assert triage.assess("my dad has gone grey and isnt himself, what do i do?").level == "emergency"
+    assert triage.assess("my dad has gone grey and isnt himself. is this serious?").level == "emergency"
+
+
 def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_data, monkeypatch) -> None:
     # The trained classifier scored this 0.90: no red flag, nobody it is happening to.
     monkeypatch.setattr(classifier, "probability", lambda text: 0.97)

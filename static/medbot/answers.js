@@ -17,6 +17,17 @@ const SOURCE_LABELS = {
   emergency: "Emergency",
   unavailable: "No reliable answer",
 };
+// MedBot's reply to thanks, a greeting or a goodbye: not an answer, so not "No reliable answer".
+const PLEASANTRY_LABEL = "MedBot";
+
+/** The badge text for a saved answer. */
+function sourceLabel(message) {
+  const source = SOURCE_LABELS[message.source] ? message.source : "unavailable";
+  if (source === "unavailable" && message.fallback === "pleasantry") return PLEASANTRY_LABEL;
+  // Under an urgent banner, "No reliable answer" would read as if nothing applied: the banner is the answer.
+  if (source === "unavailable" && message.triage_level === "urgent") return "Urgent advice";
+  return SOURCE_LABELS[source];
+}
 const REASONS = [
   ["", "Choose a reason (optional)"],
   ["wrong", "Incorrect"],
@@ -205,9 +216,8 @@ export function fillAnswer(article, message, question) {
   article.dataset.id = message.id;
   article.replaceChildren();
 
-  // Under an urgent banner, "No reliable answer" would read as if nothing applied: the banner is the answer.
-  const urgentOnly = source === "unavailable" && message.triage_level === "urgent";
-  const label = el("span", { className: `badge badge-${source}`, text: urgentOnly ? "Urgent advice" : SOURCE_LABELS[source] });
+  const pleasantry = source === "unavailable" && message.fallback === "pleasantry";
+  const label = el("span", { className: `badge badge-${pleasantry ? "pleasantry" : source}`, text: sourceLabel(message) });
   const parts = [label];
   if (source === "rule" && message.matched_rule) parts.push(el("span", { className: "topic", text: message.matched_rule }));
   article.append(head(parts, message.created_at));
@@ -256,8 +266,7 @@ export function unansweredNode(question) {
 
 /** What a screen reader hears once an answer is complete. */
 export function spokenAnswer(message) {
-  const source = SOURCE_LABELS[message.source] || SOURCE_LABELS.unavailable;
-  return `MedBot answered (${source}): ${plainText(message.content)}`;
+  return `MedBot answered (${sourceLabel(message)}): ${plainText(message.content)}`;
 }
 
 function answerActions(message, retryQuestion) {

@@ -152,10 +152,16 @@ def test_it_keeps_the_question_when_offline_or_when_the_server_fails(curated_rul
 def test_it_labels_each_answer_with_where_it_came_from(curated_rules, page) -> None:
     ask(page, "How can I ease a tension headache?")
     ask(page, "xyzzy plugh frobnicate")
+    ask(page, "thanks, that helped")  # MedBot's own reply: no answer was asked for, so none is missing
     badges = page.locator("#log .answer .badge")
-    expect(badges).to_have_text(["Curated answer", "No reliable answer"])
+    expect(badges).to_have_text(["Curated answer", "No reliable answer", "MedBot"])
     expect(page.locator("#log .answer .topic").first).to_have_text("Headache")
-    assert list(Message.objects.filter(role="assistant").values_list("source", flat=True)) == ["rule", "unavailable"]
+    assert (
+        list(Message.objects.filter(role="assistant").values_list("source", flat=True))
+        == ["rule"] + ["unavailable"] * 2
+    )
+    page.reload()  # drawn from the saved messages the same way
+    expect(page.locator("#log .answer .badge")).to_have_text(["Curated answer", "No reliable answer", "MedBot"])
 
 
 def test_an_urgent_question_without_sources_is_labelled_urgent_not_unanswered(curated_rules, page, monkeypatch) -> None:
