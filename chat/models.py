@@ -149,13 +149,6 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
-    PLEASANTRY = "pleasantry"  # inference.pipeline.Fallback.PLEASANTRY, as stored
-
-    @property
-    def is_pleasantry(self) -> bool:
-        """MedBot's reply to thanks, a greeting or a goodbye: not an answer, so not "No reliable answer"."""
-        return self.source == Source.UNAVAILABLE and self.fallback == self.PLEASANTRY
-
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
 
@@ -163,6 +156,13 @@ class Message(models.Model):
         if self.pk is not None and not kwargs.pop("allow_update", False):
             raise ValueError("Messages are never edited after they are saved.")
         super().save(*args, **kwargs)
+
+    PLEASANTRY = "pleasantry"  # inference.pipeline.Fallback.PLEASANTRY, as stored
+
+    @property
+    def is_pleasantry(self) -> bool:
+        """MedBot's reply to thanks, a greeting or a goodbye: not an answer, so not "No reliable answer"."""
+        return self.source == Source.UNAVAILABLE and self.fallback == self.PLEASANTRY
 
 
 class Feedback(models.Model):

@@ -124,7 +124,11 @@ def asks_for_information(message: str) -> bool:
     """Whether the message has a sentence that asks a question, other than what to do or whether it
     is serious: "do statins make your muscles ache? my legs feel sore", "my dad is on warfarin, are
     there foods he has to avoid?" - not "jaw ache and chest pain ??" or "she cant talk, what do i do?"."""
-    for sentence in re.findall(r"[^.?!,;:]+\?", message.lower().replace("'", "")):
+    text = message.lower().replace("'", "")
+    # Each sentence that ends with a question mark, and the last one even without it ("my baby has a
+    # flat spot on her head, will it round out by itself").
+    sentences = re.findall(r"[^.?!,;:]+\?", text) + re.findall(r"[^.?!,;:]+$", text)[-1:]
+    for sentence in sentences:
         found = words(sentence)
         if found and found[0] in QUESTION_STARTS and not ASKS_WHAT_TO_DO.match(" ".join(found)):
             return True

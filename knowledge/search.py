@@ -279,7 +279,7 @@ PREDICATES = _forms(
 EVERYDAY_ABBREVIATIONS = frozenset(
     """
     STD STI CHF CAD OCD IVF PET CT MRI IBS TIA UTI BP ED PMS IUD ICU ER GP ENT EKG ECG CPR UV BMI
-    IQ OT PT NHS A&E
+    IQ OT PT NHS A&E AAA
     """.split()
 )
 # Kinds of disease too grave to assume: a passage on "X cancer" only answers a question that says so.
@@ -768,7 +768,8 @@ class KnowledgeIndex:
             # A curated entry's lay words ("reflux", "Alzheimer's") next to a rare word name a
             # longer thing: "vesicoureteral reflux", "Alzheimer's caregiving".
             around = words[max(0, start - 1) : start] + words[end : end + 1]
-            found += [frozenset([w]) for w in around if self._telling(w, min_length=5)]
+            # (Not an everyday word our own entries use: "hayfever *tablets*", "*needs* antibiotics".)
+            found += [frozenset([w]) for w in around if self._telling(w, min_length=5) and w not in self._everyday]
         after = words[end : end + 2]
         if lay and after and after[0] in SERIOUS_KINDS and not self._asks_whether(words, start, end):
             found.append(frozenset([after[0]]))  # "thyroid cancer" is not the thyroid entry
@@ -799,11 +800,19 @@ class KnowledgeIndex:
             after
             and (self._qualifies(after[0]) or self._unknown_name(after[0]))
             and after[0] not in SCAFFOLDING
+            and after[0] not in self._everyday  # "paracetamol *together*", "can stress *make* ibs flare"
             and after != LEADS_TO  # "what can alagille syndrome lead to?" asks what it does
         ):
             found.append(frozenset([after[0]]))
-        if start >= 1 and (
-            is_identifier(words[start - 1]) or is_letter(words[start - 1]) or (words[start - 1], words[start]) in joined
+        staged = start >= 2 and words[start - 2] in (*STAGES, "grade")  # "stage 3 ovarian cancer"
+        if (
+            start >= 1
+            and not staged
+            and (
+                is_identifier(words[start - 1])
+                or is_letter(words[start - 1])
+                or (words[start - 1], words[start]) in joined
+            )
         ):
             found.append(frozenset([words[start - 1]]))
             return found
@@ -824,6 +833,10 @@ class KnowledgeIndex:
         # A name has a few words in front of it at most: "parasites parasites ... parasites" is
         # not one long name (and would cost a qualifier per word for every passage checked).
         while index >= max(0, start - MAX_QUALIFIERS) and words[index] not in QUESTION_VERBS:
+            if index >= 1 and words[index - 1] in ("to", *STAGES, "grade"):
+                break  # "best way *to lower* cholesterol" (a verb), "*stage 3* ovarian cancer" (how far, not a kind)
+            if lay and words[index] in self._everyday:
+                break  # a curated entry is written for everyone: "a *normal* hba1c", "*early* alzheimers"
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])
@@ -1020,7 +1033,16 @@ class KnowledgeIndex:
                 continue  # "why does it matter", "does it need an X-ray"
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
-            rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF and word in self._name_vocabulary
+            # Not an everyday word our own entries use ("fine", "winter", "school", "blue"): names
+            # of conditions use them too ("Blue rubber bleb nevus"), but a question using one is
+            # not asking about that name.
+            rare = (
+                count > 0
+                and self._n >= 200
+                and count / self._n < SPECIFIC_DF
+                and word in self._name_vocabulary
+                and word not in self._everyday
+            )
             # A condition's name the knowledge base has never seen: no passage of it answers.
             unknown_condition = count == 0 and self._n >= 200 and len(word) >= 7 and CONDITION_LIKE.search(word)
             if drug_like or rare or unknown_condition:

@@ -249,10 +249,10 @@ def test_a_follow_up_about_someone_named_before_is_answered_on_their_topic(curat
     from inference.prompting import Turn
 
     history = [Turn("user", "my dad has gout"), Turn("assistant", "Gout is a kind of arthritis.")]
-    # "drink" names the alcohol entry, but "he" points back to the dad with gout...
-    assert pipeline.topic_of("what should he drink?", history) == "my dad has gout\nwhat should he drink?"
+    # "alcohol" names the alcohol entry, but "him" points back to the dad with gout...
+    assert pipeline.topic_of("is alcohol ok for him?", history) == "my dad has gout\nis alcohol ok for him?"
     # ...while the same question about the asker is a question of its own.
-    assert pipeline.topic_of("what should i drink?", history) == "what should i drink?"
+    assert pipeline.topic_of("is alcohol ok for me?", history) == "is alcohol ok for me?"
     result = pipeline.answer("what helps him?", history, use_model=False)
     assert result.source == "extract" and "colchicine" in result.text
 

@@ -944,3 +944,31 @@ def test_chat_and_other_people_around_a_follow_up_are_not_its_topic() -> None:
     assert KnowledgeIndex.own_words("ok, one more question: how is it treated?") == set()
     assert KnowledgeIndex.own_words("what about my husband?") == set()
     assert KnowledgeIndex.own_words("thanks, thats helpful. what foods help?") == {"food"}
+
+
+def test_everyday_words_around_a_name_do_not_make_it_a_longer_name() -> None:
+    # Our own entries' plain English is what makes a word everyday; the padding makes these words
+    # common, as they are in a real knowledge base.
+    index = KnowledgeIndex(
+        [
+            *(doc(f"pad{i}", f"Topic {i}", "A normal way to lower it in winter.") for i in range(200)),
+            curated(
+                "chol",
+                "Cholesterol",
+                "Too much cholesterol raises heart risk. Eating less fat can lower it; a normal level is checked "
+                "with a blood test. Children at school and adults in winter can take vitamin D together with food.",
+                ("cholesterol",),
+            ),
+            doc("ov", "Ovarian cancer", "Ovarian cancer starts in the ovaries.", "information"),
+            doc("d", "Vitamin D deficiency", "Vitamin D comes from sunlight and food.", "information"),
+            doc("w", "Winter vomiting bug", "Norovirus spreads fast.", "information"),
+            doc("h", "Hydrocephalus", "Hydrocephalus is fluid building up in the brain.", "information"),
+            doc("p", "Pressure sores", "Pressure sores are skin damage from lying still.", "information"),
+        ]
+    )
+    assert index.search("best way to lower cholesterol without going on tablets?")[0].document.key == "rule:chol"
+    assert index.search("whats a normal cholesterol")[0].document.key == "rule:chol"
+    assert index.search("my wife has stage 3 ovarian cancer, what are the chances?")[0].document.key == "ov"
+    assert index.search("how do you treat vitamin d deficiency in winter")[0].document.key == "d"
+    # Name words in front of an imported passage's name still make a longer name.
+    assert index.search("What is normal pressure hydrocephalus?") == []
