@@ -121,18 +121,13 @@ ASKS_WHAT_TO_DO = re.compile(
 
 
 def asks_for_information(message: str) -> bool:
-    """Whether the message has a sentence that asks a question, other than what to do or whether it
-    is serious: "do statins make your muscles ache? my legs feel sore", "my dad is on warfarin, are
-    there foods he has to avoid?" - not "jaw ache and chest pain ??" or "she cant talk, what do i do?"."""
-    text = message.lower().replace("'", "")
-    # Each sentence that ends with a question mark, and the last one even without it ("my baby has a
-    # flat spot on her head, will it round out by itself").
-    sentences = re.findall(r"[^.?!,;:]+\?", text) + re.findall(r"[^.?!,;:]+$", text)[-1:]
-    for sentence in sentences:
-        found = words(sentence)
-        if found and found[0] in QUESTION_STARTS and not ASKS_WHAT_TO_DO.match(" ".join(found)):
-            return True
-    return False
+    """Whether the message opens with a question, other than what to do or whether it is serious:
+    "do statins make your muscles ache? my legs feel sore" - not "jaw ache and chest pain ??", "is this
+    serious? she cant talk", nor a report that ends with a question ("he is grey and sweaty, could it be
+    indigestion?": people ask what a red flag is while reporting it)."""
+    first = re.match(r"\s*([^.?!]+)\?", message.lower().replace("'", ""))
+    found = words(first.group(1)) if first else []
+    return bool(found) and found[0] in QUESTION_STARTS and not ASKS_WHAT_TO_DO.match(" ".join(found))
 
 
 # A greeting, thanks or goodbye on its own ("hi", "thanks, that really helped"): the pipeline says

@@ -790,9 +790,9 @@ class KnowledgeIndex:
             found.append(POPULATIONS[group])
         elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
             found.append(frozenset([after[1]]))
-        elif len(after) == 2 and after[0] == "with" and (self._rare_modifier(after[1]) or self._unknown_name(after[1])):
-            # "dementia with lewy bodies" is a longer name; "asthma with a cold" or "ibuprofen with
-            # high blood pressure" are the thing with something else (common words).
+        elif len(after) == 2 and after[0] == "with" and self._unknown_name(after[1]):
+            # A word the knowledge base has never seen after "with" makes a longer name; a known one
+            # is the thing with something else ("copd with emphysema", "paracetamol with amoxicillin").
             found.append(frozenset([after[1]]))
         elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
             found.append(frozenset(["like"]))
@@ -826,8 +826,15 @@ class KnowledgeIndex:
         if start >= 2 and words[start - 1] == "linked" and is_letter(words[start - 2]):
             found.append(frozenset([words[start - 2]]))  # "X-linked hypophosphatemia"
             return found
-        if start >= 2 and words[start - 2] == "type" and is_letter(words[start - 1], frozenset()):
-            found.append(frozenset([words[start - 1]]))  # "type A insulin resistance syndrome"
+        if (
+            start >= 2
+            and words[start - 2] == "type"
+            and is_letter(words[start - 1], frozenset())
+            and words[end : end + 1]
+            and words[end] in LIKE_NAMES
+        ):
+            # "type A insulin resistance syndrome" is another syndrome; "type A flu" is the flu.
+            found.append(frozenset([words[start - 1]]))
             return found
         index = start - 1
         # A name has a few words in front of it at most: "parasites parasites ... parasites" is
@@ -1033,16 +1040,7 @@ class KnowledgeIndex:
                 continue  # "why does it matter", "does it need an X-ray"
             count = self._df.get(word, 0)
             drug_like = len(word) >= 6 and DRUG_LIKE.search(word) is not None
-            # Not an everyday word our own entries use ("fine", "winter", "school", "blue"): names
-            # of conditions use them too ("Blue rubber bleb nevus"), but a question using one is
-            # not asking about that name.
-            rare = (
-                count > 0
-                and self._n >= 200
-                and count / self._n < SPECIFIC_DF
-                and word in self._name_vocabulary
-                and word not in self._everyday
-            )
+            rare = count > 0 and self._n >= 200 and count / self._n < SPECIFIC_DF and word in self._name_vocabulary
             # A condition's name the knowledge base has never seen: no passage of it answers.
             unknown_condition = count == 0 and self._n >= 200 and len(word) >= 7 and CONDITION_LIKE.search(word)
             if drug_like or rare or unknown_condition:

@@ -95,18 +95,20 @@ def test_the_classifier_alone_does_not_raise_thanks_or_a_message_about_a_pet(cur
     assert triage.assess("my cat keeps sneezing and has gone off her food").level == "routine"
     assert triage.assess("my dog collapsed and is not breathing").level == "emergency"  # the rules still judge
     assert triage.assess("my son keeps sneezing and has gone off his food, he looks grey").level == "emergency"
+    # A pet named on the way to a person is no message about a pet.
+    grandad = "our dog was barking so we checked on grandad and he is cold clammy and drifting off"
+    assert triage.assess(grandad).level == "emergency"
 
 
 def test_the_classifier_alone_does_not_raise_a_message_that_asks_for_information(curated_data, monkeypatch) -> None:
-    # The trained classifier scored these 0.95 and 0.94: questions with a story around them.
+    # The trained classifier scored this 0.95: a question with a story after it.
     monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
     statins = "do statins make your muscles ache? started atorvastatin 3 weeks ago and my legs feel heavy and sore"
     assert triage.assess(statins).level != "emergency"
-    warfarin = "my dad is on blood thinners (warfarin) after his mini stroke, are there foods he has to avoid?"
-    assert triage.assess(warfarin).level != "emergency"
-    # Asking what to do, or whether it is serious, is part of a report.
+    # Asking what to do, whether it is serious or what it is, is part of a report.
     assert triage.assess("my dad has gone grey and isnt himself, what do i do?").level == "emergency"
-    assert triage.assess("my dad has gone grey and isnt himself. is this serious?").level == "emergency"
+    assert triage.assess("is this serious? my dad has gone grey and isnt himself").level == "emergency"
+    assert triage.assess("my husband is grey and his arm aches, could it be indigestion?").level == "emergency"
 
 
 def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_data, monkeypatch) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "9"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "10"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -299,6 +299,7 @@ def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, 
                     text, kind = _negative(clinical, names, say, rng)
                     examples.append(Example(text, "routine", kind))
     examples.extend(_everyday(by_name, list(rules), say, rng, per_term))
+    examples.extend(_consumer_questions(rng, per_term))
     return examples
 
 
@@ -339,6 +340,76 @@ def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.R
         subject, has, _, _ = rng.choice(SUBJECTS)
         core = f"{has} {rng.choice(MILD)}" if rng.random() < 0.7 else f"{subject} cant stop {rng.choice(CANT_STOP)}"
         text = rng.choice(OPENERS) + core + rng.choice(STRONG + EVERYDAY_CONTEXT)
+        examples.append(Example(_noise(text, rng), "routine", "everyday"))
+    return examples
+
+
+# A question about someone's long-term condition, medicine or a minor worry, told with a story (a
+# diagnosis, a relative, a pregnancy): no red flag, however many people and worries it names. Words
+# written here for the generator, not taken from any held-out set.
+CONDITIONS = (
+    "diabetes type 2 diabetes asthma eczema psoriasis gout arthritis high_blood_pressure high_cholesterol "
+    "an_underactive_thyroid ibs acid_reflux migraines anaemia osteoporosis copd angina heart_failure "
+    "kidney_stones coeliac_disease"
+).split()
+MEDICINES = (
+    "warfarin statins metformin ramipril amlodipine levothyroxine sertraline omeprazole the_pill "
+    "blood_thinners water_tablets inhalers steroids antibiotics insulin"
+).split()
+MINOR_WORRIES = [
+    "a flat spot on the back of her head",
+    "cradle cap",
+    "a blocked tear duct",
+    "a rash on his cheeks",
+    "nappy rash",
+    "a squint",
+    "a lump behind his ear",
+    "a birthmark on her arm",
+    "white spots on her nails",
+    "a bit of a lisp",
+]
+GOING_ROUND = ["chickenpox", "slapped cheek", "hand foot and mouth", "flu", "a tummy bug", "measles", "covid"]
+CONSUMER_QUESTIONS = [
+    "{person} was just diagnosed with {condition}, what should {they} eat and what should {they} avoid",
+    "{person} has {condition}, are there foods {they} should avoid?",
+    "{person} is on {medicine} after {their} operation, can {they} still drink coffee?",
+    "{person} is on {medicine}, can {they} take ibuprofen with it",
+    "do {medicine} make you tired? {person} started them 3 weeks ago and feels worn out",
+    "{person} has {condition}, how can we help {them} stay well",
+    "my {age} old has {worry}, will it go away by itself",
+    "my {age} old has {worry}, should we see the gp about it",
+    "theres {infection} going round and im {weeks} weeks pregnant, should i be worried",
+    "im {weeks} weeks pregnant and {person} has {infection}, is that a problem",
+    "{person} was told {they} have {condition} at {years}, what does that mean for {them}",
+]
+PEOPLE_ASKED_ABOUT = [
+    ("my mum", "she", "her", "her"),
+    ("my dad", "he", "his", "him"),
+    ("my husband", "he", "his", "him"),
+    ("my wife", "she", "her", "her"),
+    ("my nan", "she", "her", "her"),
+    ("my grandad", "he", "his", "him"),
+    ("my son", "he", "his", "him"),
+]
+
+
+def _consumer_questions(rng: random.Random, per_term: int) -> list[Example]:
+    examples = []
+    for _ in range(per_term * 6):
+        person, they, their, them = rng.choice(PEOPLE_ASKED_ABOUT)
+        text = rng.choice(CONSUMER_QUESTIONS).format(
+            person=person,
+            they=they,
+            their=their,
+            them=them,
+            condition=rng.choice(CONDITIONS).replace("_", " "),
+            medicine=rng.choice(MEDICINES).replace("_", " "),
+            age=rng.choice(["4 month", "6 month", "1 year", "2 year", "3 year"]),
+            worry=rng.choice(MINOR_WORRIES),
+            infection=rng.choice(GOING_ROUND),
+            weeks=rng.randint(8, 38),
+            years=rng.randint(30, 80),
+        )
         examples.append(Example(_noise(text, rng), "routine", "everyday"))
     return examples
 

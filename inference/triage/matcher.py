@@ -255,7 +255,7 @@ class Reading:
     about: bool = False  # a question about a condition, not a report of one
     reports_symptom: bool = False  # a symptom, sign or intent is reported as happening now
     reported: frozenset[str] = frozenset()  # which: the concepts that make it a report
-    asks: bool = False  # a sentence of it asks a question (not what to do): ``asks_for_information``
+    asks: bool = False  # it opens with a question (not what to do): ``asks_for_information``
 
     @property
     def concepts(self) -> tuple[str, ...]:
@@ -374,6 +374,13 @@ class Matcher:
         for word in vocabulary:
             for variant in one_letter_less(word):
                 self.deletes.setdefault(variant, set()).add(word)
+        # Ordinary words as near as a concept word make a two-change typo ambiguous, so it is left
+        # alone: "snezing" is as near "sneezing" as "seizing".
+        self.decoys: dict[str, set[str]] = {}
+        for word in self.known - vocabulary:
+            if len(word) >= MIN_TYPO_LENGTH:
+                for variant in one_letter_less(word):
+                    self.decoys.setdefault(variant, set()).add(word)
 
     def repair(self, prepared: str) -> str:
         """``prepared`` with concept words' one-edit typos fixed."""
@@ -382,14 +389,23 @@ class Matcher:
             word = match.group()
             if word in self.known:
                 return word
+            variants = one_letter_less(word)
             candidates = {
                 candidate
-                for variant in one_letter_less(word)
+                for variant in variants
                 for candidate in self.deletes.get(variant, ())
                 # A dropped, swapped or wrong letter, never an extra one: "grapes" must not become "gapes".
-                if len(candidate) >= len(word) and one_edit_apart(word, candidate)
+                if len(candidate) >= len(word)
             }
-            return next(iter(candidates)) if len(candidates) == 1 else word
+            if len(candidates) != 1:
+                return word
+            found = next(iter(candidates))
+            # Two changes ("throte", "sezuire"): only with no ordinary word as near ("snezing").
+            if not one_edit_apart(word, found) and any(
+                len(decoy) >= len(word) for variant in variants for decoy in self.decoys.get(variant, ())
+            ):
+                return word
+            return found
 
         return re.sub(rf"(?<= )[a-z]{{{MIN_TYPO_LENGTH},}}(?= )", fix, prepared)
 
