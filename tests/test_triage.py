@@ -218,6 +218,7 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("she fainted and still hasnt come round after 5 minutes", "Unresponsive or not breathing"),
         ("my pulse is 190 on my watch and everything is going grey", "Racing heart with fainting or chest pain"),
         ("banging headache, being sick and her neck is really stiff", "Meningitis signs"),
+        ("my baby is 6 weeks old and has been vomiting green", "Green vomit in a baby or child"),
         ("my mum fell over and cant get up", "Possible broken hip"),
         ("after the ladder fall theres clear fluid coming out of his nose and hes confused", HEAD_INJURY),
     ],
