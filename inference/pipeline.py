@@ -36,7 +36,7 @@ from inference.text import (
     strip_template_markers,
     trim_to_sentences,
 )
-from knowledge.search import Document, Hit, about_a_pet, question_type
+from knowledge.search import Document, Hit, about_a_pet
 from medbot_site import cache_guard
 
 logger = logging.getLogger(__name__)
@@ -253,10 +253,6 @@ def topic_of(question: str, history: Sequence[Turn] = ()) -> str:
     finds nothing, and keeps only passages that say the follow-up's own words.)"""
     index = retriever.index()
     if not index.names_nothing(question) and not index.refers_back(question):
-        return question
-    if not index.refers_back(question) and question_type(question) == "information" and index.own_words(question):
-        # "what is the meaning of life?" asks what something is, and names it: a question of its own,
-        # not one about the previous topic ("what is the treatment?" names nothing of its own).
         return question
     # The last question that named its topic: "what is afib?", "is it hereditary?", "how is it
     # treated?" are all about afib. A greeting or thanks in between names nothing either.

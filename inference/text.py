@@ -112,24 +112,6 @@ def asks_something(message: str) -> bool:
     return message.rstrip().endswith("?") or bool(found[:1] and found[0] in QUESTION_STARTS)
 
 
-# Asking what to do now, or whether it is serious: what people add to a report of an emergency.
-ASKS_WHAT_TO_DO = re.compile(
-    r"^(?:what\s+(?:do|should|can|must|shall)\s+(?:i|we)\s+do|is\s+(?:this|it|that)\s+(?:serious|an?\s+emergency|bad|"
-    r"dangerous)|is\s+(?:this|it|that)\s+(?:normal|ok|okay)$|should\s+(?:i|we)\s+(?:call|ring|phone|go|take)|do\s+(?:i|we)\s+(?:need\s+to\s+)?"
-    r"(?:call|ring|go)|can\s+(?:you|someone)\s+help)\b"
-)
-
-
-def asks_for_information(message: str) -> bool:
-    """Whether the message opens with a question, other than what to do or whether it is serious:
-    "do statins make your muscles ache? my legs feel sore" - not "jaw ache and chest pain ??", "is this
-    serious? she cant talk", nor a report that ends with a question ("he is grey and sweaty, could it be
-    indigestion?": people ask what a red flag is while reporting it)."""
-    first = re.match(r"\s*([^.?!]+)\?", message.lower().replace("'", ""))
-    found = words(first.group(1)) if first else []
-    return bool(found) and found[0] in QUESTION_STARTS and not ASKS_WHAT_TO_DO.match(" ".join(found))
-
-
 # A greeting, thanks or goodbye on its own ("hi", "thanks, that really helped"): the pipeline says
 # what MedBot is for instead of answering the previous question again; triage finds no emergency
 # in it, whatever the classifier scores.

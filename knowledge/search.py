@@ -180,6 +180,16 @@ SCAFFOLDING = _forms(
 )
 
 
+# Ordinary words that stand next to a name without making it a longer one: verbs and particles
+# ("paracetamol *together* with", "can stress *make* ibs flare up", "bring my blood pressure *down*",
+# "the best way to *lower* cholesterol"), how a medicine comes ("hayfever *tablets*", "*needs*
+# antibiotics") and how a result is judged ("a *normal* hba1c", "*early* alzheimers"). A list, not
+# every word our own entries use: those include "familial", "heart" and "diabetic", which do.
+AROUND_A_NAME = _forms(
+    "make makes made making together down up flare flares worse better go goes come comes start starts keep "
+    "tablet tablets pill pills medicine medicines medication spray cream drops need needs normal early lower "
+    "raise reduce exactly"
+)
 # A name "like" a known one is another condition ("Proteus-like syndrome", "dysautonomia like disorder").
 LIKE_NAMES = _forms("disorder disease syndrome condition illness")
 # Single letters that are words, not part of a name ("a", "I").
@@ -768,8 +778,9 @@ class KnowledgeIndex:
             # A curated entry's lay words ("reflux", "Alzheimer's") next to a rare word name a
             # longer thing: "vesicoureteral reflux", "Alzheimer's caregiving".
             around = words[max(0, start - 1) : start] + words[end : end + 1]
-            # (Not an everyday word our own entries use: "hayfever *tablets*", "*needs* antibiotics".)
-            found += [frozenset([w]) for w in around if self._telling(w, min_length=5) and w not in self._everyday]
+            # (Not an ordinary word: "hayfever *tablets*", "what are piles *exactly*". An everyday word
+            # still can: "*tummy* flu" is not the flu, a "*sweat* rash" not a fever.)
+            found += [frozenset([w]) for w in around if self._telling(w, min_length=5) and w not in AROUND_A_NAME]
         after = words[end : end + 2]
         if lay and after and after[0] in SERIOUS_KINDS and not self._asks_whether(words, start, end):
             found.append(frozenset([after[0]]))  # "thyroid cancer" is not the thyroid entry
@@ -790,9 +801,10 @@ class KnowledgeIndex:
             found.append(POPULATIONS[group])
         elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
             found.append(frozenset([after[1]]))
-        elif len(after) == 2 and after[0] == "with" and self._unknown_name(after[1]):
+        elif len(after) == 2 and after[0] == "with" and not lay and self._unknown_name(after[1]):
             # A word the knowledge base has never seen after "with" makes a longer name; a known one
-            # is the thing with something else ("copd with emphysema", "paracetamol with amoxicillin").
+            # is the thing with something else ("copd with emphysema"), and a curated entry is written
+            # for everyone ("paracetamol with lemsip").
             found.append(frozenset([after[1]]))
         elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
             found.append(frozenset(["like"]))
@@ -800,7 +812,7 @@ class KnowledgeIndex:
             after
             and (self._qualifies(after[0]) or self._unknown_name(after[0]))
             and after[0] not in SCAFFOLDING
-            and after[0] not in self._everyday  # "paracetamol *together*", "can stress *make* ibs flare"
+            and after[0] not in AROUND_A_NAME  # "paracetamol *together*", "can stress *make* ibs flare"
             and after != LEADS_TO  # "what can alagille syndrome lead to?" asks what it does
         ):
             found.append(frozenset([after[0]]))
@@ -840,10 +852,8 @@ class KnowledgeIndex:
         # A name has a few words in front of it at most: "parasites parasites ... parasites" is
         # not one long name (and would cost a qualifier per word for every passage checked).
         while index >= max(0, start - MAX_QUALIFIERS) and words[index] not in QUESTION_VERBS:
-            if index >= 1 and words[index - 1] in ("to", *STAGES, "grade"):
-                break  # "best way *to lower* cholesterol" (a verb), "*stage 3* ovarian cancer" (how far, not a kind)
-            if lay and words[index] in self._everyday:
-                break  # a curated entry is written for everyone: "a *normal* hba1c", "*early* alzheimers"
+            if words[index] in AROUND_A_NAME or (index >= 1 and words[index - 1] in (*STAGES, "grade")):
+                break  # "to *lower* cholesterol", "a *normal* hba1c", "*stage 3* ovarian cancer" (how far, not a kind)
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])

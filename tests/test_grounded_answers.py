@@ -257,18 +257,6 @@ def test_a_follow_up_about_someone_named_before_is_answered_on_their_topic(curat
     assert result.source == "extract" and "colchicine" in result.text
 
 
-def test_asking_what_something_else_is_is_not_a_follow_up(curated_data, knowledge_base):
-    from inference.prompting import Turn
-
-    history = [Turn("user", "What is gout?"), Turn("assistant", "Gout is a kind of arthritis.")]
-    # The gout passage says "big toe", but the question asks what something of its own is (as "what
-    # is the meaning of life?" after a blood clot question got the clot's symptoms).
-    assert pipeline.topic_of("what is the big toe?", history) == "what is the big toe?"
-    assert pipeline.answer("what is the big toe?", history, use_model=False).source == "unavailable"
-    # A question that names nothing of its own still follows on.
-    assert pipeline.answer("what is the treatment?", history, use_model=False).source == "extract"
-
-
 def test_a_follow_up_naming_a_new_topic_is_not_answered_with_the_previous_topic(curated_data, knowledge_base):
     from inference.prompting import Turn
 

@@ -1,7 +1,6 @@
 import pytest
 
 from inference.text import (
-    asks_for_information,
     clean_input,
     pleasantry,
     quality_problem,
@@ -48,26 +47,6 @@ def test_the_quality_gate_rejects_empty_short_repetitive_and_echoing_answers():
 def test_separators_become_spaces_and_invisible_format_characters_go():
     assert clean_input("chest\u2028pain\u2029now\x85please") == "chest pain now please"
     assert clean_input("ki\u00adll my\u00adself") == "kill myself"
-
-
-@pytest.mark.parametrize(
-    ("text", "asks"),
-    [
-        ("do statins make your muscles ache? started atorvastatin 3 weeks ago", True),
-        ("whats the outlook if they don't operate?", True),
-        ("is it ok to take ibuprofen?", True),
-        # A report that asks, with question marks, what to do, whether it is serious or what it is.
-        ("my dad is on warfarin after his mini stroke, are there foods he has to avoid?", False),
-        ("jaw ache and burning in my chest started 20 minutes ago ??", False),
-        ("she cant talk properly, what do i do?", False),
-        ("is this serious? my dad is grey and sweaty", False),
-        ("my husband is grey and sweaty and his arm aches, could it be indigestion?", False),
-        ("my son is really drowsy and hard to wake, why would he be like this", False),
-        ("what foods help with gout", False),  # no question mark: ``asks_something`` covers it
-    ],
-)
-def test_asks_for_information_is_a_message_that_opens_with_a_question(text: str, asks: bool) -> None:
-    assert asks_for_information(text) is asks
 
 
 @pytest.mark.parametrize(

@@ -88,27 +88,16 @@ def test_the_classifier_alone_does_not_raise_a_greeting(curated_data, monkeypatc
     assert triage.assess("help!!").level == "emergency"  # a cry for help is short too
 
 
-def test_the_classifier_alone_does_not_raise_thanks_or_a_message_about_a_pet(curated_data, monkeypatch) -> None:
-    # The trained classifier scored these 0.91 and 0.92.
+def test_the_classifier_alone_does_not_raise_thanks(curated_data, monkeypatch) -> None:
+    # The trained classifier scored this 0.91.
     monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
     assert triage.assess("thanks so much that really helped").level == "routine"
-    assert triage.assess("my cat keeps sneezing and has gone off her food").level == "routine"
-    assert triage.assess("my dog collapsed and is not breathing").level == "emergency"  # the rules still judge
-    assert triage.assess("my son keeps sneezing and has gone off his food, he looks grey").level == "emergency"
-    # A pet named on the way to a person is no message about a pet.
+    # A report that opens with a question is still a report (the second attack review's finding on
+    # a first version that held the classifier back for it).
+    stroke = "could my mum be having a stroke? her words are coming out jumbled and she cant hold a cup"
+    assert triage.assess(stroke).level == "emergency"
     grandad = "our dog was barking so we checked on grandad and he is cold clammy and drifting off"
     assert triage.assess(grandad).level == "emergency"
-
-
-def test_the_classifier_alone_does_not_raise_a_message_that_asks_for_information(curated_data, monkeypatch) -> None:
-    # The trained classifier scored this 0.95: a question with a story after it.
-    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
-    statins = "do statins make your muscles ache? started atorvastatin 3 weeks ago and my legs feel heavy and sore"
-    assert triage.assess(statins).level != "emergency"
-    # Asking what to do, whether it is serious or what it is, is part of a report.
-    assert triage.assess("my dad has gone grey and isnt himself, what do i do?").level == "emergency"
-    assert triage.assess("is this serious? my dad has gone grey and isnt himself").level == "emergency"
-    assert triage.assess("my husband is grey and his arm aches, could it be indigestion?").level == "emergency"
 
 
 def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_data, monkeypatch) -> None:

@@ -38,7 +38,6 @@ from inference.text import QUESTION_STARTS, pleasantry
 from inference.triage import corpus
 from inference.triage.matcher import PERSONAL, Reading
 from inference.triage.text import normalise
-from knowledge.search import about_a_pet
 
 logger = logging.getLogger("inference.triage")
 
@@ -49,12 +48,6 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 SURE = 0.9
 SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless it is a cry for help:
 DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
-# People a message about a pet may also be about: "our dog was barking so we checked on grandad".
-PEOPLE_WORDS = frozenset(
-    "mum mom mam mother dad father son daughter baby child kid kids toddler "
-    "boy girl husband wife partner brother sister friend grandad grandpa grandma granny nan nana neighbour "
-    "neighbor man woman someone somebody".split()
-)
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
@@ -300,16 +293,13 @@ def probability(text: str) -> float | None:
 def raises(reading: Reading, probability: float | None) -> bool:
     """Whether the classifier's opinion makes this message an emergency (it never lowers a level).
 
-    Never on its own for a message that opens with a question ("do statins make your muscles ache? my
-    legs feel sore" scored 0.95; ``asks_for_information``): in every held-out set the emergencies only
-    the classifier caught were reports, and a red flag in a question is the rules' to find. Nor for
-    thanks or a greeting alone, or a message about someone's animal with no person in it ("my cat
-    keeps sneezing"): the classifier learnt from people's."""
-    if probability is None or reading.about or reading.asks:
+    A question about a condition with nobody in it stays a question whatever the classifier thinks, and
+    thanks or a greeting alone ("thanks so much that really helped", 0.91) is never an emergency. A
+    message that asks something is still judged: people ask while they report ("could my mum be having
+    a stroke? her words are coming out jumbled"), and so is one that names an animal."""
+    if probability is None or reading.about or pleasantry(reading.prepared):
         return False
     words = reading.prepared.replace("|", " ").split()
-    if pleasantry(reading.prepared) or (about_a_pet(reading.prepared) and not PEOPLE_WORDS & set(words)):
-        return False
     # Sure on its own only with something to be sure of: a greeting ("hi", "hi im ed") is too short
     # to judge, and no red flag is found in it. And not of a question about nobody, even without its
     # question mark: "what foods to avoid with gout" is a question however it scores.

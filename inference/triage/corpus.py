@@ -19,7 +19,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "10"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "11"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -125,6 +125,7 @@ ALONE_NOT_EMERGENCY = frozenset(
         "fracture_signs",
         "vision_blurred",
         "breathless",
+        "head_injury",  # a bump or a concussion alone; with confusion, vomiting, drowsiness... the rules fire
         "ingested",  # what was taken decides: the rules know the poisons, the drugs and the child's medicines
     }
 )  # not "bleeding" or "burn": their phrases include the severe kinds ("haemorrhage", "acid burn")

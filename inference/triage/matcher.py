@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.text import asks_for_information
 from inference.triage.text import prepare
 from knowledge.text import one_edit_apart, one_letter_less
 
@@ -255,7 +254,6 @@ class Reading:
     about: bool = False  # a question about a condition, not a report of one
     reports_symptom: bool = False  # a symptom, sign or intent is reported as happening now
     reported: frozenset[str] = frozenset()  # which: the concepts that make it a report
-    asks: bool = False  # it opens with a question (not what to do): ``asks_for_information``
 
     @property
     def concepts(self) -> tuple[str, ...]:
@@ -418,7 +416,7 @@ class Matcher:
 
     def read(self, text: str) -> Reading:
         prepared = self.repair(prepare(text))
-        reading = Reading(prepared=prepared, asks=asks_for_information(text))
+        reading = Reading(prepared=prepared)
         if not prepared.strip(" |"):
             return reading
         uncertain = self._spans(UNCERTAINTY, prepared)
