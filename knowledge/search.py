@@ -190,6 +190,8 @@ AROUND_A_NAME = _forms(
     "tablet tablets pill pills medicine medicines medication spray cream drops need needs normal early lower "
     "raise reduce exactly"
 )
+# A number in front of these is an age ("a 3 year old", "my 6 week old"), not a numbered type.
+AGE_UNITS = _forms("year years month months week weeks day days")
 # A name "like" a known one is another condition ("Proteus-like syndrome", "dysautonomia like disorder").
 LIKE_NAMES = _forms("disorder disease syndrome condition illness")
 # Single letters that are words, not part of a name ("a", "I").
@@ -817,9 +819,11 @@ class KnowledgeIndex:
         ):
             found.append(frozenset([after[0]]))
         staged = start >= 2 and words[start - 2] in (*STAGES, "grade")  # "stage 3 ovarian cancer"
+        aged = words[start] in AGE_UNITS  # "my 3 *year old has a temperature*": an age, not a type 3
         if (
             start >= 1
             and not staged
+            and not aged
             and (
                 is_identifier(words[start - 1])
                 or is_letter(words[start - 1])

@@ -968,6 +968,10 @@ def test_everyday_words_around_a_name_do_not_make_it_a_longer_name() -> None:
     )
     assert index.search("best way to lower cholesterol without going on tablets?")[0].document.key == "rule:chol"
     assert index.search("whats a normal cholesterol")[0].document.key == "rule:chol"
+    # A number in front of a curated phrase that starts with an age is the age ("my 3 year old...").
+    kids = curated("kf", "Fever in children", "Children often get fevers from colds.", ("year old has a fever",))
+    with_kids = KnowledgeIndex([*index.documents, kids])
+    assert with_kids.search("my 3 year old has a fever, what do i do")[0].document.key == "rule:kf"
     assert index.search("my wife has stage 3 ovarian cancer, what are the chances?")[0].document.key == "ov"
     assert index.search("how do you treat vitamin d deficiency in winter")[0].document.key == "d"
     # Name words in front of an imported passage's name still make a longer name.
