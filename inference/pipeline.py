@@ -265,7 +265,7 @@ def find_passages(question: str, history: Sequence[Turn] = ()) -> list[Hit]:
     """The passages that answer ``question``, or failing that its ``topic_of``: a follow-up
     gets "no reliable answer" on its own topic, never the previous question's passage."""
     hits = retriever.search(question, limit=PASSAGES_PER_ANSWER)
-    if not hits and not greeting_reply(question):
+    if not hits and not pleasantry(question):
         topic = topic_of(question, history)
         if topic != question:
             # The follow-up's own words must be in what answers it: "help with my diet" after a

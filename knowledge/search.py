@@ -308,6 +308,7 @@ REFERRAL_ONLY = re.compile(r"\s*these resources address\b", re.I)
 # its chronic form answers for it when no passage is named so.
 CHRONIC = _forms("chronic")
 STAGES = _forms("stage stages")
+HOW_FAR = STAGES | {"grade"}  # a number after these says how far it has gone, not which kind ("stage 3")
 SPREADING = _forms("spread spreads contagious catch transmitted")
 # A word that makes what comes before it one condition's name: "sick sinus syndrome".
 SYNDROME = _forms("syndrome")
@@ -818,7 +819,7 @@ class KnowledgeIndex:
             and after != LEADS_TO  # "what can alagille syndrome lead to?" asks what it does
         ):
             found.append(frozenset([after[0]]))
-        staged = start >= 2 and words[start - 2] in (*STAGES, "grade")  # "stage 3 ovarian cancer"
+        staged = start >= 2 and words[start - 2] in HOW_FAR  # "stage 3 ovarian cancer"
         aged = words[start] in AGE_UNITS  # "my 3 *year old has a temperature*": an age, not a type 3
         if (
             start >= 1
@@ -856,8 +857,8 @@ class KnowledgeIndex:
         # A name has a few words in front of it at most: "parasites parasites ... parasites" is
         # not one long name (and would cost a qualifier per word for every passage checked).
         while index >= max(0, start - MAX_QUALIFIERS) and words[index] not in QUESTION_VERBS:
-            if words[index] in AROUND_A_NAME or (index >= 1 and words[index - 1] in (*STAGES, "grade")):
-                break  # "to *lower* cholesterol", "a *normal* hba1c", "*stage 3* ovarian cancer" (how far, not a kind)
+            if words[index] in AROUND_A_NAME or (index >= 1 and words[index - 1] in HOW_FAR):
+                break  # "to *lower* cholesterol", "a *normal* hba1c", "*stage 3* ovarian cancer"
             group = population(words[index])
             if group:
                 found.append(POPULATIONS[group])

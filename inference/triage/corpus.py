@@ -346,8 +346,9 @@ def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.R
 
 
 # A question about someone's long-term condition, medicine or a minor worry, told with a story (a
-# diagnosis, a relative, a pregnancy): no red flag, however many people and worries it names. Words
-# written here for the generator, not taken from any held-out set.
+# diagnosis, a relative, a pregnancy): no red flag, however many people and worries it names. Written
+# here after the consumer questions of 2026-12-04 were scored ("do statins make your muscles ache?"
+# got 0.95), in other words: the figures on those questions are in sample from then on.
 CONDITIONS = (
     "diabetes type 2 diabetes asthma eczema psoriasis gout arthritis high_blood_pressure high_cholesterol "
     "an_underactive_thyroid ibs acid_reflux migraines anaemia osteoporosis copd angina heart_failure "

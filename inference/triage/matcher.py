@@ -252,8 +252,11 @@ class Reading:
     present: set[str] = field(default_factory=set)  # clinical concepts reported as happening
     context: set[str] = field(default_factory=set)  # context cues seen
     about: bool = False  # a question about a condition, not a report of one
-    reports_symptom: bool = False  # a symptom, sign or intent is reported as happening now
-    reported: frozenset[str] = frozenset()  # which: the concepts that make it a report
+    reported: frozenset[str] = frozenset()  # symptoms, signs, intents or events reported as happening now
+
+    @property
+    def reports_symptom(self) -> bool:
+        return bool(self.reported)
 
     @property
     def concepts(self) -> tuple[str, ...]:
@@ -473,7 +476,6 @@ class Matcher:
             for occurrence in reading.occurrences
             if occurrence.status == "present" and self.kinds[occurrence.concept] in REPORTABLE
         )
-        reading.reports_symptom = bool(reading.reported)
         context = reading.context
         reading.about = NOW not in context and (
             (ASKING_ABOUT in context and not reported) or (ASKING_GENERAL in context and PERSONAL not in context)

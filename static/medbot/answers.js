@@ -20,10 +20,14 @@ const SOURCE_LABELS = {
 // MedBot's reply to thanks, a greeting or a goodbye: not an answer, so not "No reliable answer".
 const PLEASANTRY_LABEL = "MedBot";
 
+function isPleasantry(message) {
+  return message.source === "unavailable" && message.fallback === "pleasantry";
+}
+
 /** The badge text for a saved answer. */
 function sourceLabel(message) {
   const source = SOURCE_LABELS[message.source] ? message.source : "unavailable";
-  if (source === "unavailable" && message.fallback === "pleasantry") return PLEASANTRY_LABEL;
+  if (isPleasantry(message)) return PLEASANTRY_LABEL;
   // Under an urgent banner, "No reliable answer" would read as if nothing applied: the banner is the answer.
   if (source === "unavailable" && message.triage_level === "urgent") return "Urgent advice";
   return SOURCE_LABELS[source];
@@ -216,8 +220,7 @@ export function fillAnswer(article, message, question) {
   article.dataset.id = message.id;
   article.replaceChildren();
 
-  const pleasantry = source === "unavailable" && message.fallback === "pleasantry";
-  const label = el("span", { className: `badge badge-${pleasantry ? "pleasantry" : source}`, text: sourceLabel(message) });
+  const label = el("span", { className: `badge badge-${isPleasantry(message) ? "pleasantry" : source}`, text: sourceLabel(message) });
   const parts = [label];
   if (source === "rule" && message.matched_rule) parts.push(el("span", { className: "topic", text: message.matched_rule }));
   article.append(head(parts, message.created_at));
