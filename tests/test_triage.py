@@ -228,6 +228,11 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("my friend took fentanyl and is barely responding", "Unresponsive or not breathing"),
         ("my mate took something at a festival and is burning up and twitching", "Overdose and poisoning"),
         ("she fell over and isnt getting up", "Unresponsive or not breathing"),
+        # The attack review's emergencies that only the old classifier caught: the rules read them now.
+        ("how do i tell whether my baby is breathing she is blue and floppy", "Severe breathing difficulty"),
+        ("is it a heart attack if my chest feels squeezed and my left arm tingles?", "Heart attack"),
+        ("my son is haveing a seizur on the floor", "Long or first seizure"),
+        ("an ache in the middle of my chest that wont go away and i feel clammy", "Heart attack"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:

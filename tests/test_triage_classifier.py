@@ -52,6 +52,22 @@ def test_the_corpus_is_the_same_every_time(generated) -> None:
     assert again == generated
 
 
+def test_a_new_phrase_redraws_only_the_examples_of_the_rules_that_use_its_concept(generated) -> None:
+    # One shared random stream redrew the whole corpus for any edit, and the retrained classifier moved
+    # on messages the edit had nothing to do with. Each part now draws from its own stream.
+    concepts = triage.rows_from_fixture(triage.CONCEPTS_FIXTURE)
+    rules = triage.rows_from_fixture(triage.RULES_FIXTURE)
+    for row in concepts:
+        if row.name == "snake_bite":
+            row.synonyms += "\nbitten by an adder"
+    again = corpus.generate(concepts, rules)
+    using = {rule.name for rule in rules if "snake_bite" in rule.condition}
+    assert using
+    negatives = {"about", "past", "negated", "benign"}  # a rule's negatives carry their kind, not its name
+    changed = {example.kind for example in set(generated) ^ set(again)}
+    assert changed and changed <= using | negatives, changed
+
+
 def test_the_fast_scorer_gives_the_same_probability_as_scikit_learn() -> None:
     model = classifier.get()
     for text in ["my chest is crushing and im sweating", "what helps with hay fever", "", "baby 6 week temp 38.5"]:

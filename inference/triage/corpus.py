@@ -5,10 +5,16 @@ combination is written out many ways from the concepts' own phrases: first and t
 typos, no punctuation, non-native English, long messages with the red flag in the middle. The same
 concepts also give the negatives a rule must not fire on: questions about the condition, past events and
 negations. The generator is seeded, so the same data gives the same corpus.
+
+Each part of the corpus (one combination of one rule, one everyday complaint, the help requests...) draws
+from its own random stream, seeded by the part's name. A phrase added to one concept then changes only
+the examples of the parts that use that concept; with one shared stream it redrew the whole corpus, and
+the retrained classifier moved on messages the change had nothing to do with.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -19,7 +25,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "11"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "12"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -274,15 +280,24 @@ def _synonym_lines(row: Any) -> list[str]:
     ]
 
 
+def _stream(seed: int, *part: str) -> random.Random:
+    """The random stream of one part of the corpus (a string seed is hashed with SHA-512: stable across runs)."""
+    return random.Random("\x1f".join([str(seed), *part]))
+
+
 def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, seed: int = 13) -> list[Example]:
     """The generated corpus: for every way a rule can fire, ``per_term`` phrasings, plus negatives."""
-    rng = random.Random(seed)
     by_name = {row.name: row for row in concepts if getattr(row, "enabled", True)}
+    rules = list(rules)
     examples: list[Example] = []
+    drawn: dict[tuple[str, ...], int] = {}
 
-    def say(name: str) -> str:
-        row = by_name[name]
-        return _render_phrase(rng.choice(_synonym_lines(row)), rng, getattr(row, "ranges", "") or "")
+    def speaker(rng: random.Random) -> Any:
+        def say(name: str) -> str:
+            row = by_name[name]
+            return _render_phrase(rng.choice(_synonym_lines(row)), rng, getattr(row, "ranges", "") or "")
+
+        return say
 
     for rule in rules:
         if not getattr(rule, "enabled", True) or not getattr(rule, "condition", ""):
@@ -292,6 +307,11 @@ def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, 
             names = sorted(name for name in term if name in by_name and name not in CONTEXT)
             if not names:
                 continue
+            # Two terms can name the same concepts once the context cues are left out: each its own draw.
+            key = (rule.name, *names)
+            drawn[key] = drawn.get(key, 0) + 1
+            rng = _stream(seed, "rule", *key, str(drawn[key]))
+            say = speaker(rng)
             for _ in range(per_term):
                 examples.append(Example(_positive(names, say, rng), level, rule.name))
             clinical = [name for name in names if by_name[name].kind in ("symptom", "sign", "event", "condition")]
@@ -299,8 +319,8 @@ def generate(concepts: Iterable[Any], rules: Iterable[Any], per_term: int = 10, 
                 for _ in range(max(1, per_term // 3)):
                     text, kind = _negative(clinical, names, say, rng)
                     examples.append(Example(text, "routine", kind))
-    examples.extend(_everyday(by_name, list(rules), say, rng, per_term))
-    examples.extend(_consumer_questions(rng, per_term))
+    examples.extend(_everyday(by_name, rules, speaker, functools.partial(_stream, seed), per_term))
+    examples.extend(_consumer_questions(_stream(seed, "consumer questions"), per_term))
     return examples
 
 
@@ -317,7 +337,7 @@ def _alone_level(name: str, rules: list[Any]) -> str:
     return level
 
 
-def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.Random, per_term: int) -> list[Example]:
+def _everyday(by_name: dict[str, Any], rules: list[Any], speaker: Any, stream: Any, per_term: int) -> list[Example]:
     """Negatives for the commonest false alarms: one everyday complaint reported now, and a request for help."""
     from inference.triage.engine import Triage
 
@@ -327,6 +347,8 @@ def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.R
         if name not in by_name or _alone_level(name, rules) == "emergency":
             continue
         level = _alone_level(name, rules)
+        rng = stream("everyday", name)
+        say = speaker(rng)
         for _ in range(per_term * 2):
             _, has, _, _ = rng.choice(SUBJECTS)
             text = _noise(rng.choice(OPENERS) + f"{has} {say(name)}" + rng.choice(EVERYDAY_CONTEXT + STRONG), rng)
@@ -334,9 +356,11 @@ def _everyday(by_name: dict[str, Any], rules: list[Any], say: Any, rng: random.R
             # breathing difficulty): the rules say what such a message is.
             if rules_triage.decide(text).level != "emergency":
                 examples.append(Example(text, level, "everyday"))
+    rng = stream("help requests")
     for _ in range(per_term * 3):
         text = rng.choice(HELP_REQUESTS).format(goal=rng.choice(GOALS))
         examples.append(Example(_noise(text, rng), "routine", "everyday"))
+    rng = stream("mild complaints")
     for _ in range(per_term * 3):
         subject, has, _, _ = rng.choice(SUBJECTS)
         core = f"{has} {rng.choice(MILD)}" if rng.random() < 0.7 else f"{subject} cant stop {rng.choice(CANT_STOP)}"

@@ -106,6 +106,8 @@ _WORD_FIXES: dict[str, str] = {
     "myslef": "myself",
     "myslf": "myself",
     "wanna": "want to",
+    "haveing": "having",
+    "havin": "having",
     "gonna": "going to",
     # overdose and poisoning
     "od": "overdosed",
