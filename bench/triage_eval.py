@@ -5,7 +5,7 @@
 Runs on the shipped concepts and rules (the fixtures), with no database and no language model.
 Each figure says what it is measured on:
 
-- ``heldout_1`` to ``heldout_7``: bench/data/triage_heldout*.jsonl, each written by someone who had
+- ``heldout_1`` to ``heldout_8``: bench/data/triage_heldout*.jsonl, each written by someone who had
   not read the concepts and rules, and scored once before anything was changed for it (those first
   figures, the only out-of-sample ones, are in BENCHMARKS.md). Each was then read and its misses
   shaped phrases, rules or the classifier gate, so the figures printed here are in sample: they show
@@ -41,6 +41,7 @@ HELDOUT_4 = ROOT / "bench" / "data" / "triage_heldout_4.jsonl"
 HELDOUT_5 = ROOT / "bench" / "data" / "triage_heldout_5.jsonl"
 HELDOUT_6 = ROOT / "bench" / "data" / "triage_heldout_6.jsonl"
 HELDOUT_7 = ROOT / "bench" / "data" / "triage_heldout_7.jsonl"
+HELDOUT_8 = ROOT / "bench" / "data" / "triage_heldout_8.jsonl"
 LABELLED = ROOT / "bench" / "data" / "labelled_questions.jsonl"
 
 
@@ -117,6 +118,7 @@ def main() -> None:
     concepts = triage.rows_from_fixture(triage.CONCEPTS_FIXTURE)
     rules = triage.rows_from_fixture(triage.RULES_FIXTURE)
     sets = {
+        "heldout_8 (seen: scored once untuned, then its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_8),
         "heldout_7 (seen: scored once untuned, then its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_7),
         "heldout_6 (seen: scored once untuned, then its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_6),
         "heldout_5 (seen: scored once untuned, then its misses shaped phrases)": evaluation.load_jsonl(HELDOUT_5),

@@ -233,6 +233,13 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("is it a heart attack if my chest feels squeezed and my left arm tingles?", "Heart attack"),
         ("my son is haveing a seizur on the floor", "Long or first seizure"),
         ("an ache in the middle of my chest that wont go away and i feel clammy", "Heart attack"),
+        # Set 8's misses, reworded.
+        ("she says its only heartburn but shes gone grey and sweaty and the rennie isnt touching it", "Heart attack"),
+        ("flew home from thailand today, sharp pain when i breathe in and coughing up a little blood", LUNG_CLOT),
+        ("my toddlers had no wet nappy all day, very sleepy and wont drink", DROWSY_CHILD),
+        ("he can only say a few words at a time and his inhaler isnt doing anything", "Severe breathing difficulty"),
+        ("my sick looks like coffee granules and i feel faint", "Severe bleeding"),
+        ("my pikin don swallow one small battery", "Overdose and poisoning"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -263,6 +270,12 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "my toddler has a cold, is a bit sleepy and not drinking as much as usual",
         "i had chest pain years ago, can i fly",
         "stubbed my toe on the bed frame, bit bruised but i can walk on it fine",  # not "stabbed"
+        # Set 8's false alarms, reworded: "I'll" is not "ill", a drink that went down the wrong way, a
+        # joke, a film.
+        "my sister says ill get a blood clot if i go on the pill, is that right",
+        "choked on my tea this morning, coughed it up and fine now",
+        "overdosed on chocolate at the weekend lol",
+        "in the film the hero gets stabbed, would he really bleed that much",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:

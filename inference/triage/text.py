@@ -165,6 +165,8 @@ _PHRASE_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
     # A car's brakes, not "broke" (a broken bone): "new brake pads", "the brake pedal".
     (re.compile(r"\bbrakes? (pads?|pedals?|fluid|lights?|discs?|disks?|shoes|calipers?|lines?)\b"), r"car \1"),
     (re.compile(r"\bi m\b"), "im"),
+    # "I'll" loses its apostrophe to "ill" (unwell): "my friend says ill get a blood clot from the pill".
+    (re.compile(r"\bill (?=(get|be|have|go|call|take|try|ask|need|check)\b)"), "i will "),
     # "OD'd on" loses its apostrophe to "odd on"; only rewrite it after a person, not in "feels odd on".
     (
         re.compile(
