@@ -276,6 +276,7 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "choked on my tea this morning, coughed it up and fine now",
         "overdosed on chocolate at the weekend lol",
         "in the film the hero gets stabbed, would he really bleed that much",
+        "saw a show where a man was stabbed, do you pull the knife out",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:
