@@ -239,7 +239,16 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("my toddlers had no wet nappy all day, very sleepy and wont drink", DROWSY_CHILD),
         ("he can only say a few words at a time and his inhaler isnt doing anything", "Severe breathing difficulty"),
         ("my sick looks like coffee granules and i feel faint", "Severe bleeding"),
-        ("my pikin don swallow one small battery", "Overdose and poisoning"),
+        ("my pikin don swallow one small battery", "Child swallowed a battery, magnet or chemical"),
+        # The fresh eye's: asking how much it takes to die is a crisis; what a child swallows, a floppy
+        # baby and confusion with slurred speech have their own advice.
+        ("how many paracetamol does it take to die", "Suicidal thoughts and self-harm"),
+        ("whats a lethal dose of paracetamol", "Suicidal thoughts and self-harm"),
+        ("my 2 year old swallowed a button battery", "Child swallowed a battery, magnet or chemical"),
+        ("my toddler drank some bleach", "Child swallowed a battery, magnet or chemical"),
+        ("my toddler swallowed lots of pills", "Overdose and poisoning"),
+        ("my baby is floppy", "Floppy baby or child"),
+        ("my nan is confused and her speech is slurred", "Stroke (FAST)"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -277,6 +286,7 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "overdosed on chocolate at the weekend lol",
         "in the film the hero gets stabbed, would he really bleed that much",
         "saw a show where a man was stabbed, do you pull the knife out",
+        "my son has been walking with a limp since his match",  # a limp, not limp
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:
@@ -322,6 +332,9 @@ def test_everyday_words_that_once_read_as_red_flags_do_not(shipped_triage: Triag
         ("my 6 week old has a temperature of 38.4", "emergency"),
         ("my 6 week old has a temperature of 37.4", "routine"),
         ("my 5 month old has a temperature of 38.4", "urgent"),
+        # A high temperature alone in an older child is for the fever answer, not a "get checked today".
+        ("my 3 year old has a temperature of 38.5 what should I do", "routine"),
+        ("my 3 year old has a temperature of 39.5", "urgent"),
         ("newborn temp 38,2 C", "emergency"),
     ],
 )
@@ -604,7 +617,8 @@ def test_falling_to_one_side_alone_is_not_a_stroke(shipped_triage: Triage) -> No
 
 def test_a_child_who_swallowed_a_magnet_needs_emergency_care(shipped_triage: Triage) -> None:
     decision = shipped_triage.decide("my 2 year old swallowed a magnet")
-    assert decision.level == "emergency" and decision.rule.name == "Overdose and poisoning"
+    assert decision.level == "emergency" and decision.rule.name == "Child swallowed a battery, magnet or chemical"
+    assert "paracetamol" not in decision.rule.response  # the overdose advice is about medicines
 
 
 def test_a_leg_that_looks_shorter_after_a_fall_may_be_a_broken_hip(shipped_triage: Triage) -> None:

@@ -107,6 +107,17 @@ def test_the_classifier_alone_does_not_raise_a_question_about_nobody(curated_dat
     assert triage.assess("my dad is grey and not himself").level == "emergency"
 
 
+def test_a_classifier_only_emergency_about_a_child_leaves_out_the_crisis_line(curated_data, monkeypatch) -> None:
+    # The fresh eye: "my baby is floppy" got the suicide line. The generic text offers it only when the
+    # message could be about the writer.
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    about_a_child = triage.assess("my little boy is grey and not himself")
+    assert about_a_child.level == "emergency" and about_a_child.rule == ""
+    assert "Call" in about_a_child.response and "988" not in about_a_child.response
+    about_me = triage.assess("i am grey and not myself")
+    assert about_me.level == "emergency" and about_me.rule == "" and "988" in about_me.response
+
+
 @pytest.mark.parametrize("text", ["help!!", "please help me", "Im dying", "call an ambulance", "SOS"])
 def test_a_bare_cry_for_help_is_an_emergency_whatever_the_classifier_says(curated_data, monkeypatch, text) -> None:
     monkeypatch.setattr(classifier, "probability", lambda text: 0.05)

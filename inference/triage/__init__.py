@@ -71,6 +71,11 @@ GENERIC_EMERGENCY = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department. "
     "If you are thinking about harming yourself, you can also {crisis_line}."
 )
+# ...and when the message is about a baby, a child or an older relative, without the crisis line.
+GENERIC_EMERGENCY_FOR_SOMEONE = (
+    "This may be an emergency. Call {number} now, or go to the nearest emergency department."
+)
+SOMEONE_ELSE = frozenset({"baby_young", "child", "young_child", "older_adult"})
 
 
 @dataclass(frozen=True)
@@ -220,9 +225,10 @@ def combine(decision: Decision, probability: float | None) -> TriageResult:
         by = "both" if level == EMERGENCY else "classifier"
         if level != EMERGENCY:
             level, rule = EMERGENCY, None
-    if level == EMERGENCY:
-        response = _render(rule.response if rule is not None else GENERIC_EMERGENCY)
-    elif level == URGENT and rule is not None:
+    if level == EMERGENCY and rule is None:
+        about_someone = SOMEONE_ELSE & set(decision.reading.concepts)
+        response = _render(GENERIC_EMERGENCY_FOR_SOMEONE if about_someone else GENERIC_EMERGENCY)
+    elif rule is not None and level in (EMERGENCY, URGENT):
         response = _render(rule.response)
     else:
         response = ""
