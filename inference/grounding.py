@@ -91,14 +91,33 @@ def sentences(text: str) -> list[str]:
     for part in _SENTENCE.split(text):
         part = without_heading(part.strip()) if part else ""
         opener, dash, items = part.partition(" - ")
-        if dash and not part.startswith("- ") and " - " in items and _LIST_OPENER.search(opener):
-            found.append(opener.rstrip(":") + ":")  # "They include - a - b - c."
+        if dash and not part.startswith("- ") and " - " in items and _LIST_OPENER_OR_VERB.search(opener):
+            found.append(opener.rstrip(":") + ":")  # "They include - a - b - c.", "The symptoms are - a - b."
             part = f"- {items}"
         if part.startswith("- "):
-            found += [f"- {item.strip()}" for item in part[2:].split(" - ") if item.strip()]
+            found += [f"- {item}" for item in _without_repeat([i.strip() for i in part[2:].split(" - ") if i.strip()])]
         elif part:
             found.append(part)
     return found
+
+
+# "The most common symptoms are - a - b": a list opened by a verb, as MedQuAD's flattened pages have them.
+_LIST_OPENER_OR_VERB = re.compile(rf"{_LIST_OPENER.pattern}|\b(are|is|were)$", re.I)
+
+
+def _bare(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _without_repeat(items: list[str]) -> list[str]:
+    """The items of a list without the same items said again run together after the last one,
+    as flattened pages repeat them ("- a cough - sputum. a cough sputum.")."""
+    if not items:
+        return items
+    head, stop, tail = items[-1].partition(". ")
+    if stop and tail and _bare(tail) == _bare(" ".join([*items[:-1], head])):
+        return [*items[:-1], head + "."]
+    return items
 
 
 # Small words a heading may have between its capitalised ones ("Signs of the Disease").
@@ -365,9 +384,23 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
         while item < len(all_sentences) and _NAVIGATION.search(all_sentences[item]):
             item += 1  # "You can use the MedlinePlus Medical Dictionary..." between a list and its opener
         stops = item < len(all_sentences) and all_sentences[item].rstrip().endswith(".")
+        # Items that are labels, each followed by what it means ("Coughing. Coughing from asthma is often
+        # worse at night. Wheezing. Wheezing is a whistling sound..."): the labels are the list.
+        labelled = (
+            colon_at(index)
+            and _is_label(all_sentences, item)
+            and not _is_label(all_sentences, item + 1)
+            and _next_label(all_sentences, item + 1) is not None
+        )
         while item < len(all_sentences) and not _BOILERPLATE.search(all_sentences[item]):
             text = all_sentences[item]
             alike = len(text.split()) <= MAX_ITEM_WORDS and text.rstrip().endswith(".") == stops
+            if labelled and not _is_label(all_sentences, item):
+                following = _next_label(all_sentences, item)
+                if following is None:
+                    break
+                item = following  # what the label before said about itself is left out of the list
+                continue
             if not (text.startswith("- ") or (colon_at(index) and alike)) or _LIST_OPENER.search(text):
                 break
             if item not in taken:
@@ -380,7 +413,34 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
             items.add(item)
             item += 1
     chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed or i + 1 in taken]
-    return [f"- {s}" if i in items and not s.startswith("- ") else s for i, s in sorted(chosen)]
+    # An item whose list did not come with it ("- people with severe COPD." after a sentence on
+    # spirometry) reads as a stray line: it goes too.
+    kept: list[tuple[int, str]] = []
+    for i, s in sorted(chosen):
+        in_list = bool(kept) and (kept[-1][0] in listed | items or kept[-1][1].startswith("- ") or kept[-1][0] == i - 1)
+        if (s.startswith("- ") or i in items) and i > 0 and not in_list:
+            continue
+        kept.append((i, s))
+    return [f"- {s}" if i in items and not s.startswith("- ") else s for i, s in kept] or [s for _, s in sorted(chosen)]
+
+
+MAX_LABEL_WORDS = 4  # "Chest tightness.", "Shortness of breath."
+LABEL_GAP = 3  # sentences of explanation a label may be followed by before the next label
+
+
+def _is_label(all_sentences: list[str], index: int | None) -> bool:
+    if index is None or not 0 <= index < len(all_sentences):
+        return False
+    text = all_sentences[index].rstrip()
+    return text.endswith(".") and len(text.split()) <= MAX_LABEL_WORDS and not text.startswith("- ")
+
+
+def _next_label(all_sentences: list[str], index: int) -> int | None:
+    """The first label within ``LABEL_GAP`` sentences after ``index``, or None: the list has ended."""
+    for following in range(index + 1, min(index + 1 + LABEL_GAP, len(all_sentences))):
+        if _is_label(all_sentences, following):
+            return following
+    return None
 
 
 def extract(question: str, documents: Sequence[Document], max_words: int = 90) -> tuple[str, list[Document]]:
@@ -389,6 +449,7 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
     an informative sentence."""
     parts: list[str] = []
     used: list[Document] = []
+    said: set[str] = set()  # sentences already in the answer: two sources may hold the same passage
     left = max_words
     for document in documents:
         if left < 20:
@@ -396,6 +457,8 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
         chosen = select_sentences(
             question, document.text, left, keep_help=document.key.startswith("rule:"), names=spoken_names(document)
         )
+        chosen = [sentence for sentence in chosen if _bare(sentence) not in said]
+        said.update(map(_bare, chosen))
         if not chosen:
             continue
         parts.append(join_sentences(chosen))

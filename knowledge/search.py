@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
-from knowledge.text import STOPWORDS, content, normal_words, one_letter_less, phrase, stem, tokens
+from knowledge.text import STOPWORDS, content, normal_words, one_edit_apart, one_letter_less, phrase, stem, tokens
 
 
 def _forms(words: str) -> frozenset[str]:
@@ -334,6 +334,12 @@ PET_DOINGS = _forms(
 )
 # A person speaking of themselves: the question is about them too ("my dog has fleas and I itch").
 SELF = _forms("i im ive me myself")
+# ...but not the "I" of asking what to do: "my cat is having a seizure, what should I do?".
+ASKING_WHAT_TO_DO = re.compile(
+    r"\b(?:(?:what|how|when|where|who) (?:should|do|can|must|shall|would) i|should i|do i need to|can i|"
+    r"shall i|i need to know|i dont know what to do)\b",
+    re.I,
+)
 
 
 def about_a_pet(text: str) -> bool:
@@ -341,7 +347,7 @@ def about_a_pet(text: str) -> bool:
     limping"): not animals in general ("animal fats", "a dog bite"), nor a person who mentions their
     pet ("can I get hookworm from my dog?", "I'm stressed since our dog died")."""
     words = normal_words(text)
-    if SELF & set(words):
+    if SELF & set(normal_words(ASKING_WHAT_TO_DO.sub(" ", text.replace("'", "")))):
         return False
     return any(
         population(word) == "animals"
@@ -355,6 +361,8 @@ def about_a_pet(text: str) -> bool:
 
 # A word in fewer passages than this may be a misspelling the sources share ("symtoms").
 RARE_SPELLING = 3
+# The shortest word of a name that ``respelled`` puts right: shorter ones are one letter from too many.
+MIN_NAME_TYPO = 6
 # The words questions are asked with, as people write them, for ``KnowledgeIndex.respelled``.
 # Only long ones: a short word is one letter from too many others ("dogs" from "does").
 ASKING_WORDS = frozenset(
@@ -573,6 +581,18 @@ class KnowledgeIndex:
             if dash:
                 heads[head.strip()].add(doc.focus)
         categories = {head for head, foci in heads.items() if len(foci) >= CATEGORY_FOCI}
+        # For ``respelled``: the long words of names as written, by every way of dropping a letter, and
+        # the neighbouring pairs of words names have ("blood pressure").
+        self._name_spellings: dict[str, set[str]] = defaultdict(set)
+        self._name_pairs: set[tuple[str, str]] = set()
+        for doc in self.documents:
+            for name in (doc.focus, *doc.synonyms):
+                written = re.findall(r"[a-z]+", name.lower())
+                self._name_pairs.update(itertools.pairwise(written))
+                for word in written:
+                    if len(word) >= MIN_NAME_TYPO:
+                        for variant in one_letter_less(word):
+                            self._name_spellings[variant].add(word)
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
             self._foci.setdefault(key, []).append(index)
@@ -1160,7 +1180,37 @@ class KnowledgeIndex:
                 }
             return found.pop() if len(found) == 1 else word
 
-        return re.sub(r"[A-Za-z]+", fix, question)
+        return self._names_respelled(re.sub(r"[A-Za-z]+", fix, question))
+
+    def _names_respelled(self, question: str) -> str:
+        """A long word no source has ever used, one edit from exactly one word of a name (its first
+        letter kept) and standing next to that word's neighbour in the name, put right: "high blood
+        presure" is high blood pressure. A word alone is left as typed: an unknown name stays unknown."""
+        words = re.findall(r"[A-Za-z]+|[^A-Za-z]+", question)
+        lower = [w.lower() for w in words]
+        letters = [i for i, w in enumerate(lower) if w.isalpha()]
+        for place, i in enumerate(letters):
+            typed = lower[i]
+            if len(typed) < MIN_NAME_TYPO or typed in STOPWORDS or stem(typed) in self._df:
+                continue
+            before = lower[letters[place - 1]] if place > 0 else ""
+            after = lower[letters[place + 1]] if place + 1 < len(letters) else ""
+            found = {
+                right
+                for variant in one_letter_less(typed)
+                for right in self._name_spellings.get(variant, ())
+                # People get a name's first letter right, and a first letter can be a prefix that
+                # makes another condition ("amyotonia congenita" is not myotonia congenita).
+                if typed[0] == right[0]
+                and one_edit_apart(typed, right)
+                and ((before, right) in self._name_pairs or (right, after) in self._name_pairs)
+            }
+            if len(found) > 1:  # a typo the sources share ("preasure") loses to the word they use
+                most = max(self._df.get(stem(right), 0) for right in found)
+                found = {right for right in found if self._df.get(stem(right), 0) == most}
+            if len(found) == 1:
+                words[i] = found.pop()
+        return "".join(words)
 
     def unbracketed(self, question: str) -> str:
         """``question`` without a bracket inside a name, when only that way does it name something:
@@ -1446,7 +1496,23 @@ class KnowledgeIndex:
             # Then a passage named exactly as asked beats one that lists the name as a synonym
             # (``primary``, where curated entries count as named by their triggers).
             named_exactly = i in (primary or ())
-            return ((coverage or {}).get(i, 0), named_exactly, type_rank, float(scores[i]), doc.priority)
+            return (
+                (coverage or {}).get(i, 0),
+                named_exactly,
+                type_rank,
+                says_its_name(i),
+                float(scores[i]),
+                doc.priority,
+            )
+
+        @functools.cache
+        def says_its_name(i: int) -> bool:
+            # Of a topic's passages of one type, one whose own text never names the topic is a page's
+            # later part ("A week or two after the blisters erupt, the sores crust over"): BM25 puts
+            # it first for being short, under a title it shares with the passage that answers.
+            doc = self.documents[i]
+            telling = [w for w in content(normal_words(doc.focus)) if w not in GENERIC and w not in PEOPLE]
+            return not telling or bool(set(telling) & set(normal_words(doc.text)))
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]
         return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

@@ -75,6 +75,8 @@ def test_an_emergency_that_names_an_animal_also_points_to_a_vet(curated_data):
     assert result.source == "emergency"
     assert "call a vet" in result.text
     assert "vet" not in pipeline.answer("my dad collapsed and is not breathing").text
+    # The attack review: the "I" of "what should I do" made it a question about the writer.
+    assert "call a vet" in pipeline.answer("my cat is having a seizure what should i do").text
 
 
 def test_emergencies_come_back_with_the_emergency_response_and_number(curated_data, settings):

@@ -605,3 +605,99 @@ def test_a_sentence_about_a_picture_is_left_out_of_an_extract():
 
     text = "A clot can break off and travel to the lungs. The animation shows how a clot travels."
     assert select_sentences("can a clot travel?", text, 90) == ["A clot can break off and travel to the lungs."]
+
+
+def test_a_list_of_labels_each_explained_is_answered_with_the_labels():
+    # The fresh eye got "Common signs include: - Coughing." and nothing else: each item of the source's
+    # list is a label followed by what it means, and only the first label was taken as the list.
+    from inference.grounding import extract
+    from knowledge.search import Document
+
+    text = (
+        "Typical signs of example disease include:\n"
+        "Fever. Fever from example disease often rises in the evening and falls again by the next morning, "
+        "so it is easy to miss.\n"
+        "Tiredness. Many people feel worn out for weeks on end, even after the fever has gone and they are "
+        "back at work.\n"
+        "Sore joints. The knees and wrists ache the most, and they may swell a little and feel stiff first "
+        "thing in the morning.\n"
+        "Not everyone with example disease has all of these signs. A blood test confirms it."
+    )
+    passage = Document(key="passage:1", title="t", focus="Example disease", text=text, question_type="symptoms")
+    answer, _ = extract("What are the symptoms of example disease?", [passage], 90)
+    assert answer.startswith("Typical signs of example disease include:\n- Fever.\n")
+    assert "\n- Tiredness." in answer and "\n- Sore joints." in answer
+
+
+def test_a_list_said_again_run_together_after_its_items_is_read_once():
+    # Flattened pages repeat a list without its dashes: "are - a - b. a b."
+    text = (
+        "The usual signs of example disease are - a rash that itches - a dry cough. a rash that itches a dry cough. "
+        "They tend to start in spring."
+    )
+    assert sentences(text) == [
+        "The usual signs of example disease are:",
+        "- a rash that itches",
+        "- a dry cough.",
+        "They tend to start in spring.",
+    ]
+
+
+def test_an_item_whose_list_does_not_fit_is_left_out_of_the_extract():
+    # The fresh eye's COPD answer ended in a stray "- people with severe COPD.": the item was chosen for
+    # its words, and its list was too long to come with it.
+    from inference.grounding import _with_whole_lists
+
+    lines = [
+        "Example disease is diagnosed with a breathing test.",
+        "There are four grades of example disease:",
+        "- people at risk of example disease who breathe normally on the test and feel quite well",
+        "- people with mild example disease",
+        "- people with severe example disease.",
+    ]
+    assert _with_whole_lists([(0, lines[0]), (4, lines[4])], lines, used=13, max_words=10) == [lines[0]]
+
+
+def test_of_a_topics_passages_of_one_type_the_one_that_never_names_the_topic_comes_last():
+    # The fresh eye got "A week or two after the blisters erupt, the sores crust over" for the symptoms
+    # of shingles: a page's later part, first for being short under the title all three share.
+    from knowledge.search import Document, KnowledgeIndex
+
+    title = "What are the symptoms of Example pox?"
+    later = Document(
+        key="passage:1",
+        title=title,
+        focus="Example pox",
+        text="After a week the spots crust over.",
+        question_type="symptoms",
+    )
+    first = Document(
+        key="passage:2",
+        title=title,
+        focus="Example pox",
+        question_type="symptoms",
+        text="Example pox starts with a fever and an itchy rash of small spots that turn into blisters over "
+        "two or three days, first on the chest and back and then on the face, arms and legs.",
+    )
+    other = Document(
+        key="passage:3",
+        title="What is Example pox?",
+        focus="Example pox",
+        text="Example pox is an infection.",
+        question_type="information",
+    )
+    hits = KnowledgeIndex([later, first, other]).search("what are the symptoms of example pox?")
+    assert hits[0].document.key == "passage:2"
+
+
+def test_the_same_passage_in_two_sources_is_said_once():
+    # The attack review: "Flarnitis is caused by flarn bacteria.\n\nFlarnitis is caused by flarn bacteria."
+    from inference.grounding import extract
+    from knowledge.search import Document
+
+    text = "Example fever is caused by example bacteria. It spreads in water."
+    first = Document(key="passage:1", title="Example fever", focus="Example fever", text=text, source="A")
+    second = Document(key="passage:2", title="Example fever", focus="Example fever", text=text, source="B")
+    answer, used = extract("What causes example fever?", [first, second], 90)
+    assert answer.count("caused by example bacteria") == 1
+    assert used == [first]

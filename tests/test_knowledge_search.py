@@ -623,6 +623,7 @@ def test_a_question_about_someones_animal_is_not_answered_from_sources_about_peo
     assert index.search("our puppy has diarrhoea and now I have diarrhoea too")[0].document.key == "rule:1"
     assert index.search("Since walking my dog I get diarrhoea")[0].document.key == "rule:1"
     assert index.search("my cat has ringworm") == []
+    assert index.search("my cat has ringworm, what should I do?") == []  # the "I" of asking
     assert index.search("Can I catch ringworm from my cat?")[0].document.key == "r"
     assert index.search("Is computed tomography, the CAT scan, safe?")[0].document.key == "s"
     # Animals in general, not someone's own: a question about people.
@@ -809,6 +810,23 @@ def test_misspelt_asking_words_are_put_right_but_names_are_not() -> None:
     # Names and short words stay as written: an unknown name must stay unknown.
     assert index.respelled("is trichuriasis contagous") == "is trichuriasis contagious"
     assert index.respelled("can dogs get asthma") == "can dogs get asthma"
+
+
+def test_a_misspelt_word_of_a_name_is_put_right_next_to_the_rest_of_the_name() -> None:
+    # The fresh eye got "no reliable answer" for "symptoms of high blood presure".
+    index = index_of_many(
+        doc("b", "High blood pressure", "High blood pressure rarely causes symptoms.", "symptoms"),
+        doc("g", "Gaucher disease", "Gaucher disease is rare.", "information"),
+    )
+    assert index.respelled("symptoms of high blood presure") == "symptoms of high blood pressure"
+    assert index.search("what are the symptoms of high blood presure?")[0].document.key == "b"
+    # Alone, or next to words that are not its name's, a near miss stays an unknown name.
+    assert index.respelled("what is presure sickness") == "what is presure sickness"
+    assert index.respelled("what is gowcher disease") == "what is gowcher disease"  # two letters from "gaucher"
+    assert not index.search("what is gowcher disease")
+    assert index.search("what is goucher disease")[0].document.key == "g"  # one
+    # A first letter is kept: "a" in front can make another condition (amyotonia is not myotonia).
+    assert index.respelled("what is aaucher disease") == "what is aaucher disease"
 
 
 def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_over_the_overview() -> None:
