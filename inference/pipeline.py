@@ -478,7 +478,7 @@ def stream_answer(
         result.latency_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    verdict = triage.assess(question)
+    verdict = triage.assess_in_context(question, [turn.content for turn in history if turn.role == "user"])
     if verdict.level == "emergency":
         yield done(
             AnswerResult(

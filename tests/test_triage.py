@@ -249,6 +249,18 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("my toddler swallowed lots of pills", "Overdose and poisoning"),
         ("my baby is floppy", "Floppy baby or child"),
         ("my nan is confused and her speech is slurred", "Stroke (FAST)"),
+        # The attack review's misses, reworded.
+        ("he swallowed a load of his antidepressants after a row, about 15, says hes fine", "Overdose and poisoning"),
+        ("my daughter took a bunch of tablets, she doesnt know how many", "Overdose and poisoning"),
+        ("i gave my toddler three times the calpol dose by accident", "Overdose and poisoning"),
+        ("everyone would be better without me and i know how i would do it", "Suicidal thoughts and self-harm"),
+        ("my wife says its indigestion but shes grey and sweaty and its been two hours", "Heart attack"),
+        ("pain in my jaw and left arm and i feel sick", "Heart attack"),
+        ("splashed oven cleaner in my eye", "Chemical in the eye"),
+        ("her asthma pump isnt working and she can hardly talk", "Severe breathing difficulty"),
+        ("my baby hasnt had a wet nappy since this morning and is really sleepy", DROWSY_CHILD),
+        ("im 34 weeks pregnant and i havent felt the baby move today", "Baby moving less in pregnancy"),
+        ("hes gone a strange colour and isnt answering me, his chest isnt moving", "Unresponsive or not breathing"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -287,6 +299,11 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "in the film the hero gets stabbed, would he really bleed that much",
         "saw a show where a man was stabbed, do you pull the knife out",
         "my son has been walking with a limp since his match",  # a limp, not limp
+        "my dad is not answering his phone",
+        "my poo has gone black since starting iron tablets",
+        "how do i do cpr on an adult, its for a first aid course",
+        "heartburn again tonight, a gaviscon sorted it",
+        "i feel like im dying with this man flu",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:

@@ -223,3 +223,28 @@ def test_with_the_shared_cache_down_it_rebuilds_now_and_then_not_on_every_messag
         assert triage.assess("she is not breathing").level == "emergency"
     assert len(builds) == 1
     triage.compiled.reset()
+
+
+def test_a_red_flag_told_over_two_messages_is_read_together(curated_data, rules_only) -> None:
+    # The attack review: "my baby is 7 weeks old", then "she has a temperature of 38.4 and is floppy".
+    alone = triage.assess("she has a temperature of 38.4")
+    together = triage.assess_in_context("she has a temperature of 38.4", ["my baby is 7 weeks old"])
+    assert alone.level != "emergency"
+    assert together.level == "emergency" and together.rule == "Fever in a baby under 3 months"
+
+
+def test_a_follow_up_in_the_middle_of_an_emergency_gets_the_emergency_answer_again(curated_data, rules_only) -> None:
+    earlier = ["I took a lot of paracetamol about an hour ago"]
+    assert triage.assess_in_context("what should i do now", earlier).rule == "Overdose and poisoning"
+    # ...but thanks is thanks, and another topic's question stays what it is.
+    assert triage.assess_in_context("thanks", earlier).level == "routine"
+    assert triage.assess_in_context("how is asthma treated", ["what is asthma"]).level == "routine"
+
+
+def test_the_answer_flow_reads_the_conversations_earlier_messages(curated_data, rules_only) -> None:
+    from inference import pipeline
+    from inference.prompting import Turn
+
+    history = [Turn("user", "my baby is 7 weeks old"), Turn("assistant", "How can I help?")]
+    result = pipeline.answer("she has a temperature of 38.4", history)
+    assert result.source == "emergency" and "3 months" in result.text

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,6 +46,7 @@ __all__ = [
     "Explanation",
     "TriageResult",
     "assess",
+    "assess_in_context",
     "compile_rules",
     "explain",
     "find_emergency",
@@ -265,6 +267,30 @@ def assess(text: str, *, count_hits: bool = True) -> TriageResult:
     except Exception:
         logger.exception("Triage failed; answering as routine")
         return TriageResult(level=ROUTINE, rule="", concepts=(), by="", response="")
+
+
+# How many of the person's earlier messages triage reads with the new one.
+CONTEXT_MESSAGES = 2
+
+
+def assess_in_context(text: str, earlier: Sequence[str] = (), *, count_hits: bool = True) -> TriageResult:
+    """``assess`` for a message in a conversation, read with the person's last few messages: a red
+    flag told over several ("my baby is 7 weeks old" ... "she has a temperature of 38.4"), and a
+    follow-up in the middle of an emergency ("I took a lot of paracetamol" ... "what should I do
+    now?"), get the level the messages have together. Thanks or a goodbye does not bring the
+    emergency text back."""
+    from inference.text import pleasantry
+
+    result = assess(text, count_hits=count_hits)
+    recent = [message for message in earlier if message.strip()][-CONTEXT_MESSAGES:]
+    if result.level == EMERGENCY or not recent or pleasantry(text):
+        return result
+    together = assess(". ".join([*recent, text]), count_hits=False)
+    rank = {ROUTINE: 0, URGENT: 1, EMERGENCY: 2}
+    if rank[together.level] > rank[result.level]:
+        logger.info("Triage: %s from the conversation's last messages", together.level)
+        return assess(". ".join([*recent, text]), count_hits=count_hits) if count_hits else together
+    return result
 
 
 def explain(text: str) -> Explanation:

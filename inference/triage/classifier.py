@@ -48,6 +48,10 @@ THRESHOLD = 0.6  # probability of emergency at or above which the classifier say
 SURE = 0.9
 SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless it is a cry for help:
 DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
+# The concepts that say who a message is about, and the most words a message saying only that may have
+# before the classifier alone may be sure of it.
+WHO = frozenset({"baby_young", "baby_3_to_6_months", "child", "young_child", "older_adult", "pregnant"})
+SURE_MAX_WHO_WORDS = 8
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")
 
@@ -307,6 +311,8 @@ def raises(reading: Reading, probability: float | None) -> bool:
         probability >= SURE
         and (len(words) >= SURE_MIN_WORDS or bool(DISTRESS & set(words)))
         and (PERSONAL in reading.context or not (words[:1] and words[0] in QUESTION_STARTS))
+        # Who someone is and nothing else ("my baby is 7 weeks old", 0.98) is the start of a story.
+        and not (reading.concepts and set(reading.concepts) <= WHO and len(words) <= SURE_MAX_WHO_WORDS)
     )
     # A complaint that alone is no emergency ("my friend has a headache", "i feel dizzy", "i think i
     # broke my toe"): the classifier must be sure. With it, a red flag the rules know fires anyway.

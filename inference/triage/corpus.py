@@ -25,7 +25,7 @@ from typing import Any
 
 from inference.triage.matcher import CONTEXT, Expr, parse_condition
 
-GENERATOR_VERSION = "12"  # bump when the templates change: it is part of the classifier's cache key
+GENERATOR_VERSION = "13"  # bump when the templates change: it is part of the classifier's cache key
 PHRASINGS = Path(__file__).resolve().parents[2] / "fixtures" / "triage_phrasings.jsonl"
 
 
@@ -133,6 +133,7 @@ ALONE_NOT_EMERGENCY = frozenset(
         "breathless",
         "head_injury",  # a bump or a concussion alone; with confusion, vomiting, drowsiness... the rules fire
         "ingested",  # what was taken decides: the rules know the poisons, the drugs and the child's medicines
+        "indigestion_like",  # heartburn alone; with sweating or a grey colour and nothing easing it, the rules fire
     }
 )  # not "bleeding" or "burn": their phrases include the severe kinds ("haemorrhage", "acid burn")
 EVERYDAY_CONTEXT = [
