@@ -31,7 +31,7 @@ from django.utils.timezone import localtime
 
 from chat.forms import ThrottledAdminAuthenticationForm
 from chat.models import Conversation, Feedback, Message, Source
-from inference.retrieval import CURATED_SOURCE
+from inference.retrieval import CURATED_SOURCE, cited_title
 
 # The admin's log-in obeys the same failed-login limits as the site's.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -187,7 +187,9 @@ def _rule_url(title: str) -> str:
 
 def _passage_url(source: str, title: str) -> str:
     passage_model = apps.get_model("knowledge", "Passage")
-    pks = list(passage_model.objects.filter(source__name=source, title=title).values_list("pk", flat=True)[:2])
+    # A citation shows a title as ``cited_title`` words it ("Asthma" for "What is (are) Asthma?").
+    found = passage_model.objects.filter(source__name=source, title__contains=title).values_list("pk", "title")
+    pks = [pk for pk, stored in found[:50] if cited_title(stored) == title][:2]
     if len(pks) == 1:
         return reverse("admin:knowledge_passage_change", args=[pks[0]])
     if pks:  # the same title twice in one source: the list of them

@@ -54,10 +54,14 @@ def citation_for(document: Document) -> Citation:
     # Only web addresses leave MedBot as links: an API client may render them, so a javascript:
     # or data: address (the importer refuses them; older rows might hold one) is dropped.
     url = document.url if urlsplit(document.url).scheme.lower() in ("http", "https") else ""
-    # MedQuAD titles its overviews "What is (are) Kidney Disease?": the topic itself reads better;
-    # "What causes What I need to know about Hepatitis C?" reads "What causes Hepatitis C?".
-    title = LEAFLET_IN_TITLE.sub("", OVERVIEW_TITLE.sub(r"\1", document.title))
-    return Citation(title=title, publisher=document.publisher, url=url, source=document.source)
+    return Citation(title=cited_title(document.title), publisher=document.publisher, url=url, source=document.source)
+
+
+def cited_title(title: str) -> str:
+    """A passage's title as citations show it. MedQuAD titles its overviews "What is (are) Kidney
+    Disease?": the topic itself reads better; "What causes What I need to know about Hepatitis C?"
+    reads "What causes Hepatitis C?"."""
+    return LEAFLET_IN_TITLE.sub("", OVERVIEW_TITLE.sub(r"\1", title))
 
 
 def rule_id(document: Document) -> int | None:

@@ -569,7 +569,10 @@ def import_knowledge(
     that no file mentions any more are deleted. The knowledge version is bumped once, at the
     end, so every worker rebuilds its search index.
 
-    Raises ImportProblem when ``path`` does not exist or holds no importable file."""
+    Raises ImportProblem when ``path`` does not exist or holds no importable file, and ValueError
+    for a source name, publisher, URL or licence the source's own fields would refuse (too long, or a
+    URL that is not http or https: the admin shows it)."""
+    _check_source_fields(source_name, publisher=publisher, url=url, licence=licence)
     files, links = find_files(path)
     if not files and not links:
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
@@ -595,6 +598,23 @@ def import_knowledge(
     # After the commit (unless the caller holds a transaction): a worker rebuilding sooner would read the old rows.
     versions.bump(versions.KNOWLEDGE)
     return report
+
+
+def _check_source_fields(name: str, **given: str) -> None:
+    """The source's fields as the admin would check them, before anything is read or written."""
+    from django.core.exceptions import ValidationError
+
+    candidate = KnowledgeSource(name=name, **given)
+    try:
+        candidate.full_clean(exclude=["name"] if KnowledgeSource.objects.filter(name=name).exists() else None)
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"--{field if field != 'name' else 'source'}: {' '.join(messages)}"
+            for field, messages in error.message_dict.items()
+        )
+        raise ValueError(reasons) from error
+    if given.get("url") and not given["url"].lower().startswith(("http://", "https://")):
+        raise ValueError("--url: give an http:// or https:// address")
 
 
 def unglue_records(records: Iterable[PassageRecord]) -> list[PassageRecord]:

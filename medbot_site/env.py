@@ -148,7 +148,9 @@ def cache_config(url: str | None) -> dict:
             }
         }
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+        # Only the scheme is repeated: the rest of the URL may hold a password, and this lands in logs.
+        got = f"a {url.split('://', 1)[0][:20]}:// URL" if "://" in url else "no scheme"
+        raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://; got {got}")
     return {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",

@@ -524,6 +524,35 @@ def test_the_feedback_list_shows_the_question_and_links_the_entry_that_answered(
     assert f'href="/admin/chat/feedback/{feedback.pk}/promote/"' in page
 
 
+def test_a_rated_answer_from_an_imported_overview_links_its_passage(curator, alice, admin_for) -> None:
+    # The attack review: citations show "What is (are) Asthma?" as "Asthma", and the rating's page
+    # looked the passage up by the shown title, calling it "since removed".
+    from knowledge.models import KnowledgeSource, Passage
+
+    source = KnowledgeSource.objects.create(name="leaflets", publisher="Test Clinic")
+    passage = Passage.objects.create(
+        source=source,
+        external_id="a/1",
+        title="What is (are) Asthma?",
+        focus="Asthma",
+        text="Asthma narrows the airways.",
+    )
+    conversation = Conversation.objects.create(owner=alice, title="Asthma")
+    question = Message.objects.create(conversation=conversation, role="user", content="What is asthma?")
+    answer = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="Asthma narrows the airways.",
+        source="extract",
+        citations=[{"title": "Asthma", "publisher": "Test Clinic", "url": "", "source": "leaflets"}],
+        reply_to=question,
+    )
+    Feedback.objects.create(message=answer, rating=-1, reason="unclear")
+    page = admin_for(curator).get("/admin/chat/feedback/").content.decode()
+    assert f'<a href="/admin/knowledge/passage/{passage.pk}/change/">Asthma</a>' in page
+    assert "since removed" not in page
+
+
 def test_the_feedback_list_is_a_few_short_columns_to_fit_a_laptop_screen(curator, alice, admin_for) -> None:
     """The browser test measures the rows at 1,280 pixels; this one pins the columns."""
     _, feedback = rated_rule_answer(alice)

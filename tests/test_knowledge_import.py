@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -323,6 +324,24 @@ def test_the_command_lists_files_it_could_not_import_and_exits_with_status_1(db,
 def test_the_command_says_nothing_was_imported_for_a_missing_path(db, tmp_path):
     with pytest.raises(CommandError, match=r"no such file or folder\. Nothing was imported"):
         run_import(str(tmp_path / "nowhere"), "--source", "test")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--url", "javascript:alert(document.domain)", "--url"),
+        ("--url", "ftp://example.org/leaflets", "http:// or https://"),
+        ("--licence", "L" * 300, "--licence"),
+        ("--source", "S" * 150, "--source"),
+    ],
+)
+def test_source_details_the_admin_would_refuse_are_refused_before_anything_is_read(db, option, value, reason):
+    # The attack review stored a javascript: URL and a 150-character name as given (on PostgreSQL the
+    # long ones would have failed the whole import at the end).
+    args = [str(DATA / "xml"), "--source", "medquad", option, value]
+    with pytest.raises(CommandError, match=re.escape(reason)):
+        run_import(*args)
+    assert not KnowledgeSource.objects.exists() and not Passage.objects.exists()
 
 
 # --- the real MedQuAD folder, when there is a local copy ---------------------------------------

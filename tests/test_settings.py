@@ -81,6 +81,14 @@ def test_it_rejects_a_redis_url_without_a_redis_scheme():
         cache_config("http://127.0.0.1:6379")
 
 
+def test_a_rejected_redis_url_is_not_repeated_with_its_password():
+    # The attack review: the error, which lands in logs, held "http://:S3cretRedisPw@redis:6379/0".
+    for url in ("http://:S3cretRedisPw@redis:6379/0", ":S3cretRedisPw@redis:6379/0"):
+        with pytest.raises(ImproperlyConfigured) as raised:
+            cache_config(url)
+        assert "S3cret" not in str(raised.value)
+
+
 def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
     code = f"import django; django.setup(); from django.conf import settings; print({expression})"
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG"}}

@@ -61,6 +61,8 @@ class Command(BaseCommand):
             )
         except ImportProblem as problem:
             raise CommandError(f"{problem}. Nothing was imported.") from problem
+        except ValueError as problem:
+            raise CommandError(f"{problem}. Nothing was imported.") from problem
         finally:
             if bar is not None:
                 bar.close()
