@@ -361,6 +361,8 @@ def about_a_pet(text: str) -> bool:
 
 # A word in fewer passages than this may be a misspelling the sources share ("symtoms").
 RARE_SPELLING = 3
+# A passage with at least this share of its sentences asking questions is a list of questions to ask.
+QUESTION_LIST_SHARE = 0.3
 # The shortest word of a name that ``respelled`` puts right: shorter ones are one letter from too many.
 MIN_NAME_TYPO = 6
 # The words questions are asked with, as people write them, for ``KnowledgeIndex.respelled``.
@@ -1500,19 +1502,24 @@ class KnowledgeIndex:
                 (coverage or {}).get(i, 0),
                 named_exactly,
                 type_rank,
-                says_its_name(i),
+                reads_as_answer(i),
                 float(scores[i]),
                 doc.priority,
             )
 
         @functools.cache
-        def says_its_name(i: int) -> bool:
-            # Of a topic's passages of one type, one whose own text never names the topic is a page's
-            # later part ("A week or two after the blisters erupt, the sores crust over"): BM25 puts
-            # it first for being short, under a title it shares with the passage that answers.
+        def reads_as_answer(i: int) -> bool:
+            # Of a topic's passages of one type, BM25 may put first one that answers nothing: a page's
+            # later part, short under the title it shares with the passage that answers, which never
+            # names the topic ("A week or two after the blisters erupt, the sores crust over"); or a
+            # list of questions to ask the doctor ("What is my goal blood pressure?").
             doc = self.documents[i]
             telling = [w for w in content(normal_words(doc.focus)) if w not in GENERIC and w not in PEOPLE]
-            return not telling or bool(set(telling) & set(normal_words(doc.text)))
+            names_it = not telling or bool(set(telling) & set(normal_words(doc.text)))
+            if doc.key.startswith("rule:"):
+                return names_it  # our own entries ask on purpose ("Face: has it drooped?")
+            marks = doc.text.count("?")
+            return names_it and (marks < 4 or marks < QUESTION_LIST_SHARE * (doc.text.count(".") + marks))
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]
         return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

@@ -701,3 +701,30 @@ def test_the_same_passage_in_two_sources_is_said_once():
     answer, used = extract("What causes example fever?", [first, second], 90)
     assert answer.count("caused by example bacteria") == 1
     assert used == [first]
+
+
+def test_a_list_of_questions_to_ask_the_doctor_is_not_the_answer():
+    # The attack review: "how is high blood pressure diagnosed" got "(Be sure the doctor knows about any
+    # allergies..." from a passage of questions to ask, filed under the same type.
+    from knowledge.search import Document, KnowledgeIndex
+
+    title = "How to diagnose Example pressure?"
+    questions = Document(
+        key="passage:1",
+        title=title,
+        focus="Example pressure",
+        question_type="exams and tests",
+        text="Questions to ask your doctor about example pressure: What is my reading? What is my goal? "
+        "Is my example pressure under control? Should I check it at home? (Be sure the doctor knows your medicines.)",
+    )
+    answer = Document(
+        key="passage:2",
+        title=title,
+        focus="Example pressure",
+        question_type="exams and tests",
+        text="Doctors diagnose example pressure when readings taken on several days are all above the limit. "
+        "A home monitor can confirm the clinic readings, which some people find raised by the visit itself, "
+        "and a week of home readings is often asked for before any treatment is started.",
+    )
+    hits = KnowledgeIndex([questions, answer]).search("how is example pressure diagnosed?")
+    assert hits[0].document.key == "passage:2"
