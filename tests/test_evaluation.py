@@ -273,6 +273,51 @@ def test_the_command_writes_json_and_markdown_without_the_reference_answers(cura
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_the_command_reports_each_bar_over_many_seeds(curated_data, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "evaluate",
+        knowledge_split=str(SPLIT_DATA),
+        heldout_share=0.5,
+        config=["extract"],
+        seeds="1-3",
+        only_retrieval=True,
+        output=tmp_path,
+        stdout=out,
+        stderr=io.StringIO(),
+        verbosity=0,
+    )
+    summary = json.loads((tmp_path / "knowledge-split-seeds.json").read_text(encoding="utf-8"))
+    assert summary["seeds"] == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.glob("seed-*")) == ["seed-1", "seed-2", "seed-3"]
+    answered = next(row for row in summary["bars"] if row["group"] == "covered" and row["metric"] == "answered")
+    assert answered["values"] and set(answered["values"]) <= {"1", "2", "3"} and answered["bar"] == ">= 0.9"
+    assert answered["min"] <= answered["mean"] <= answered["max"]
+    # Pooled over every question of every seed, not the mean of the rates.
+    runs = [
+        json.loads((tmp_path / f"seed-{s}" / "knowledge-split-extract-retrieval.json").read_text()) for s in (1, 2, 3)
+    ]
+    counts = [run["summary"]["extract"]["summary"]["covered"]["answered"] for run in runs]
+    assert answered["pooled"] == pytest.approx(sum(c["hits"] for c in counts) / sum(c["n"] for c in counts), abs=1e-4)
+    assert answered["seeds_failing"] == [int(seed) for seed, value in answered["values"].items() if value < 0.9]
+    assert "answered" in out.getvalue() and "failing seeds" in out.getvalue()
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("1-3", [1, 2, 3]), ("5", [5]), ("1,3-4,3", [1, 3, 4])])
+def test_seeds_are_read_as_numbers_and_ranges(text, seeds):
+    from bench.split_seeds import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "3-1", "1-", "one"])
+def test_a_seed_list_that_is_not_numbers_and_ranges_is_refused(text):
+    from bench.split_seeds import parse_seeds
+
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds(text)
+
+
 # --- our labelled questions -----------------------------------------------------------------------
 
 

@@ -2,11 +2,13 @@
 
 manage.py evaluate --knowledge-split ../shared/data/medquad --config rules --config extract
 manage.py evaluate --knowledge-split ../shared/data/medquad --only-retrieval
+manage.py evaluate --knowledge-split ../shared/data/medquad --only-retrieval --config extract --seeds 1-60
 manage.py evaluate --dataset bench/data/labelled_questions.jsonl --config rules
 """
 
 from __future__ import annotations
 
+import json
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import evaluation, knowledge_split
+from bench import evaluation, knowledge_split, split_seeds
 from knowledge.importers import ImportProblem
 
 
@@ -40,6 +42,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--heldout-share", type=float, default=0.1, help="Share of documents held out (0.1).")
         parser.add_argument("--seed", type=int, default=0, help="Seed for the split, wording and sample (0).")
+        parser.add_argument(
+            "--seeds",
+            metavar="1-60",
+            help=(
+                "Run the knowledge split once per seed (ranges and lists: 1-60, 1,2,5) and report each "
+                "acceptance bar over them: pooled, mean with a 95%% interval, lowest, seeds failing."
+            ),
+        )
         parser.add_argument(
             "--limit", type=int, default=40, help="Questions per group for the model configurations (40)."
         )
@@ -81,23 +91,46 @@ class Command(BaseCommand):
                 )
                 paths = evaluation.write_report(report, Path(options["output"]))
                 self.stdout.write(evaluation.render_markdown(report))
+            elif options["seeds"]:
+                self._many_seeds(split_seeds.parse_seeds(options["seeds"]), options)
+                return
             else:
                 split = knowledge_split.evaluate_split(
-                    knowledge_split.SplitOptions(
-                        medquad=Path(options["knowledge_split"]),
-                        configs=options["configs"] or ["rules", "extract"],
-                        triggers_cover=not options["curated_titles_only"],
-                        heldout_share=options["heldout_share"],
-                        seed=options["seed"],
-                        limit=options["limit"],
-                        only_retrieval=options["only_retrieval"],
-                        max_new_tokens=options["max_new_tokens"],
-                        progress=progress,
-                    ),
-                    log=self.stderr.write,
+                    self._split_options(options, options["seed"], progress), log=self.stderr.write
                 )
                 paths = knowledge_split.write_report(split, Path(options["output"]))
                 self.stdout.write(knowledge_split.print_table(split))
         except (evaluation.DatasetError, ImportProblem, ValueError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(f"Wrote {paths[0]} and {paths[1]}")
+
+    @staticmethod
+    def _split_options(options: dict[str, Any], seed: int, progress: bool) -> knowledge_split.SplitOptions:
+        return knowledge_split.SplitOptions(
+            medquad=Path(options["knowledge_split"]),
+            configs=options["configs"] or ["rules", "extract"],
+            triggers_cover=not options["curated_titles_only"],
+            heldout_share=options["heldout_share"],
+            seed=seed,
+            limit=options["limit"],
+            only_retrieval=options["only_retrieval"],
+            max_new_tokens=options["max_new_tokens"],
+            progress=progress,
+        )
+
+    def _many_seeds(self, seeds: list[int], options: dict[str, Any]) -> None:
+        """Each seed's report to OUTPUT/seed-N/, then the bars over all of them to OUTPUT/knowledge-split-seeds.json."""
+        output = Path(options["output"])
+        reports = []
+        for number, seed in enumerate(seeds, start=1):
+            self.stderr.write(f"seed {seed} ({number} of {len(seeds)})")
+            report = knowledge_split.evaluate_split(self._split_options(options, seed, False), log=self.stderr.write)
+            knowledge_split.write_report(report, output / f"seed-{seed}")
+            reports.append(knowledge_split.SplitReport(report.meta, report.outcomes, []))  # rows stay on disk
+        summary = split_seeds.summarise_seeds(reports)
+        output.mkdir(parents=True, exist_ok=True)
+        path = output / "knowledge-split-seeds.json"
+        path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        for line in split_seeds.render_seeds(summary):
+            self.stdout.write(line)
+        self.stdout.write(f"Wrote {path} and one folder per seed")
