@@ -261,6 +261,17 @@ LUNG_CLOT = "Possible blood clot in the lung"
         ("my baby hasnt had a wet nappy since this morning and is really sleepy", DROWSY_CHILD),
         ("im 34 weeks pregnant and i havent felt the baby move today", "Baby moving less in pregnancy"),
         ("hes gone a strange colour and isnt answering me, his chest isnt moving", "Unresponsive or not breathing"),
+        # The second look's misses, reworded.
+        ("how many sleeping pills would kill me", "Suicidal thoughts and self-harm"),
+        ("how much aspirin is lethal", "Suicidal thoughts and self-harm"),
+        ("my brother took loads of his sertraline", "Overdose and poisoning"),
+        ("my little girl bit into a dishwasher tablet", "Child swallowed a battery, magnet or chemical"),
+        ("my 4yo swallowed a button battery", "Child swallowed a battery, magnet or chemical"),
+        ("splashed drain unblocker in my eye", "Chemical in the eye"),
+        ("38 weeks and hardly any kicks today", "Baby moving less in pregnancy"),
+        ("my newborn is floppy and isnt feeding", "Floppy baby or child"),
+        ("my dads words are coming out jumbled and hes confused", "Stroke (FAST)"),
+        ("pain in his jaw and down his left arm and hes been sick", "Heart attack"),
     ],
 )
 def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: str, rule_name: str) -> None:
@@ -304,6 +315,9 @@ def test_it_knows_red_flags_as_people_word_them(shipped_triage: Triage, text: st
         "how do i do cpr on an adult, its for a first aid course",
         "heartburn again tonight, a gaviscon sorted it",
         "i feel like im dying with this man flu",
+        "my boss would kill me if i was late again",
+        "i ate loads of my chocolate eggs",
+        "my baby has a floppy head when i pick her up, is that normal at 2 weeks",
     ],
 )
 def test_phrases_near_a_red_flag_do_not_raise_one(shipped_triage: Triage, text: str) -> None:

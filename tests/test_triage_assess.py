@@ -248,3 +248,23 @@ def test_the_answer_flow_reads_the_conversations_earlier_messages(curated_data, 
     history = [Turn("user", "my baby is 7 weeks old"), Turn("assistant", "How can I help?")]
     result = pipeline.answer("she has a temperature of 38.4", history)
     assert result.source == "emergency" and "3 months" in result.text
+
+
+def test_an_emergency_takes_the_more_precise_advice_the_earlier_messages_give(curated_data, rules_only) -> None:
+    # The second look: "my daughter is 2", then "shes just drunk some bleach" got the advice about medicines.
+    alone = triage.assess("shes just drunk some bleach")
+    together = triage.assess_in_context("shes just drunk some bleach", ["my daughter is 2"])
+    assert alone.rule == "Overdose and poisoning"
+    assert together.rule == "Child swallowed a battery, magnet or chemical"
+    # ...but an earlier emergency about something else does not take over the new one's advice.
+    other = triage.assess_in_context("i drank some bleach", ["my dad has crushing chest pain"])
+    assert other.rule == "Overdose and poisoning"
+
+
+def test_the_generic_emergency_text_leaves_out_the_crisis_line_for_a_relative_or_a_pet(
+    curated_data, monkeypatch
+) -> None:
+    monkeypatch.setattr(classifier, "probability", lambda text: 0.97)
+    for text in ("my mums words are all wrong and strange today", "my dog swallowed a sock what should i do"):
+        result = triage.assess(text)
+        assert result.level == "emergency" and result.rule == "" and "988" not in result.response, text

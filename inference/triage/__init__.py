@@ -77,7 +77,19 @@ GENERIC_EMERGENCY = (
 GENERIC_EMERGENCY_FOR_SOMEONE = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department."
 )
-SOMEONE_ELSE = frozenset({"baby_young", "child", "young_child", "older_adult"})
+SOMEONE_ELSE = frozenset({"baby_young", "child", "young_child", "older_adult", "baby_3_to_6_months"})
+# "my mum", "our dog", "his girlfriend": a message about someone else, as people name them.
+SOMEONE_NAMED = re.compile(
+    r"\b(my|our|his|her|their) (mum|mom|mam|mother|dad|father|husband|wife|partner|boyfriend|girlfriend|son|"
+    r"daughter|brother|sister|friend|mate|nan|nana|gran|granny|grandma|grandmother|grandad|grandpa|grandfather|"
+    r"aunt|auntie|uncle|cousin|neighbour|neighbor|flatmate|roommate|colleague|baby|toddler|child|kid|dog|cat|"
+    r"puppy|kitten|rabbit|horse|pet)s?\b"
+)
+
+
+def about_someone_else(reading: Reading) -> bool:
+    """Whether a message is about a baby, a child, a relative, a friend or an animal, not the writer."""
+    return bool(SOMEONE_ELSE & set(reading.concepts)) or SOMEONE_NAMED.search(reading.prepared) is not None
 
 
 @dataclass(frozen=True)
@@ -228,8 +240,7 @@ def combine(decision: Decision, probability: float | None) -> TriageResult:
         if level != EMERGENCY:
             level, rule = EMERGENCY, None
     if level == EMERGENCY and rule is None:
-        about_someone = SOMEONE_ELSE & set(decision.reading.concepts)
-        response = _render(GENERIC_EMERGENCY_FOR_SOMEONE if about_someone else GENERIC_EMERGENCY)
+        response = _render(GENERIC_EMERGENCY_FOR_SOMEONE if about_someone_else(decision.reading) else GENERIC_EMERGENCY)
     elif rule is not None and level in (EMERGENCY, URGENT):
         response = _render(rule.response)
     else:
@@ -283,13 +294,24 @@ def assess_in_context(text: str, earlier: Sequence[str] = (), *, count_hits: boo
 
     result = assess(text, count_hits=count_hits)
     recent = [message for message in earlier if message.strip()][-CONTEXT_MESSAGES:]
-    if result.level == EMERGENCY or not recent or pleasantry(text):
+    if not recent or pleasantry(text):
         return result
-    together = assess(". ".join([*recent, text]), count_hits=False)
+    joined = ". ".join([*recent, text])
+    together = assess(joined, count_hits=False)
     rank = {ROUTINE: 0, URGENT: 1, EMERGENCY: 2}
     if rank[together.level] > rank[result.level]:
         logger.info("Triage: %s from the conversation's last messages", together.level)
-        return assess(". ".join([*recent, text]), count_hits=count_hits) if count_hits else together
+        return assess(joined, count_hits=count_hits) if count_hits else together
+    # An emergency alone, whose advice the earlier messages make more precise ("my daughter is 2", then
+    # "shes just drunk some bleach": the child's rule, not the one about medicines), unless that advice
+    # is about what the earlier messages said alone.
+    if (
+        result.level == EMERGENCY
+        and together.rule
+        and together.rule != result.rule
+        and assess(". ".join(recent), count_hits=False).rule != together.rule
+    ):
+        return together
     return result
 
 
