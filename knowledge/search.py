@@ -587,14 +587,14 @@ class KnowledgeIndex:
         # the neighbouring pairs of words names have ("blood pressure").
         self._name_spellings: dict[str, set[str]] = defaultdict(set)
         self._name_pairs: set[tuple[str, str]] = set()
-        for doc in self.documents:
-            for name in (doc.focus, *doc.synonyms):
-                written = re.findall(r"[a-z]+", name.lower())
-                self._name_pairs.update(itertools.pairwise(written))
-                for word in written:
-                    if len(word) >= MIN_NAME_TYPO:
-                        for variant in one_letter_less(word):
-                            self._name_spellings[variant].add(word)
+        name_words: set[str] = set()
+        for name in {name.lower() for doc in self.documents for name in (doc.focus, *doc.synonyms)}:
+            written = re.findall(r"[a-z]+", name)
+            self._name_pairs.update(itertools.pairwise(written))
+            name_words.update(word for word in written if len(word) >= MIN_NAME_TYPO)
+        for word in name_words:
+            for variant in one_letter_less(word):
+                self._name_spellings[variant].add(word)
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
             self._foci.setdefault(key, []).append(index)

@@ -6,8 +6,11 @@ never served again. A cache outage means "unknown version": callers rebuild rath
 
 Without a shared cache (development: each process keeps its own local memory), a change made by
 another process, such as ``make import-medquad`` in a second terminal while ``make run`` serves,
-never reaches this one's cache. There the token also carries a fingerprint of the tables
-themselves (row count and latest change, read at most every ``FINGERPRINT_SECONDS``).
+never reaches this one's cache. So the token also carries a fingerprint of the tables themselves
+(row count and latest change), read at most every ``FINGERPRINT_SECONDS``. With a shared cache it
+is read too, more rarely (``SHARED_FINGERPRINT_SECONDS``): a command that changed the tables while
+the cache was down (an import during a Redis restart) exits with its signal unsent, and the
+fingerprint is what still tells the workers.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ WATCHED: dict[str, tuple[str, ...]] = {
     "triage": ("inference.Concept", "inference.EmergencyRule"),  # inference.triage.TRIAGE
 }
 FINGERPRINT_SECONDS = 2.0
+SHARED_FINGERPRINT_SECONDS = 30.0
 _fingerprints: dict[str, tuple[float, str]] = {}
 _fingerprints_lock = threading.Lock()
 
@@ -48,15 +52,17 @@ def _process_local_cache() -> bool:
 
 
 def _fingerprint(name: str) -> str:
-    """Row counts and latest changes of the tables behind ``name``: "" with a shared cache (the
-    token alone is enough); the last reading while the tables cannot be read."""
+    """Row counts and latest changes of the tables behind ``name``, read again after
+    ``FINGERPRINT_SECONDS`` (``SHARED_FINGERPRINT_SECONDS`` with a shared cache, where the token
+    tells of every change whose signal got through); the last reading while the tables cannot be read."""
     labels = WATCHED.get(name)
-    if not labels or not _process_local_cache():
+    if not labels:
         return ""
+    every = FINGERPRINT_SECONDS if _process_local_cache() else SHARED_FINGERPRINT_SECONDS
     now = time.monotonic()
     with _fingerprints_lock:
         read_at, value = _fingerprints.get(name, (float("-inf"), ""))
-    if now - read_at < FINGERPRINT_SECONDS:
+    if now - read_at < every:
         return value
     parts = []
     try:
@@ -118,7 +124,12 @@ def _token(name: str) -> str:
 def bump(name: str) -> None:
     if not cache_guard.safe_set(_key(name), uuid.uuid4().hex, _TIMEOUT):
         _pending.add(name)
-        logger.warning("Cache unavailable: could not signal a %s change; it is sent when the cache is back", name)
+        logger.warning(
+            "Cache unavailable: could not signal a %s change; it is sent when the cache is back, and workers "
+            "see it from the tables within %d s",
+            name,
+            SHARED_FINGERPRINT_SECONDS,
+        )
 
 
 def _flush_pending() -> None:

@@ -268,6 +268,20 @@ def test_without_a_shared_cache_an_import_by_another_process_still_reaches_the_i
     assert retriever.search("What should I do after an insect bite?")[0].document.focus == "Insect bites"
 
 
+def test_an_import_whose_signal_was_lost_with_a_shared_cache_still_reaches_the_index(db, monkeypatch):
+    # The attack review: with Redis paused, the import's signal waited in the command's memory and was
+    # lost when it exited; servers never saw the change. The tables' fingerprint is read with a shared
+    # cache too, every SHARED_FINGERPRINT_SECONDS.
+    from inference.retrieval import retriever
+
+    monkeypatch.setattr(versions, "_process_local_cache", lambda: False)  # as with REDIS_URL
+    assert retriever.search("What should I do after an insect bite?") == []
+    monkeypatch.setattr(versions, "bump", lambda name: None)  # the signal that never got through
+    import_knowledge(DATA / "passages.jsonl", "test")
+    versions.forget_fingerprints()  # instead of waiting SHARED_FINGERPRINT_SECONDS
+    assert retriever.search("What should I do after an insect bite?")[0].document.focus == "Insect bites"
+
+
 def test_a_failed_table_read_keeps_the_last_version_reading(db, monkeypatch, caplog):
     # A passing database error must not change the version (each change rebuilds every index).
     monkeypatch.setattr(versions, "_process_local_cache", lambda: True)

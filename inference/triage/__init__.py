@@ -73,7 +73,7 @@ GENERIC_EMERGENCY = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department. "
     "If you are thinking about harming yourself, you can also {crisis_line}."
 )
-# ...and when the message is about a baby, a child or an older relative, without the crisis line.
+# ...and when the message is about a baby, a child, a relative, a friend or a pet, without the crisis line.
 GENERIC_EMERGENCY_FOR_SOMEONE = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department."
 )
