@@ -364,7 +364,10 @@ RARE_SPELLING = 3
 # A passage with at least this share of its sentences asking questions is a list of questions to ask.
 QUESTION_LIST_SHARE = 0.3
 # The shortest word of a name that ``respelled`` puts right: shorter ones are one letter from too many.
-MIN_NAME_TYPO = 6
+MIN_NAME_TYPO = 5
+# A one-word name is put right alone ("astma") only when it is this common in the sources: a rare
+# disease's name one letter from it may be a name of its own.
+COMMON_NAME_PASSAGES = 30
 # The words questions are asked with, as people write them, for ``KnowledgeIndex.respelled``.
 # Only long ones: a short word is one letter from too many others ("dogs" from "does").
 ASKING_WORDS = frozenset(
@@ -587,11 +590,14 @@ class KnowledgeIndex:
         # the neighbouring pairs of words names have ("blood pressure").
         self._name_spellings: dict[str, set[str]] = defaultdict(set)
         self._name_pairs: set[tuple[str, str]] = set()
+        self._one_word_names: set[str] = set()
         name_words: set[str] = set()
         for name in {name.lower() for doc in self.documents for name in (doc.focus, *doc.synonyms)}:
             written = re.findall(r"[a-z]+", name)
             self._name_pairs.update(itertools.pairwise(written))
             name_words.update(word for word in written if len(word) >= MIN_NAME_TYPO)
+            if len(written) == 1:
+                self._one_word_names.add(written[0])
         for word in name_words:
             for variant in one_letter_less(word):
                 self._name_spellings[variant].add(word)
@@ -1185,14 +1191,17 @@ class KnowledgeIndex:
         return self._names_respelled(re.sub(r"[A-Za-z]+", fix, question))
 
     def _names_respelled(self, question: str) -> str:
-        """A long word no source has ever used, one edit from exactly one word of a name (its first
-        letter kept) and standing next to that word's neighbour in the name, put right: "high blood
-        presure" is high blood pressure. A word alone is left as typed: an unknown name stays unknown."""
+        """A word the sources never use, one edit from exactly one word of a name (its first
+        letter kept), put right when it stands next to that word's neighbour in the name ("high blood
+        presure" is high blood pressure) or the word is a common one-word name ("astma"). Otherwise it is
+        left as typed: an unknown name stays unknown."""
         words = re.findall(r"[A-Za-z]+|[^A-Za-z]+", question)
         lower = [w.lower() for w in words]
         letters = [i for i, w in enumerate(lower) if w.isalpha()]
         for place, i in enumerate(letters):
             typed = lower[i]
+            # Never seen at all: a word a passage or two use is usually a rare name of its own ("frasier
+            # syndrome" is not Fraser syndrome, "pdgfra" is not "pdgfrb").
             if len(typed) < MIN_NAME_TYPO or typed in STOPWORDS or stem(typed) in self._df:
                 continue
             before = lower[letters[place - 1]] if place > 0 else ""
@@ -1205,7 +1214,15 @@ class KnowledgeIndex:
                 # makes another condition ("amyotonia congenita" is not myotonia congenita).
                 if typed[0] == right[0]
                 and one_edit_apart(typed, right)
-                and ((before, right) in self._name_pairs or (right, after) in self._name_pairs)
+                and (
+                    # Next to the rest of its name, a word of six letters or more: a five-letter word of a
+                    # name is one letter from too many others ("tietze syndrome" is not Tietz syndrome).
+                    (
+                        len(right) > MIN_NAME_TYPO
+                        and ((before, right) in self._name_pairs or (right, after) in self._name_pairs)
+                    )
+                    or (right in self._one_word_names and self._df.get(stem(right), 0) >= COMMON_NAME_PASSAGES)
+                )
             }
             if len(found) > 1:  # a typo the sources share ("preasure") loses to the word they use
                 most = max(self._df.get(stem(right), 0) for right in found)

@@ -827,6 +827,19 @@ def test_a_misspelt_word_of_a_name_is_put_right_next_to_the_rest_of_the_name() -
     assert index.search("what is goucher disease")[0].document.key == "g"  # one
     # A first letter is kept: "a" in front can make another condition (amyotonia is not myotonia).
     assert index.respelled("what is aaucher disease") == "what is aaucher disease"
+    # A five-letter word of a name is one letter from too many: "tietze syndrome" is not Tietz syndrome.
+    short = index_of_many(doc("t", "Tietz syndrome", "Tietz syndrome affects hearing and pigment.", "information"))
+    assert short.respelled("what is tietze syndrome") == "what is tietze syndrome"
+
+
+def test_a_common_one_word_name_is_put_right_alone_but_a_rare_one_is_not() -> None:
+    # The second look: "astma", "lupis", "pneumona" had no answer, and are answered spelled right.
+    common = [doc(f"a{n}", "Asthma", f"Asthma narrows the airways ({n}).", "information") for n in range(35)]
+    index = index_of_many(*common, doc("g", "Gaucher", "Gaucher is a rare inherited disorder.", "information"))
+    assert index.respelled("what is astma") == "what is asthma"
+    assert index.search("what is astma")[0].document.focus == "Asthma"
+    # A name a few passages use may have a rare neighbour of its own: left as typed.
+    assert index.respelled("what is goucher") == "what is goucher"
 
 
 def test_a_question_about_catching_it_gets_a_passage_that_says_how_it_spreads_over_the_overview() -> None:
