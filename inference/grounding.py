@@ -105,8 +105,10 @@ def sentences(text: str) -> list[str]:
 _LIST_OPENER_OR_VERB = re.compile(rf"{_LIST_OPENER.pattern}|\b(are|is|were)$", re.I)
 
 
-def _bare(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+def sentence_key(text: str) -> str:
+    """Text as two sentences or lists are compared for being the same words: case, punctuation and
+    word endings aside."""
+    return " ".join(normal_words(text))
 
 
 def _without_repeat(items: list[str]) -> list[str]:
@@ -115,7 +117,7 @@ def _without_repeat(items: list[str]) -> list[str]:
     if not items:
         return items
     head, stop, tail = items[-1].partition(". ")
-    if stop and tail and _bare(tail) == _bare(" ".join([*items[:-1], head])):
+    if stop and tail and sentence_key(tail) == sentence_key(" ".join([*items[:-1], head])):
         return [*items[:-1], head + "."]
     return items
 
@@ -291,7 +293,7 @@ def select_sentences(
     sentences_of = sentences(text)
     items: list[str] = []  # the list just read, to spot it said again run together
     for i, s in enumerate(sentences_of):
-        key = " ".join(normal_words(s))
+        key = sentence_key(s)
         repeated_list = len(items) > 1 and key == " ".join(items)
         items = [*items, key] if s.startswith("- ") else []
         off_topic = not about_paying and PAYING.search(s) is not None
@@ -457,8 +459,8 @@ def extract(question: str, documents: Sequence[Document], max_words: int = 90) -
         chosen = select_sentences(
             question, document.text, left, keep_help=document.key.startswith("rule:"), names=spoken_names(document)
         )
-        chosen = [sentence for sentence in chosen if _bare(sentence) not in said]
-        said.update(map(_bare, chosen))
+        chosen = [sentence for sentence in chosen if sentence_key(sentence) not in said]
+        said.update(map(sentence_key, chosen))
         if not chosen:
             continue
         parts.append(join_sentences(chosen))

@@ -268,3 +268,19 @@ def test_the_generic_emergency_text_leaves_out_the_crisis_line_for_a_relative_or
     for text in ("my mums words are all wrong and strange today", "my dog swallowed a sock what should i do"):
         result = triage.assess(text)
         assert result.level == "emergency" and result.rule == "" and "988" not in result.response, text
+
+
+def test_a_message_read_in_context_counts_one_hit_on_the_rule_it_answers_with(curated_data, rules_only) -> None:
+    # Before, the "more precise advice" branch counted the rule of the message alone (medicines), and an
+    # escalation counted the message's own rule as well as the conversation's.
+    def hits() -> dict[str, int]:
+        return {rule.name: rule.hit_count for rule in EmergencyRule.objects.filter(hit_count__gt=0)}
+
+    result = triage.assess_in_context("shes just drunk some bleach", ["my daughter is 2"])
+    assert hits() == {result.rule: 1}
+    EmergencyRule.objects.update(hit_count=0)
+    result = triage.assess_in_context("she has a temperature of 38.4", ["my baby is 7 weeks old"])
+    assert hits() == {"Fever in a baby under 3 months": 1}
+    EmergencyRule.objects.update(hit_count=0)
+    triage.assess_in_context("she has a temperature of 38.4", ["my baby is 7 weeks old"], count_hits=False)
+    assert hits() == {}

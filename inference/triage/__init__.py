@@ -33,7 +33,7 @@ from django.conf import settings
 from inference import versions
 from inference.triage.engine import EMERGENCY, LEVELS, ROUTINE, URGENT, CompiledRule, Decision, Triage
 from inference.triage.legacy import CompiledEmergencyRule, compile_rules, find_emergency, render_response
-from inference.triage.matcher import Reading
+from inference.triage.matcher import SOMEONE_ELSE_CONCEPTS, Reading
 from inference.triage.text import normalise
 
 __all__ = [
@@ -77,7 +77,6 @@ GENERIC_EMERGENCY = (
 GENERIC_EMERGENCY_FOR_SOMEONE = (
     "This may be an emergency. Call {number} now, or go to the nearest emergency department."
 )
-SOMEONE_ELSE = frozenset({"baby_young", "child", "young_child", "older_adult", "baby_3_to_6_months"})
 # "my mum", "our dog", "his girlfriend": a message about someone else, as people name them.
 SOMEONE_NAMED = re.compile(
     r"\b(my|our|his|her|their) (mum|mom|mam|mother|dad|father|husband|wife|partner|boyfriend|girlfriend|son|"
@@ -89,7 +88,7 @@ SOMEONE_NAMED = re.compile(
 
 def about_someone_else(reading: Reading) -> bool:
     """Whether a message is about a baby, a child, a relative, a friend or an animal, not the writer."""
-    return bool(SOMEONE_ELSE & set(reading.concepts)) or SOMEONE_NAMED.search(reading.prepared) is not None
+    return bool(SOMEONE_ELSE_CONCEPTS & set(reading.concepts)) or SOMEONE_NAMED.search(reading.prepared) is not None
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,10 @@ class TriageResult:
     concepts: tuple[str, ...]  # names of the concepts found in the text
     by: str  # "rules", "classifier", "both" or ""
     response: str  # emergency: the text to show; urgent: the banner; routine: ""
+
+
+# What a message gets when triage itself fails.
+ROUTINE_RESULT = TriageResult(level=ROUTINE, rule="", concepts=(), by="", response="")
 
 
 @dataclass(frozen=True)
@@ -262,22 +265,34 @@ def _decide(text: Any) -> tuple[Decision, float | None]:
     return decision, probability
 
 
+def _assessed(text: str) -> tuple[TriageResult, int | None]:
+    """The result for one message and the id of the curated rule that gave it (None for none)."""
+    decision, probability = _decide(text)
+    result = combine(decision, probability)
+    rule_id = decision.rule.rule_id if result.rule and decision.rule is not None else None
+    return result, rule_id or None
+
+
+def _count(rule_id: int | None) -> None:
+    if rule_id is not None:
+        from inference.models import EmergencyRule
+
+        EmergencyRule.count_hit(rule_id)
+
+
 def assess(text: str, *, count_hits: bool = True) -> TriageResult:
     """Triage one raw user message. Never raises: on an internal error it logs and answers routine.
 
     Counts a hit on the rule that fired (``count_hits=False`` for a curator's trial). Returns a
     ``TriageResult`` whose ``response`` is ready to show (placeholders filled from settings)."""
     try:
-        decision, probability = _decide(text)
-        result = combine(decision, probability)
-        if count_hits and result.rule and decision.rule is not None and decision.rule.rule_id:
-            from inference.models import EmergencyRule
-
-            EmergencyRule.count_hit(decision.rule.rule_id)
+        result, rule_id = _assessed(text)
+        if count_hits:
+            _count(rule_id)
         return result
     except Exception:
         logger.exception("Triage failed; answering as routine")
-        return TriageResult(level=ROUTINE, rule="", concepts=(), by="", response="")
+        return ROUTINE_RESULT
 
 
 # How many of the person's earlier messages triage reads with the new one.
@@ -289,30 +304,40 @@ def assess_in_context(text: str, earlier: Sequence[str] = (), *, count_hits: boo
     flag told over several ("my baby is 7 weeks old" ... "she has a temperature of 38.4"), and a
     follow-up in the middle of an emergency ("I took a lot of paracetamol" ... "what should I do
     now?"), get the level the messages have together. Thanks or a goodbye does not bring the
-    emergency text back."""
+    emergency text back. Counts one hit, on the rule of the result it returns."""
+    try:
+        result, rule_id = _in_context(text, earlier)
+        if count_hits:
+            _count(rule_id)
+        return result
+    except Exception:
+        logger.exception("Triage failed; answering as routine")
+        return ROUTINE_RESULT
+
+
+def _in_context(text: str, earlier: Sequence[str]) -> tuple[TriageResult, int | None]:
     from inference.text import pleasantry
 
-    result = assess(text, count_hits=count_hits)
+    alone = _assessed(text)
     recent = [message for message in earlier if message.strip()][-CONTEXT_MESSAGES:]
     if not recent or pleasantry(text):
-        return result
-    joined = ". ".join([*recent, text])
-    together = assess(joined, count_hits=False)
+        return alone
+    together = _assessed(". ".join([*recent, text]))
     rank = {ROUTINE: 0, URGENT: 1, EMERGENCY: 2}
-    if rank[together.level] > rank[result.level]:
-        logger.info("Triage: %s from the conversation's last messages", together.level)
-        return assess(joined, count_hits=count_hits) if count_hits else together
+    if rank[together[0].level] > rank[alone[0].level]:
+        logger.info("Triage: %s from the conversation's last messages", together[0].level)
+        return together
     # An emergency alone, whose advice the earlier messages make more precise ("my daughter is 2", then
     # "shes just drunk some bleach": the child's rule, not the one about medicines), unless that advice
     # is about what the earlier messages said alone.
     if (
-        result.level == EMERGENCY
-        and together.rule
-        and together.rule != result.rule
-        and assess(". ".join(recent), count_hits=False).rule != together.rule
+        alone[0].level == EMERGENCY
+        and together[0].rule
+        and together[0].rule != alone[0].rule
+        and _assessed(". ".join(recent))[0].rule != together[0].rule
     ):
         return together
-    return result
+    return alone
 
 
 def explain(text: str) -> Explanation:

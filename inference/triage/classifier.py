@@ -36,7 +36,7 @@ from django.conf import settings
 
 from inference.text import QUESTION_STARTS, pleasantry
 from inference.triage import corpus
-from inference.triage.matcher import PERSONAL, Reading
+from inference.triage.matcher import PERSONAL, SOMEONE_ELSE_CONCEPTS, Reading
 from inference.triage.text import normalise
 
 logger = logging.getLogger("inference.triage")
@@ -50,7 +50,7 @@ SURE_MIN_WORDS = 4  # ...and the fewest words a message needs for that, unless i
 DISTRESS = frozenset("help dying emergency ambulance sos".split())  # "help!!", "im dying"
 # The concepts that say who a message is about, and the most words a message saying only that may have
 # before the classifier alone may be sure of it.
-WHO = frozenset({"baby_young", "baby_3_to_6_months", "child", "young_child", "older_adult", "pregnant"})
+WHO = SOMEONE_ELSE_CONCEPTS | {"pregnant"}
 SURE_MAX_WHO_WORDS = 8
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TRAINED_FROM = ("triage_concepts.json", "emergency_rules.json", "triage_phrasings.jsonl")

@@ -46,6 +46,10 @@ ASKING_GENERAL = "asking_general"  # "can you", "how long": a question, unless s
 PERSONAL = "personal"  # "i", "my", "he", "my dad": someone is being described
 CONTEXT = (NEGATION, UNCERTAINTY, HYPOTHETICAL, PAST, NOW, RESOLVED, ASKING_ABOUT, ASKING_GENERAL, PERSONAL)
 
+# The concepts that say who a message is about when it is not the writer: a baby, a child, an older
+# adult (the curated concept names in fixtures/triage_concepts.json).
+SOMEONE_ELSE_CONCEPTS = frozenset({"baby_young", "baby_3_to_6_months", "child", "young_child", "older_adult"})
+
 NEGATION_WINDOW = 4  # words between a negation cue and the concept it negates
 # Where a negation stops: "but", or "and" starting another statement about them ("my baby isnt crying
 # anymore and is floppy": floppy is not denied; "no fever and a rash" still denies both).
