@@ -208,7 +208,65 @@ class Names:
         return self.focus | self.synonyms
 
     def matches(self, other: Names) -> bool:
-        return bool(self.focus & other.all or other.focus & self.all)
+        if self.focus & other.all or other.focus & self.all:
+            return True
+        return any(garbled_twins(a, b) for a in self.focus for b in other.all) or any(
+            garbled_twins(a, b) for a in other.focus for b in self.all
+        )
+
+
+# MedQuAD drops accented letters from some names: "Klver-Bucy" for Klüver-Bucy, "Henoch-Schnlein",
+# "Behet", "Mnire", "Sjgren", "Waldenstrm", where other documents write "Kluver", "Schonlein",
+# "Behcet", "Sjogren". The letters those lose, as the other documents spell them.
+DROPPED_LETTERS = "eouc"
+_DROPPED = re.compile(f"[{DROPPED_LETTERS}]")
+MAX_DROPPED = 2
+_VOWELS = frozenset("aeiouy")
+
+
+def _garble_key(name: str) -> str:
+    """A comparable name with the letters MedQuAD may have dropped taken out (first letters kept)."""
+    return " ".join(sorted(word[:1] + _DROPPED.sub("", word[1:]) for word in name.split()))
+
+
+def _dropped_from(short: str, long: str) -> bool:
+    """Whether ``short`` is ``long`` with one or two of DROPPED_LETTERS taken out, neither its first
+    nor its last letter ("Tietz" and "Tietze" are two syndromes), both words of letters, with a vowel
+    left ("lms" is initials). A four-letter word may only have lost a vowel between two consonants
+    ("Lken" for Løken; "CACH" and "COACH", "MADD" and "MCADD" are initials of different diseases)."""
+    if not 0 < len(long) - len(short) <= MAX_DROPPED or len(short) < 4 or not (short + long).isalpha():
+        return False
+    if short[0] != long[0] or short[-1] != long[-1] or not set(short) & _VOWELS:
+        return False
+    matched = 0
+    for place, letter in enumerate(long):
+        if matched < len(short) and letter == short[matched]:
+            matched += 1
+        elif not _droppable(long, place, short_word=len(short) == 4):
+            return False
+    return matched == len(short)
+
+
+def _droppable(word: str, place: int, short_word: bool) -> bool:
+    letter = word[place]
+    if not 0 < place < len(word) - 1:
+        return False  # a first or last letter
+    if short_word:
+        return letter in _VOWELS and letter in DROPPED_LETTERS and not {word[place - 1], word[place + 1]} & _VOWELS
+    return letter in DROPPED_LETTERS
+
+
+def garbled_twins(a: str, b: str) -> bool:
+    """Whether two comparable names are one name, one of them with accented letters dropped: every
+    word the same but one or two, each the other's word with one or two of DROPPED_LETTERS lost.
+    "fraser syndrom" and "frasier syndrom" are two syndromes ("i" is not among the letters)."""
+    if a == b or _garble_key(a) != _garble_key(b):
+        return False
+    only_a = sorted(set(a.split()) - set(b.split()))
+    only_b = sorted(set(b.split()) - set(a.split()))
+    if not only_a or len(only_a) != len(only_b) or len(only_a) > 2:
+        return False
+    return all(any(_dropped_from(x, y) or _dropped_from(y, x) for y in only_b) for x in only_a)
 
 
 _LEAFLET_TITLE = re.compile(r"^what i need to know about\s+", re.I)
@@ -363,12 +421,19 @@ def heldout_questions(
                 foci = table.setdefault(name, [])
                 if document.focus not in foci:
                     foci.append(document.focus)
+    twins: dict[str, list[str]] = {}  # garble key -> the knowledge names with it (see garbled_twins)
+    for name in by_any:
+        twins.setdefault(_garble_key(name), []).append(name)
+
+    def same_names(name: str) -> list[str]:
+        return [name, *(t for t in twins.get(_garble_key(name), ()) if garbled_twins(name, t))]
+
     rng = random.Random(seed)
     questions = []
     for document in heldout:
         names = document.names()
-        found = [f for name in sorted(names.focus) for f in by_any.get(name, ())]
-        found += [f for name in sorted(names.all) for f in by_focus.get(name, ())]
+        found = [f for name in sorted(names.focus) for same in same_names(name) for f in by_any.get(same, ())]
+        found += [f for name in sorted(names.all) for same in same_names(name) for f in by_focus.get(same, ())]
         covered_by = tuple(dict.fromkeys(found))[:5]
         name_known = any(name in by_any for name in names.focus)
         # Nobody asks "how is what I need to know about kidney stones diagnosed?" (NIDDK's titles).

@@ -29,6 +29,8 @@ from bench.knowledge_split import (
 from bench.metrics import lcs_length, percentile, rouge_l_f1
 from inference import pipeline
 from inference.models import FallbackRule
+from knowledge.importers import PassageRecord
+from knowledge.search import Document
 from knowledge.text import phrase
 
 SPLIT_DATA = Path(__file__).resolve().parent / "data" / "knowledge_split"
@@ -420,6 +422,40 @@ def test_two_names_are_the_same_topic_in_any_word_order_and_as_the_search_splits
     # "in adults" names the people a general passage speaks to anyway (the search reads it so too).
     assert knowledge_split.names_of("Kidney Stones in Adults").matches(knowledge_split.names_of("Kidney stones"))
     assert not knowledge_split.names_of("Kidney Stones in Children").matches(knowledge_split.names_of("Kidney stones"))
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Klver-Bucy Syndrome", "Kluver Bucy syndrome"),  # MedQuAD dropped the "ü"
+        ("Henoch-Schnlein Purpura", "Henoch-Schonlein purpura"),
+        ("Behet disease", "Behcet's disease"),  # ...and the "ç"
+        ("Lken-Senior syndrome", "Loken-Senior syndrome"),
+    ],
+)
+def test_a_name_with_its_accented_letters_dropped_is_the_same_topic(one, other):
+    assert knowledge_split.names_of(one).matches(knowledge_split.names_of(other))
+    # ...and a held-out document under one name is covered by a knowledge document under the other.
+    heldout = knowledge_split.CorpusDocument("x/1.xml", one, (), (_record(one),))
+    knowledge = [Document(key="passage:1", title=other, focus=other, text="x")]
+    assert {q.group for q in heldout_questions([heldout], knowledge, seed=0)} == {COVERED}
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("Fraser syndrome", "Frasier syndrome"),  # two syndromes: "i" is not a letter MedQuAD drops
+        ("Tietz syndrome", "Tietze syndrome"),  # nor is a last letter
+        ("CACH syndrome", "COACH syndrome"),  # initials of two diseases
+        ("MADD", "MCADD"),
+    ],
+)
+def test_names_a_letter_apart_that_are_not_a_dropped_accent_stay_apart(one, other):
+    assert not knowledge_split.names_of(one).matches(knowledge_split.names_of(other))
+
+
+def _record(focus: str) -> PassageRecord:
+    return PassageRecord("x/1/1", f"What is {focus}?", focus, (), "information", "An answer.", "")
 
 
 def test_a_curated_entry_covers_and_matches_the_topics_its_triggers_name_unless_titles_only(curated_data):
