@@ -580,6 +580,36 @@ def test_a_cancer_or_a_syndrome_named_after_a_curated_entrys_lay_word_is_another
     assert index.search("Could it be thyroid cancer?") == []
 
 
+def test_another_topic_joined_by_and_must_be_spoken_of_by_the_passage() -> None:
+    # The knowledge split: "smoking and the digestive system" got the quitting entry, "prescription and
+    # illicit drug abuse" the entry on taking medicines safely.
+    index = index_of_many(
+        curated("1", "Quitting smoking", "Stopping smoking protects your heart and lungs.", ("smoking",)),
+        curated("2", "Type 2 diabetes", "Prediabetes means blood sugar above normal.", ("diabetes", "prediabetes")),
+        curated("3", "Headache", "Most headaches ease with rest and fluids.", ("headache",)),
+        doc("d", "Diarrhea", "Diarrhea is loose stools. Digestive system upsets cause it.", "information"),
+    )
+    assert index.search("what is smoking and the digestive system?") == []
+    assert index.search("smoking and your lungs and heart")[0].document.key == "rule:1"  # it speaks of both
+    assert index.search("the digestive system and diarrhea")[0].document.key == "d"
+    # Two names of one entry, and one word said with a topic (more often a symptom than a topic), answer.
+    assert index.search("tell me about diabetes and prediabetes")[0].document.key == "rule:2"
+    assert index.search("headache and nausea")[0].document.key == "rule:3"
+
+
+def test_a_rare_word_after_with_makes_a_longer_name_but_a_condition_of_its_own_does_not() -> None:
+    # The knowledge split: "epidermolysis bullosa with pyloric atresia" got the general passage.
+    index = index_of_many(
+        doc("eb", "Epidermolysis bullosa", "The skin blisters. Rarely the pyloric outlet is shut.", "information"),
+        doc("c", "COPD", "COPD makes breathing hard. Emphysema is one form of it.", "information"),
+        doc("e", "Emphysema", "Emphysema damages the air sacs of the lungs.", "information"),
+        filler=400,  # so that "pyloric", in one passage, is a rare word
+    )
+    assert index.search("what is epidermolysis bullosa with pyloric atresia?") == []
+    assert index.search("what is epidermolysis bullosa?")[0].document.key == "eb"
+    assert index.search("copd with emphysema")[0].document.key == "c"  # emphysema is a topic of its own
+
+
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
     index = index_of_many(
         doc("g", "Gerstmann's Syndrome", "Gerstmann's syndrome follows damage to one part of the brain.", "information")
