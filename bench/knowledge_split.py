@@ -52,7 +52,7 @@ from inference.grounding import check_sentences
 from inference.models import EmergencyRule, FallbackRule
 from inference.retrieval import RULE_PREFIX, citation_for, load_aliases, load_documents, retriever, with_aliases
 from knowledge.importers import ImportProblem, PassageRecord, iter_files, read_medquad_file, unglue_records
-from knowledge.search import GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
+from knowledge.search import GENERAL_GROUPS, GENERAL_PEOPLE, Document, Hit, KnowledgeIndex, focus_variants, name_form
 from knowledge.text import STOPWORDS, phrase
 
 MEDQUAD_SOURCE = "MedQuAD"
@@ -198,10 +198,14 @@ class Names:
 
     Two documents share a topic when one's focus is among the other's names. Synonym against
     synonym does not count: MedQuAD lists broad groups as synonyms ("Peroxisome disorder"), and
-    two diseases of one group are not the same topic."""
+    two diseases of one group are not the same topic. A focus that joins names ("Insulin
+    Resistance and Prediabetes") is the topic of a document that has every one of them among its
+    names (a curated entry whose triggers are "insulin resistance" and "prediabetes"); names each
+    of a different document ("neuropathy, ataxia, and retinitis pigmentosa") make another topic."""
 
     focus: frozenset[str]
     synonyms: frozenset[str] = frozenset()
+    parts: frozenset[str] = frozenset()  # the names a focus joins with "and", when it does
 
     @property
     def all(self) -> frozenset[str]:
@@ -209,6 +213,8 @@ class Names:
 
     def matches(self, other: Names) -> bool:
         if self.focus & other.all or other.focus & self.all:
+            return True
+        if (self.parts and self.parts <= other.all) or (other.parts and other.parts <= self.all):
             return True
         return any(garbled_twins(a, b) for a in self.focus for b in other.all) or any(
             garbled_twins(a, b) for a in other.focus for b in self.all
@@ -282,16 +288,37 @@ def comparable(name: str) -> str:
     return " ".join(sorted({w for w in words if w not in STOPWORDS}))  # single letters count: "hepatitis c"
 
 
-def _focus_forms(focus: str) -> set[str]:
+# "... in Men", "... in Women": asked about, the general topic's passages answer it (the search's
+# GENERAL_GROUPS); a page titled so does not answer the general question.
+_ASKED_FOR_GROUP = re.compile(rf"\s+(?:in|for)\s+(?:{'|'.join(sorted(GENERAL_GROUPS))}|adult)$", re.I)
+
+
+def _focus_forms(focus: str, asked: bool = False) -> set[str]:
     without = re.sub(r"\s*\([^)]*\)", "", focus).strip()
     bare = _LEAFLET_TITLE.sub("", without)
     # "Kidney Stones in Adults" is about kidney stones, as the search reads it (GENERAL_GROUPS).
-    general = GENERAL_PEOPLE.sub("", bare)
+    general = (_ASKED_FOR_GROUP if asked else GENERAL_PEOPLE).sub("", bare)
     return {name for name in map(comparable, (focus, without, bare, general)) if name}
 
 
-def names_of(focus: str, synonyms: Iterable[str] = ()) -> Names:
-    return Names(frozenset(_focus_forms(focus)), frozenset(name for name in map(comparable, synonyms) if name))
+_JOINED_NAMES = re.compile(r"\s*,\s*and\s+|\s*,\s*|\s+and\s+", re.I)
+
+
+def _parts(focus: str) -> frozenset[str]:
+    """The names a focus joins: "Overweight and Obesity", "Diabetes, Heart Disease, and Stroke"."""
+    without = _LEAFLET_TITLE.sub("", re.sub(r"\s*\([^)]*\)", "", focus).strip())
+    parts = frozenset(name for name in map(comparable, _JOINED_NAMES.split(without)) if name)
+    return parts if len(parts) >= 2 and " and " in f" {without.lower()} " else frozenset()
+
+
+def names_of(focus: str, synonyms: Iterable[str] = (), asked: bool = False) -> Names:
+    """A focus and its synonyms as ``Names``. ``asked``: the names of a held-out document, whose
+    questions name its focus ("urinary incontinence in men" is answered by the general topic)."""
+    return Names(
+        frozenset(_focus_forms(focus, asked)),
+        frozenset(name for name in map(comparable, synonyms) if name),
+        _parts(focus),
+    )
 
 
 def document_names(document: Document, triggers_cover: bool = True) -> Names:
@@ -325,7 +352,8 @@ class CorpusDocument:
     records: tuple[PassageRecord, ...]
 
     def names(self) -> Names:
-        return names_of(self.focus, self.synonyms)
+        """Its names as its questions ask them (``names_of``'s ``asked``)."""
+        return names_of(self.focus, self.synonyms, asked=True)
 
 
 def read_corpus(path: Path) -> tuple[list[CorpusDocument], list[tuple[str, str]]]:
@@ -434,6 +462,8 @@ def heldout_questions(
         names = document.names()
         found = [f for name in sorted(names.focus) for same in same_names(name) for f in by_any.get(same, ())]
         found += [f for name in sorted(names.all) for same in same_names(name) for f in by_focus.get(same, ())]
+        if names.parts:  # a knowledge document with every joined name among its own
+            found += sorted(set.intersection(*(set(by_any.get(part, ())) for part in names.parts)))
         covered_by = tuple(dict.fromkeys(found))[:5]
         name_known = any(name in by_any for name in names.focus)
         # Nobody asks "how is what I need to know about kidney stones diagnosed?" (NIDDK's titles).

@@ -424,6 +424,38 @@ def test_two_names_are_the_same_topic_in_any_word_order_and_as_the_search_splits
     assert not knowledge_split.names_of("Kidney Stones in Children").matches(knowledge_split.names_of("Kidney stones"))
 
 
+def test_a_focus_joining_names_is_covered_by_a_document_with_all_of_them_not_by_one_of_each():
+    entry = Document(
+        key="rule:1",
+        title="Type 2 diabetes",
+        focus="Type 2 diabetes",
+        text="x",
+        synonyms=("insulin resistance", "prediabetes"),
+    )
+    joined = knowledge_split.CorpusDocument("x/1.xml", "Insulin Resistance and Prediabetes", (), (_record("IR"),))
+    assert knowledge_split.document_names(entry).matches(joined.names())
+    assert {q.group for q in heldout_questions([joined], [entry], seed=0)} == {COVERED}
+    # Three names, each another document's: a syndrome of its own (NARP), not any of them.
+    narp = knowledge_split.CorpusDocument(
+        "x/2.xml", "neuropathy, ataxia, and retinitis pigmentosa", (), (_record("NARP"),)
+    )
+    parts = [Document(key=f"passage:{n}", title=f, focus=f, text="x") for n, f in enumerate(("Ataxia", "Neuropathy"))]
+    parts.append(Document(key="passage:9", title="RP", focus="Retinitis pigmentosa", text="x"))
+    assert {q.group for q in heldout_questions([narp], parts, seed=0)} == {UNCOVERED}
+    assert not any(knowledge_split.document_names(part).matches(narp.names()) for part in parts)
+
+
+def test_a_held_out_page_for_men_or_women_is_covered_by_the_general_topic_but_not_the_other_way():
+    # The search answers "urinary incontinence in men" from the general passage (GENERAL_GROUPS), so its
+    # questions are covered; a knowledge page "... in Women" does not answer the general question.
+    general = knowledge_split.names_of("Urinary Incontinence")
+    for_men = knowledge_split.CorpusDocument("x/1.xml", "Urinary Incontinence in Men", (), ())
+    assert for_men.names().matches(general)
+    assert not knowledge_split.names_of("Urinary Incontinence in Women").matches(general)
+    for_children = knowledge_split.CorpusDocument("x/2.xml", "Urinary Incontinence in Children", (), ())
+    assert not for_children.names().matches(general)
+
+
 @pytest.mark.parametrize(
     ("one", "other"),
     [
