@@ -405,6 +405,26 @@ def name_form(words: list[str]) -> list[str]:
     return [w for i, w in enumerate(words) if not (w == "type" and i + 1 < len(words) and is_identifier(words[i + 1]))]
 
 
+# Someone's age: "6 years old", "a 3yo", "8 weeks", "my son is 6", "aged 70". Not a type number.
+AGE = re.compile(
+    r"\b(?P<number>\d{1,3})\s*-?\s*(?P<unit>year|yr|yo|y/o|month|mth|week|wk|day)s?\b(?!\s*pregnant)"
+    r"|\b(?:is|aged|age|turned|turns)\s+(?P<years>\d{1,3})\b"
+    r"(?!\s*(?:%|percent|mg|mcg|g|ml|mmol|kg|lbs?|stone|degrees?|°|weeks? pregnant))",
+    re.I,
+)
+CHILD_YEARS = 16  # under this many years old: a child, as the sources write for children
+
+
+def ages_in(question: str) -> dict[str, bool]:
+    """The numbers of a question that are someone's age, each with whether it is a child's."""
+    ages = {}
+    for match in AGE.finditer(question):
+        number = match.group("number") or match.group("years")
+        in_years = (match.group("unit") or "year").lower() in ("year", "yr", "yo", "y/o")
+        ages[number] = not in_years or int(number) < CHILD_YEARS
+    return ages
+
+
 def is_identifier(word: str) -> bool:
     """A word that numbers a kind of something: 2, 2j, iii, iiib."""
     return (
@@ -577,6 +597,15 @@ class KnowledgeIndex:
         self._initials: dict[str, set[str]] = defaultdict(set)  # "ADHD" → foci whose passages use it
         self._short_initials: dict[str, set[str]] = defaultdict(set)  # "DVT": the same, three letters
         self._aliased: dict[str, set[str]] = defaultdict(set)  # a curator's alias, name_form → its foci
+        # Curated entries on one topic written for different people ("Fever in adults", "Fever in
+        # children"): by the title's other words, each entry by the group its title names.
+        self._for_group: dict[str, dict[str, int]] = defaultdict(dict)
+        for index, doc in enumerate(self.documents):
+            title = [w for w in normal_words(doc.title) if w not in STOPWORDS]
+            groups = {group for w in title if (group := population(w))}
+            if doc.key.startswith("rule:") and len(groups) == 1:
+                topic = " ".join(sorted(w for w in title if not population(w)))
+                self._for_group[topic][groups.pop()] = index
         # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
         # their category, not a name of each (a question about "schistosomiasis parasites" is not
         # answered by the hookworm passage).
@@ -1191,11 +1220,23 @@ class KnowledgeIndex:
             for own in self._name_list[index]
         )
 
+    def for_the_people(self, index: int, question_groups: set[str]) -> list[int]:
+        """The curated entry on the same topic as entry ``index`` written for the people the
+        question is about: "Fever in children" for "my son is 6 and has a fever", which the
+        trigger "fever" of "Fever in adults" found."""
+        title = [w for w in normal_words(self.documents[index].title) if w not in STOPWORDS]
+        entries = self._for_group.get(" ".join(sorted(w for w in title if not population(w))), {})
+        return [entries[group] for group in sorted(question_groups) if group in entries]
+
     def same_kind(self, index: int, question_ids: set[str], question_groups: set[str]) -> bool:
         """False when the passage's names number or place the topic differently from the
         question: "11-beta-hydroxylase" against "21-hydroxylase", adults against childhood."""
         names = self._names[index].split()
-        ids = {w for w in names if is_identifier(w)}
+        # A curated entry's numbers are in its title ("Type 2 diabetes"); its triggers' are what
+        # people say ("38 degrees"), not a kind of the topic.
+        curated = self.documents[index].key.startswith("rule:")
+        numbered = normal_words(self.documents[index].title) if curated else names
+        ids = {w for w in numbered if is_identifier(w)}
         numbers = question_ids - {"non"}
         if ids and numbers and not ids & numbers:
             return False
@@ -1319,10 +1360,13 @@ class KnowledgeIndex:
         named = foci_named(spans)
         specific = self.specific_words(question)
 
-        question_ids = {w for w in normal_words(question) if is_identifier(w)}
+        ages = ages_in(question)
+        question_ids = {w for w in normal_words(question) if is_identifier(w)} - set(ages)
         if "non" in normal_words(question):
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
+        if any(ages.values()):
+            question_groups.add("children")  # "my son is 6 and has a fever"
         if named:
             words = name_form(normal_words(question))
             joined = hyphen_joined(question)
@@ -1352,6 +1396,15 @@ class KnowledgeIndex:
                         and self._subtitle_fits(i, name, tail)
                     ]
                     found = [i for i in fits if self.has_name(i, name, extra)]
+                    if question_groups and not extra:
+                        # An entry written for other people points to its sibling for these ones.
+                        found += [
+                            other
+                            for i in self._foci[key]
+                            if i not in fits
+                            for other in self.for_the_people(i, question_groups)
+                            if other not in found
+                        ]
                     lasting = [words for words in extra if words <= CHRONIC]
                     if not found and lasting and len(lasting) == len(extra) and self._named_alone(words, start - 1):
                         # No passage is named "chronic kidney disease": the one on kidney disease

@@ -610,6 +610,29 @@ def test_a_rare_word_after_with_makes_a_longer_name_but_a_condition_of_its_own_d
     assert index.search("copd with emphysema")[0].document.key == "c"  # emphysema is a topic of its own
 
 
+def test_a_childs_age_takes_the_entry_written_for_children_and_is_not_a_type_number() -> None:
+    # "my son is 6 and has a fever" had no answer: "6" was read as a type number that the adult entry's
+    # trigger "38 degrees" did not have. Said with "of 38", it got the adult entry.
+    index = index_of_many(
+        curated("1", "Fever in adults", "Rest and drink fluids.", ("fever", "temperature", "38 degrees")),
+        curated("2", "Fever in children", "Most fevers in children are mild.", ("child fever", "toddler temperature")),
+        curated("3", "Type 2 diabetes", "Blood sugar stays too high.", ("diabetes",)),
+        curated("4", "Type 1 diabetes", "The body makes no insulin.", ("diabetes",)),
+    )
+    for question in (
+        "my son is 6 and has a fever",
+        "my son is 6 and has a fever of 38",
+        "my 3yo has a temperature",
+        "my 8 week old has a fever",
+    ):
+        assert [hit.document.key for hit in index.search(question)][:1] == ["rule:2"], question
+    assert index.search("my dad is 80 and has a fever")[0].document.key == "rule:1"
+    assert index.search("what is a fever?")[0].document.key == "rule:1"
+    # Weeks of a pregnancy are not a baby's age.
+    assert "rule:2" not in [hit.document.key for hit in index.search("I am 30 weeks pregnant and have a fever")]
+    assert index.search("what is type 2 diabetes?")[0].document.key == "rule:3"  # a title's number is a type
+
+
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
     index = index_of_many(
         doc("g", "Gerstmann's Syndrome", "Gerstmann's syndrome follows damage to one part of the brain.", "information")
