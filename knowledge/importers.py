@@ -24,6 +24,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -654,6 +655,39 @@ def _read_all(
     return records
 
 
+def _leaflet_file(external_id: str) -> tuple[str, str] | None:
+    """(the folders, the file name) of a leaflet passage's id ("clinic/asthma.md#2"), else None."""
+    path, hash_, number = external_id.rpartition("#")
+    if not hash_ or not number.isdigit() or Path(path).suffix.lower() not in DOCUMENT_SUFFIXES:
+        return None
+    folders, _, file_name = path.rpartition("/")
+    return folders, file_name
+
+
+def _as_stored(records: dict[str, PassageRecord], stored: Iterable[str]) -> dict[str, PassageRecord]:
+    """``records`` with each leaflet's ids as an earlier import stored them. A leaflet's id starts
+    with its path below the folder imported: importing the folder, then the file alone (or the other
+    way round), names one file two ways. A file whose name is read once and that the source stores
+    under exactly one other path, which this import does not read, keeps that path."""
+    stored_paths: dict[str, set[str]] = {}
+    for external_id in stored:
+        if (leaflet := _leaflet_file(external_id)) is not None:
+            stored_paths.setdefault(leaflet[1], set()).add(external_id.rpartition("#")[0])
+    read_paths = {external_id.rpartition("#")[0] for external_id in records if _leaflet_file(external_id)}
+    read_names = Counter(path.rpartition("/")[2] for path in read_paths)
+    renamed: dict[str, PassageRecord] = {}
+    for external_id, record in records.items():
+        leaflet = _leaflet_file(external_id)
+        path, _, number = external_id.rpartition("#")
+        if leaflet is not None and read_names[leaflet[1]] == 1 and path not in stored_paths.get(leaflet[1], ()):
+            others = stored_paths.get(leaflet[1], set()) - read_paths
+            if len(others) == 1:
+                external_id = f"{others.pop()}#{number}"
+                record = replace(record, external_id=external_id)
+        renamed[external_id] = record
+    return renamed
+
+
 def _write(
     source: KnowledgeSource, records: dict[str, PassageRecord], report: ImportReport, delete_missing: bool
 ) -> None:
@@ -661,6 +695,7 @@ def _write(
         row["external_id"]: row
         for row in Passage.objects.filter(source=source).values("pk", "external_id", *_COMPARED).iterator()
     }
+    records = _as_stored(records, existing.keys())
     to_create: list[Passage] = []
     now = timezone.now()  # update() skips auto_now: set by hand, so "recently changed" stays true
     for external_id, record in records.items():

@@ -243,6 +243,25 @@ def test_reimporting_updates_changed_passages_in_place_and_leaves_the_rest_alone
     assert set(passages()) == {"1", "2", "3"}
 
 
+def test_a_leaflet_imported_with_its_folder_then_alone_is_updated_not_added_again(db, tmp_path):
+    # Its id starts with its path below the folder imported: "clinic/asthma.md#1", then "asthma.md#1".
+    folder = tmp_path / "leaflets" / "clinic"
+    folder.mkdir(parents=True)
+    (folder / "asthma.md").write_text("# Asthma\n\nAsthma narrows the airways.\n")
+    (folder / "colds.md").write_text("# Colds\n\nColds get better by themselves.\n")
+    import_knowledge(tmp_path / "leaflets", "test")
+    assert set(passages()) == {"clinic/asthma.md#1", "clinic/colds.md#1"}
+
+    (folder / "asthma.md").write_text("# Asthma\n\nAsthma narrows the airways. An inhaler helps.\n")
+    report = import_knowledge(folder / "asthma.md", "test")
+    assert (report.added, report.updated) == (0, 1)
+    assert set(passages()) == {"clinic/asthma.md#1", "clinic/colds.md#1"}
+    assert "inhaler" in passages()["clinic/asthma.md#1"].text
+
+    report = import_knowledge(tmp_path / "leaflets", "test")  # and the folder again: nothing new
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 2)
+
+
 def test_an_import_reports_its_progress_file_by_file(db):
     calls: list[tuple[int, int]] = []
     import_knowledge(DATA / "xml", "test", progress=lambda done, total: calls.append((done, total)))
