@@ -91,3 +91,24 @@ def test_the_account_pages_medbot_uses_are_still_there(visitor, alice):
     assert visitor.get("/accounts/password_change/").status_code == 200
     assert visitor.get("/accounts/password_change/done/").status_code == 200
     assert visitor.post("/accounts/logout/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_bad_host_header_is_logged_in_one_line_without_a_traceback(visitor):
+    # Each bot that probes the server by its IP address wrote a 40-line traceback.
+    import io
+    import logging
+
+    from medbot_site.log_filters import WithoutTraceback
+
+    handlers = logging.getLogger("django.security.DisallowedHost").handlers  # with pytest's own
+    (handler,) = [h for h in handlers if any(isinstance(f, WithoutTraceback) for f in h.filters)]
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        visitor.get("/", HTTP_HOST="evil.example")
+    finally:
+        handler.setStream(previous)
+    logged = stream.getvalue()
+    assert "Invalid HTTP_HOST header" in logged
+    assert "Traceback" not in logged and len(logged.strip().splitlines()) == 1
