@@ -159,7 +159,7 @@ def export_markdown(conversation: Conversation) -> str:
             who = "MedBot" if message.is_pleasantry else f"MedBot ({message.get_source_display()})"
         lines += [f"**{who}** · {message.created_at:%Y-%m-%d %H:%M}", ""]
         if message.triage_note:
-            lines += [f"**Get checked today.** {markdown_text(message.triage_note)}", ""]
+            lines += [f"**Urgent.** {markdown_text(message.triage_note)}", ""]
         lines += [markdown_text(message.content), ""]
         if message.citations:
             lines += ["Sources:", *(f"- {citation_line(c)}" for c in message.citations), ""]

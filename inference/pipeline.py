@@ -494,7 +494,7 @@ def stream_answer(
     def flagged(result: AnswerResult) -> AnswerResult:
         result.triage_level, result.triage_note = verdict.level, verdict.response
         if verdict.level == "urgent" and result.source == Source.UNAVAILABLE:
-            # Under "Get checked today", "I don't have a reliable answer" reads as if nothing applied.
+            # Under the urgent banner, "I don't have a reliable answer" reads as if nothing applied.
             result.text = URGENT_NO_KNOWLEDGE.format(number=settings.MEDBOT_EMERGENCY_NUMBER)
         return done(result)
 

@@ -49,7 +49,7 @@ def test_the_markdown_export_keeps_the_urgent_banner(curated_data, client_for, a
     client = client_for(alice)
     body = ask(client, URGENT)
     markdown = client.get(f"/api/v1/conversations/{body['conversation']}/export/?format=md").content.decode()
-    assert f"**Get checked today.** {body['message']['triage_note']}" in markdown
+    assert f"**Urgent.** {body['message']['triage_note']}" in markdown
 
 
 def test_an_urgent_question_the_sources_do_not_answer_points_to_the_banner(
@@ -58,6 +58,6 @@ def test_an_urgent_question_the_sources_do_not_answer_points_to_the_banner(
     monkeypatch.setattr("inference.pipeline.find_passages", lambda question, history=(): [])
     body = ask(client_for(alice), URGENT)
     assert (body["source"], body["triage_level"]) == ("unavailable", "urgent")
-    # Not "I don't have a reliable answer" under "Get checked today": the banner is the answer.
+    # Not "I don't have a reliable answer" under the urgent banner: the banner is the answer.
     assert body["answer"].startswith("Follow the advice above.")
     assert "reliable answer" not in body["answer"]

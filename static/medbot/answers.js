@@ -238,7 +238,7 @@ export function fillAnswer(article, message, question) {
   if (message.triage_level === "urgent") {
     article.append(
       el("p", { className: "urgent-banner", attrs: { role: "note" } }, [
-        el("strong", { text: "Get checked today. " }),
+        el("strong", { text: "Urgent. " }),
         message.triage_note || "See a doctor or urgent care today: what you describe should be checked in person soon.",
       ]),
     );

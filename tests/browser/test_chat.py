@@ -169,7 +169,7 @@ def test_an_urgent_question_without_sources_is_labelled_urgent_not_unanswered(cu
     ask(page, "my calf is hot and swollen since my long flight yesterday")
     answer = page.locator("#log .answer").last
     expect(answer.locator(".badge")).to_have_text("Urgent advice")
-    expect(answer.locator(".urgent-banner")).to_contain_text("Get checked today.")
+    expect(answer.locator(".urgent-banner")).to_contain_text("Urgent. See a doctor")
     expect(answer.locator(".message-body")).to_contain_text("Follow the advice above.")
 
 
