@@ -998,6 +998,13 @@ def test_the_curated_entries_answer_common_questions_people_ask(curated_data) ->
         ("what is a normal blood sugar level", "Blood sugar levels"),
         ("signs of dehydration in a baby", "Dehydration"),
         ("My baby has eczema on his cheeks, what can I do", "Eczema"),  # where on the body is not another topic
+        # These two got the entry on taking medicines safely, which gives no limit: "8 g a day" went unchallenged.
+        ("is it ok to take 8g of paracetamol a day", "Paracetamol (acetaminophen) for adults"),
+        (
+            "What is the maximum dose of paracetamol an adult can take in a day?",
+            "Paracetamol (acetaminophen) for adults",
+        ),
+        ("my son is 6 and has a fever", "Fever in children"),
     ]:
         hits = retriever.search(question)
         assert hits and hits[0].document.title == title, (question, [hit.document.title for hit in hits])
