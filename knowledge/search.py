@@ -405,11 +405,16 @@ def name_form(words: list[str]) -> list[str]:
     return [w for i, w in enumerate(words) if not (w == "type" and i + 1 < len(words) and is_identifier(words[i + 1]))]
 
 
-# Someone's age: "6 years old", "a 3yo", "8 weeks", "my son is 6", "aged 70". Not a type number.
+# Someone's age: "6 years old", "a 3yo", "8 weeks old", "my son is 6", "she is 8 weeks", "aged 70".
+# Not a type number. "for 3 days", "30 weeks pregnant" and "my hba1c is 7" are not ages.
+_AGE_UNIT = r"(?P<{}>year|yr|month|mth|week|wk|day)s?"
+_SOMEONE = r"son|daughter|boy|girl|child|kid|baby|toddler|he|she|brother|sister|grandson|granddaughter|niece|nephew"
 AGE = re.compile(
-    r"\b(?P<number>\d{1,3})\s*-?\s*(?P<unit>year|yr|yo|y/o|month|mth|week|wk|day)s?\b(?!\s*pregnant)"
-    r"|\b(?:is|aged|age|turned|turns)\s+(?P<years>\d{1,3})\b"
-    r"(?!\s*(?:%|percent|mg|mcg|g|ml|mmol|kg|lbs?|stone|degrees?|°|weeks? pregnant))",
+    rf"\b(?P<number>\d{{1,3}})\s*-?\s*(?:{_AGE_UNIT.format('unit')}\s*-?\s*old\b|yo\b|y/o\b)"
+    rf"|\b(?:{_SOMEONE})\s+(?:is|was|turned|turns|has just turned)\s+(?P<said>\d{{1,3}})"
+    r"(?!\s*(?:weeks?|months?|wks?)?\s*pregnant)"
+    rf"(?:\s*{_AGE_UNIT.format('said_unit')})?\b(?!\s*(?:%|percent|mg|kg|lbs?|stone|degrees?|°|c\b|f\b))"
+    r"|\baged?\s+(?P<aged>\d{1,3})\b",
     re.I,
 )
 CHILD_YEARS = 16  # under this many years old: a child, as the sources write for children
@@ -419,9 +424,9 @@ def ages_in(question: str) -> dict[str, bool]:
     """The numbers of a question that are someone's age, each with whether it is a child's."""
     ages = {}
     for match in AGE.finditer(question):
-        number = match.group("number") or match.group("years")
-        in_years = (match.group("unit") or "year").lower() in ("year", "yr", "yo", "y/o")
-        ages[number] = not in_years or int(number) < CHILD_YEARS
+        number = match.group("number") or match.group("said") or match.group("aged")
+        unit = (match.group("unit") or match.group("said_unit") or "year").lower()
+        ages[number] = unit not in ("year", "yr") or int(number) < CHILD_YEARS
     return ages
 
 
@@ -1401,7 +1406,7 @@ class KnowledgeIndex:
                         found += [
                             other
                             for i in self._foci[key]
-                            if i not in fits
+                            if i not in fits and self.documents[i].key.startswith("rule:")
                             for other in self.for_the_people(i, question_groups)
                             if other not in found
                         ]

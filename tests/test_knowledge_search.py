@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from inference.retrieval import retriever
-from knowledge.search import MAX_QUALIFIERS, Document, KnowledgeIndex, asked_as, question_type, spoken_names
+from knowledge.search import (
+    MAX_QUALIFIERS,
+    Document,
+    KnowledgeIndex,
+    ages_in,
+    asked_as,
+    question_type,
+    spoken_names,
+)
 
 
 def doc(key: str, focus: str, text: str, kind: str = "", synonyms: tuple[str, ...] = ()) -> Document:
@@ -608,6 +618,29 @@ def test_a_rare_word_after_with_makes_a_longer_name_but_a_condition_of_its_own_d
     assert index.search("what is epidermolysis bullosa with pyloric atresia?") == []
     assert index.search("what is epidermolysis bullosa?")[0].document.key == "eb"
     assert index.search("copd with emphysema")[0].document.key == "c"  # emphysema is a topic of its own
+
+
+@pytest.mark.parametrize(
+    ("question", "ages"),
+    [
+        ("my son is 6 and has a fever", {"6": True}),
+        ("my 3yo has a rash", {"3": True}),
+        ("a 3-year-old with a cough", {"3": True}),
+        ("my 8 week old baby", {"8": True}),
+        ("she is 14 months", {"14": True}),
+        ("he is 80 and keeps falling", {"80": False}),
+        ("aged 70", {"70": False}),
+        # Not ages: how long, a pregnancy, a test result, a weight, a temperature.
+        ("I have had a cough for 3 years", {}),
+        ("a fever for 3 days", {}),
+        ("she is 8 weeks pregnant", {}),
+        ("my hba1c is 7", {}),
+        ("my son is 20kg", {}),
+        ("she is 38c", {}),
+    ],
+)
+def test_ages_are_read_with_whether_they_are_a_childs(question, ages) -> None:
+    assert ages_in(question) == ages
 
 
 def test_a_childs_age_takes_the_entry_written_for_children_and_is_not_a_type_number() -> None:
