@@ -866,16 +866,10 @@ class KnowledgeIndex:
             found.append(POPULATIONS[group])
         elif len(after) == 2 and after[0] == "of" and (self._qualifies(after[1]) or self._unknown_name(after[1])):
             found.append(frozenset([after[1]]))
-        elif (
-            len(after) == 2
-            and after[0] == "with"
-            and not lay
-            and (self._unknown_name(after[1]) or (self._rare_modifier(after[1]) and after[1] not in self._foci))
-        ):
-            # A word the knowledge base has never seen or rarely uses after "with" makes a longer name
-            # ("dementia with lewy bodies", "epidermolysis bullosa with pyloric atresia"); a common one,
-            # or a condition's own name, is the thing with something else ("copd with emphysema"), and
-            # a curated entry is written for everyone ("paracetamol with lemsip").
+        elif len(after) == 2 and after[0] == "with" and not lay and self._unknown_name(after[1]):
+            # A word the knowledge base has never seen after "with" makes a longer name; a known one
+            # is the thing with something else ("copd with emphysema": see joined_topic), and a
+            # curated entry is written for everyone ("paracetamol with lemsip").
             found.append(frozenset([after[1]]))
         elif len(after) == 2 and after[0] == "like" and after[1] in LIKE_NAMES:
             found.append(frozenset(["like"]))
@@ -1002,20 +996,21 @@ class KnowledgeIndex:
 
     @staticmethod
     def joined_topic(words: list[str], spans: Sequence[tuple[int, int, str, frozenset[str]]]) -> set[str]:
-        """The words of another topic the question joins to a name it asks about with "and":
-        "smoking and the *digestive system*", "prescription and *illicit* drug *abuse*". A passage
-        that never uses them answers half of the question ("Smoking and the digestive system" is not
-        the quitting entry's). One word alone is more often a symptom said with the topic ("headache
-        and nausea") than a topic: only two or more count. Words of the question's other names are
-        left to the name checks."""
+        """The words of another topic the question joins to a name it asks about with "and" or
+        "with": "smoking and the *digestive system*", "prescription and *illicit* drug *abuse*",
+        "myopathy with *deficiency* of *iron* *sulfur*...". A passage that never uses them answers
+        half of the question ("Smoking and the digestive system" is not the quitting entry's). One
+        word alone is more often a symptom said with the topic ("headache and nausea", "migraine with
+        aura") than a topic: only two or more count. Words of the question's other names are left to
+        the name checks."""
         in_names = {i for start, end, _, _ in spans if start >= 0 for i in range(start, end)}
 
         def topic(places: Iterable[int]) -> set[str]:
             found = set()
             for place in places:
                 word = words[place]
-                if place in in_names or (word in STOPWORDS and word not in DETERMINERS):
-                    break
+                if place in in_names or (word in STOPWORDS and word not in DETERMINERS and word != "of"):
+                    break  # "deficiency *of* iron" goes on
                 if word.isalpha() and len(word) >= 3 and word not in ASKING and word not in CHAT_WORDS:
                     found.add(word)
             return found if len(found) >= 2 else set()
@@ -1024,7 +1019,7 @@ class KnowledgeIndex:
         for start, end, _, _ in spans:
             if start < 0:
                 continue
-            if words[end : end + 1] == ["and"]:
+            if words[end : end + 1] in (["and"], ["with"]):
                 joined |= topic(range(end + 1, min(len(words), end + 1 + MAX_QUALIFIERS)))
             if start >= 1 and words[start - 1] == "and":
                 joined |= topic(range(start - 2, max(-1, start - 2 - MAX_QUALIFIERS), -1))

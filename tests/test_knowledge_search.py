@@ -607,17 +607,19 @@ def test_another_topic_joined_by_and_must_be_spoken_of_by_the_passage() -> None:
     assert index.search("headache and nausea")[0].document.key == "rule:3"
 
 
-def test_a_rare_word_after_with_makes_a_longer_name_but_a_condition_of_its_own_does_not() -> None:
-    # The knowledge split: "epidermolysis bullosa with pyloric atresia" got the general passage.
+def test_words_joined_by_with_that_the_passage_never_uses_make_another_topic() -> None:
+    # The knowledge split: "epidermolysis bullosa with pyloric atresia" got the general passage, and
+    # "myopathy with deficiency of iron-sulfur cluster assembly enzyme" the one on myopathy.
     index = index_of_many(
         doc("eb", "Epidermolysis bullosa", "The skin blisters. Rarely the pyloric outlet is shut.", "information"),
+        doc("m", "Myopathy", "A myopathy is a disease of the muscles.", "information"),
         doc("c", "COPD", "COPD makes breathing hard. Emphysema is one form of it.", "information"),
-        doc("e", "Emphysema", "Emphysema damages the air sacs of the lungs.", "information"),
-        filler=400,  # so that "pyloric", in one passage, is a rare word
     )
     assert index.search("what is epidermolysis bullosa with pyloric atresia?") == []
+    assert index.search("what is myopathy with deficiency of iron-sulfur cluster assembly enzyme?") == []
     assert index.search("what is epidermolysis bullosa?")[0].document.key == "eb"
-    assert index.search("copd with emphysema")[0].document.key == "c"  # emphysema is a topic of its own
+    assert index.search("copd with emphysema")[0].document.key == "c"  # the passage speaks of it
+    assert index.search("copd with a bad cough and fever")[0].document.key == "c"  # another name: its own check
 
 
 @pytest.mark.parametrize(
