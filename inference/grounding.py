@@ -377,10 +377,14 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
             chosen.append((opener, all_sentences[opener]))
             taken.add(opener)
             used += len(all_sentences[opener].split())
+
+    def opens_list(index: int) -> bool:
+        return _opens_list(all_sentences, index)
+
     listed: set[int] = set()  # openers whose items came along
     items: set[int] = set()  # sentences shown as list items
-    for index, sentence in sorted(chosen):
-        if not _LIST_OPENER.search(sentence):
+    for index, _ in sorted(chosen):
+        if not opens_list(index):
             continue
         item = index + 1
         while item < len(all_sentences) and _NAVIGATION.search(all_sentences[item]):
@@ -414,7 +418,7 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
             listed.add(index)
             items.add(item)
             item += 1
-    chosen = [(i, s) for i, s in chosen if not _LIST_OPENER.search(s) or i in listed or i + 1 in taken]
+    chosen = [(i, s) for i, s in chosen if not opens_list(i) or i in listed or i + 1 in taken]
     # An item whose list did not come with it ("- people with severe COPD." after a sentence on
     # spirometry) reads as a stray line: it goes too.
     kept: list[tuple[int, str]] = []
@@ -424,6 +428,16 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
             continue
         kept.append((i, s))
     return [f"- {s}" if i in items and not s.startswith("- ") else s for i, s in kept] or [s for _, s in sorted(chosen)]
+
+
+def _opens_list(all_sentences: list[str], index: int) -> bool:
+    """Whether the sentence at ``index`` opens a list: "Symptoms include:", or a sentence left
+    unfinished right before "- " items ("... more likely to are people who" / "- were born to...")."""
+    text = all_sentences[index].rstrip()
+    if _LIST_OPENER.search(text):
+        return True
+    following = all_sentences[index + 1] if index + 1 < len(all_sentences) else ""
+    return not text.endswith((".", "!", "?")) and not text.startswith("- ") and following.startswith("- ")
 
 
 MAX_LABEL_WORDS = 4  # "Chest tightness.", "Shortness of breath."

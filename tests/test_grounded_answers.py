@@ -365,6 +365,25 @@ def test_an_extract_never_ends_on_a_list_opening_without_its_items():
     assert not any(sentence.endswith(":") for sentence in short)
 
 
+def test_a_list_opened_by_an_unfinished_sentence_comes_with_its_items():
+    # The fresh eye: "how is hepatitis c spread" got "...more likely to are people who Also, men who...":
+    # an opener without a colon lost its whole list.
+    from inference.grounding import select_sentences
+
+    text = (
+        "Anyone can catch example fever, but it is more likely in people who\n- share needles\n"
+        "- had a blood transfusion before 1992\n- were born to a mother with it\n"
+        "Also, health workers are more likely to catch example fever."
+    )
+    chosen = select_sentences("Who is at risk for example fever?", text, 90)
+    assert chosen[:4] == [
+        "Anyone can catch example fever, but it is more likely in people who",
+        "- share needles",
+        "- had a blood transfusion before 1992",
+        "- were born to a mother with it",
+    ]
+
+
 def test_a_list_run_together_on_one_line_comes_out_as_a_list_with_its_opener():
     from inference.grounding import extract
     from knowledge.search import Document
