@@ -258,6 +258,11 @@ def topic_of(question: str, history: Sequence[Turn] = ()) -> str:
     # treated?" are all about afib. A greeting or thanks in between names nothing either.
     asked = [turn.content for turn in history if turn.role == "user"]
     previous = next((text for text in reversed(asked) if not index.names_nothing(text)), asked[-1] if asked else "")
+    # The topic's names, not how the previous question asked: "how is it treated?" after "what are
+    # the symptoms of asthma?" asks about treatment, and got the symptoms again.
+    names = list(dict.fromkeys(name for _, _, name, _ in index.named_spans(index.respelled(previous))))
+    if names:
+        return "\n".join([*names, question])
     return f"{previous}\n{question}" if previous else question
 
 
