@@ -400,7 +400,12 @@ def _with_whole_lists(chosen: list[tuple[int, str]], all_sentences: list[str], u
         )
         while item < len(all_sentences) and not _BOILERPLATE.search(all_sentences[item]):
             text = all_sentences[item]
-            alike = len(text.split()) <= MAX_ITEM_WORDS and text.rstrip().endswith(".") == stops
+            # ("Angina or a Heart Attack?" after the last item is the next part's heading.)
+            alike = (
+                len(text.split()) <= MAX_ITEM_WORDS
+                and text.rstrip().endswith(".") == stops
+                and not text.rstrip().endswith("?")
+            )
             if labelled and not _is_label(all_sentences, item):
                 following = _next_label(all_sentences, item)
                 if following is None:

@@ -394,6 +394,16 @@ def test_a_list_opened_by_an_unfinished_sentence_comes_with_its_items():
     ]
 
 
+def test_a_question_heading_after_a_list_is_not_one_of_its_items():
+    # The fresh eye's heart attack answer listed "- Angina or a Heart Attack?", the next part's heading.
+    from inference.grounding import select_sentences
+
+    text = "Other signs may include:\nSweating\nFeeling sick\nAngina or a Heart Attack?\nAngina is chest pain."
+    chosen = select_sentences("What are the signs of a heart attack?", text, 90)
+    assert "- Sweating" in chosen and "- Feeling sick" in chosen
+    assert not any("Angina or a Heart Attack" in sentence and sentence.startswith("- ") for sentence in chosen)
+
+
 def test_a_list_run_together_on_one_line_comes_out_as_a_list_with_its_opener():
     from inference.grounding import extract
     from knowledge.search import Document
