@@ -635,6 +635,15 @@ class KnowledgeIndex:
         for word in name_words:
             for variant in one_letter_less(word):
                 self._name_spellings[variant].add(word)
+        # The same pairs in the curated entries' names: everyday words ("blood sugar"), where a short
+        # word one letter out is a typo, not another condition's name.
+        self._everyday_pairs: set[tuple[str, str]] = {
+            pair
+            for doc in self.documents
+            if doc.key.startswith("rule:")
+            for name in (doc.focus, *doc.synonyms)
+            for pair in itertools.pairwise(re.findall(r"[a-z]+", name.lower()))
+        }
         for index, doc in enumerate(self.documents):
             key = focus_key(doc)
             self._foci.setdefault(key, []).append(index)
@@ -1298,6 +1307,9 @@ class KnowledgeIndex:
                         len(right) > MIN_NAME_TYPO
                         and ((before, right) in self._name_pairs or (right, after) in self._name_pairs)
                     )
+                    # ...or of five, in a curated entry's everyday name ("blood suger" is blood sugar).
+                    or (before, right) in self._everyday_pairs
+                    or (right, after) in self._everyday_pairs
                     or (right in self._one_word_names and self._df.get(stem(right), 0) >= COMMON_NAME_PASSAGES)
                 )
             }

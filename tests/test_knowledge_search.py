@@ -918,6 +918,10 @@ def test_a_misspelt_word_of_a_name_is_put_right_next_to_the_rest_of_the_name() -
     # A five-letter word of a name is one letter from too many: "tietze syndrome" is not Tietz syndrome.
     short = index_of_many(doc("t", "Tietz syndrome", "Tietz syndrome affects hearing and pigment.", "information"))
     assert short.respelled("what is tietze syndrome") == "what is tietze syndrome"
+    # ...except in a curated entry's everyday name (the fresh eye: "whats a normal blood suger level").
+    everyday = index_of_many(curated("s", "Blood sugar levels", "A normal fasting level is 4 to 6.", ("blood sugar",)))
+    assert everyday.respelled("whats a normal blood suger level") == "whats a normal blood sugar level"
+    assert everyday.search("whats a normal blood suger level")[0].document.key == "rule:s"
 
 
 def test_a_common_one_word_name_is_put_right_alone_but_a_rare_one_is_not() -> None:
