@@ -284,3 +284,19 @@ def test_a_message_read_in_context_counts_one_hit_on_the_rule_it_answers_with(cu
     EmergencyRule.objects.update(hit_count=0)
     triage.assess_in_context("she has a temperature of 38.4", ["my baby is 7 weeks old"], count_hits=False)
     assert hits() == {}
+
+
+@pytest.mark.parametrize(
+    ("message", "rule"),
+    [
+        ("can't breathe properly, lips going grey, what is asthma", "Severe breathing difficulty"),
+        ("crushing chest pain and sweating, what is angina", "Heart attack"),
+        ("face drooping and slurred speech, what is a stroke", "Stroke (FAST)"),
+    ],
+)
+def test_a_report_told_before_a_question_is_a_report(curated_data, rules_only, message, rule) -> None:
+    # The attack review: with nobody named, ", what is X" after the symptoms made the message a question
+    # about X, and routine.
+    assert triage.assess(message, count_hits=False).rule == rule
+    # A question first, then the signs it asks about, is still a question.
+    assert triage.assess("what are the signs of a stroke? face drooping, slurred speech").level == "routine"

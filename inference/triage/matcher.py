@@ -467,12 +467,17 @@ class Matcher:
         # prevent choking"); "can you ...?" does only when nobody is being described. "Now" beats both.
         # A clause that describes someone with a symptom or sign, apart from the question ("what is the best
         # thing to do, my dad has crushing chest pain"), makes the message a report all the same.
+        # So does a report told before the question, with nobody named ("can't breathe properly, lips going
+        # grey, what is asthma"): a question first and then a list is asking what the signs are.
         asking_clauses = {cues.clause_of(start) for start, _ in asking}
         personal_clauses = {cues.clause_of(start) for start, _ in personal} - asking_clauses
+        before_asking = min(asking_clauses, default=-1)
         reported = any(
             occurrence.status == "present"
             and self.kinds[occurrence.concept] in REPORTABLE
-            and cues.clause_of(occurrence.start) in personal_clauses
+            and (
+                cues.clause_of(occurrence.start) in personal_clauses or cues.clause_of(occurrence.start) < before_asking
+            )
             for occurrence in reading.occurrences
         )
         reading.reported = frozenset(
