@@ -173,8 +173,8 @@ class Retriever:
         version = self._current_version()
         with self._lock:
             current, building = self._index, self._building
-        if current is not None and (version == self._version or "unknown" in version):
-            # Up to date, or the cache is down and we cannot tell: keep answering from what we have.
+        if current is not None and (version == self._version or versions.UNKNOWN in version):
+            # Up to date, or neither the cache nor the tables can tell: keep answering from what we have.
             return current
         if current is None or len(current) < SYNCHRONOUS_REBUILD_BELOW:
             # The first build, or a small index (the curated entries alone: ~0.1 s): build now.

@@ -90,10 +90,10 @@ _pending: set[str] = set()
 
 
 def current(name: str) -> str:
-    """The version token, or "unknown" when the cache cannot say (callers then keep what they have)."""
+    """The version token with the tables' fingerprint. With the cache down the token is "unknown",
+    and the fingerprint alone still tells of a change (a curator disabling a source during a Redis
+    outage); "unknown" alone when neither can say (callers then keep what they have)."""
     value = _token(name)
-    if value == UNKNOWN:
-        return value
     fingerprint = _fingerprint(name)
     return f"{value}:{fingerprint}" if fingerprint else value
 

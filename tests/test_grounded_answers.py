@@ -298,6 +298,22 @@ def test_a_change_made_while_the_cache_was_down_is_signalled_once_it_is_back(db,
     assert versions.current(versions.KNOWLEDGE) != before
 
 
+def test_a_source_disabled_while_the_cache_is_down_leaves_the_answers(curated_data, knowledge_base, monkeypatch):
+    # The attack review: with Redis down the version was "unknown" and the worker kept its index for
+    # good, answering from a source a curator had disabled. The tables' fingerprint still tells.
+    from knowledge import versions
+    from medbot_site import cache_guard
+
+    assert pipeline.answer("how do you treat gout?", use_model=False).source == "extract"
+    monkeypatch.setattr(cache_guard, "available", lambda: False)  # the cache is down...
+    monkeypatch.setattr(cache_guard, "safe_set", lambda *args, **kwargs: False)  # ...so no signal gets through
+    knowledge_base.enabled = False
+    knowledge_base.save()
+    versions.forget_fingerprints()  # as after SHARED_FINGERPRINT_SECONDS
+    result = pipeline.answer("how do you treat gout?", use_model=False)
+    assert all(citation["source"] != "Test leaflets" for citation in result.citations)
+
+
 @pytest.mark.django_db(transaction=True)  # the warm-up thread reads the database on its own connection
 def test_a_serving_process_builds_its_knowledge_index_before_the_first_question(curated_data):
     from inference.retrieval import retriever

@@ -169,7 +169,7 @@ class _Compiled:
             return self.triage
 
     def _stale(self, version: str) -> bool:
-        if version == "unknown":
+        if version == versions.UNKNOWN:
             # The shared cache is down, so changes cannot be signalled: rebuild now and then rather than
             # on every message (a rebuild costs 100-250 ms).
             return time.monotonic() - self._built_at > UNKNOWN_VERSION_REBUILD_S
