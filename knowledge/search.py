@@ -405,6 +405,8 @@ def name_form(words: list[str]) -> list[str]:
     return [w for i, w in enumerate(words) if not (w == "type" and i + 1 < len(words) and is_identifier(words[i + 1]))]
 
 
+# Something taken: "can i take X", "taking X", "i was prescribed X".
+TAKEN = re.compile(r"\b(?:take|takes|taking|took|prescribed|started|starting)\s+(?:some\s+|the\s+)?([a-z]{6,})\b", re.I)
 # Someone's age: "6 years old", "a 3yo", "8 weeks old", "my son is 6", "she is 8 weeks", "aged 70".
 # Not a type number. "for 3 days", "30 weeks pregnant" and "my hba1c is 7" are not ages.
 _AGE_UNIT = r"(?P<{}>year|yr|month|mth|week|wk|day)s?"
@@ -1137,6 +1139,19 @@ class KnowledgeIndex:
             if w not in GENERIC
         )
 
+    def _taken_unknowns(self, question: str) -> set[str]:
+        """Words the knowledge base has never seen, said as something taken ("can i take *zorbitrexal*
+        for my asthma", "i started *glucobrill*"): a medicine no passage speaks of."""
+        return (
+            {
+                stem(match.group(1).lower())
+                for match in TAKEN.finditer(question)
+                if stem(match.group(1).lower()) not in self._df and match.group(1).lower() not in STOPWORDS
+            }
+            if self._n >= 200
+            else set()
+        )
+
     def specific_words(self, question: str) -> set[str]:
         """Words a passage must mention to answer the question: drug-like names, and words that
         are both rare in the knowledge base and part of some focus name (a condition, drug or
@@ -1162,7 +1177,7 @@ class KnowledgeIndex:
             unknown_condition = count == 0 and self._n >= 200 and len(word) >= 7 and CONDITION_LIKE.search(word)
             if drug_like or rare or unknown_condition:
                 out.add(word)
-        return out
+        return out | self._taken_unknowns(question)
 
     def rare_words(self, question: str) -> set[str]:
         """The question's telling words that belong to names (of conditions, drugs, tests) or

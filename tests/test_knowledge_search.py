@@ -668,6 +668,14 @@ def test_a_childs_age_takes_the_entry_written_for_children_and_is_not_a_type_num
     assert index.search("what is type 2 diabetes?")[0].document.key == "rule:3"  # a title's number is a type
 
 
+def test_a_medicine_the_sources_never_name_is_not_answered_by_the_condition_it_is_taken_for() -> None:
+    # The attack review: "can i take zorbitrexal for my asthma" got the asthma entry.
+    index = index_of_many(curated("1", "Asthma", "An inhaler eases the airways.", ("asthma",)))
+    assert index.search("can i take zorbitrexal for my asthma") == []
+    assert index.search("i was prescribed zorbitrexal, is it good for asthma?") == []
+    assert index.search("can i take my inhaler more often for asthma")[0].document.key == "rule:1"
+
+
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
     index = index_of_many(
         doc("g", "Gerstmann's Syndrome", "Gerstmann's syndrome follows damage to one part of the brain.", "information")

@@ -300,3 +300,10 @@ def test_a_report_told_before_a_question_is_a_report(curated_data, rules_only, m
     assert triage.assess(message, count_hits=False).rule == rule
     # A question first, then the signs it asks about, is still a question.
     assert triage.assess("what are the signs of a stroke? face drooping, slurred speech").level == "routine"
+
+
+def test_the_pregnancy_emergency_advice_speaks_of_what_the_rule_catches(curated_data, rules_only) -> None:
+    # The attack review: a severe headache with flashing lights at 30 weeks got only the bleeding advice.
+    result = triage.assess("i am 30 weeks pregnant and have a terrible headache and see flashing lights")
+    assert result.level == "emergency"
+    assert "headache" in result.response and "bleeding" in result.response
