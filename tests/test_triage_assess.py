@@ -307,3 +307,17 @@ def test_the_pregnancy_emergency_advice_speaks_of_what_the_rule_catches(curated_
     result = triage.assess("i am 30 weeks pregnant and have a terrible headache and see flashing lights")
     assert result.level == "emergency"
     assert "headache" in result.response and "bleeding" in result.response
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How rare is sialic acid storage disease?",  # "acid" is also a burn and a drug
+        "Is there a cure for giant axonal neuropathy?",  # "axonal" read as "agonal"
+        "Are there clinical trials for acid lipase disease?",
+        "Does sialic acid storage disease run in families?",
+    ],
+)
+def test_a_question_about_a_named_disease_is_not_an_emergency(curated_data, rules_only, question) -> None:
+    # The knowledge split's full pipeline: these got the burns, the CPR or the sight-loss text.
+    assert triage.assess(question, count_hits=False).level == "routine"
