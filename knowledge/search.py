@@ -1252,7 +1252,9 @@ class KnowledgeIndex:
         entries = self._for_group.get(" ".join(sorted(w for w in title if not population(w))), {})
         return [entries[group] for group in sorted(question_groups) if group in entries]
 
-    def same_kind(self, index: int, question_ids: set[str], question_groups: set[str]) -> bool:
+    def same_kind(
+        self, index: int, question_ids: set[str], question_groups: set[str], question_words: Collection[str] = ()
+    ) -> bool:
         """False when the passage's names number or place the topic differently from the
         question: "11-beta-hydroxylase" against "21-hydroxylase", adults against childhood."""
         names = self._names[index].split()
@@ -1267,8 +1269,12 @@ class KnowledgeIndex:
         groups = {group for w in names if (group := population(w))}
         if groups and question_groups and not groups & question_groups:
             return False
-        # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma".
-        return "non" not in question_ids or "non" in names
+        # "non-Hodgkin lymphoma" is not "Hodgkin lymphoma", either way round.
+        if "non" in question_ids:
+            return "non" in names
+        focus = normal_words(self.documents[index].focus)
+        negated = {after for before, after in itertools.pairwise(focus) if before == "non"}
+        return not negated & question_words
 
     def respelled(self, question: str) -> str:
         """``question`` with misspelt asking words put right ("the simptoms of" → "the symptoms
@@ -1389,7 +1395,8 @@ class KnowledgeIndex:
 
         ages = ages_in(question)
         question_ids = {w for w in normal_words(question) if is_identifier(w)} - set(ages)
-        if "non" in normal_words(question):
+        asked_words = set(normal_words(question))
+        if "non" in asked_words:
             question_ids.add("non")
         question_groups = {group for w in normal_words(question) if (group := population(w))}
         if any(ages.values()):
@@ -1419,7 +1426,7 @@ class KnowledgeIndex:
                         i
                         for i in self._foci[key]
                         if i not in self._referrals
-                        and self.same_kind(i, question_ids, question_groups)
+                        and self.same_kind(i, question_ids, question_groups, asked_words)
                         and self._subtitle_fits(i, name, tail)
                     ]
                     found = [i for i in fits if self.has_name(i, name, extra)]
@@ -1556,7 +1563,7 @@ class KnowledgeIndex:
                 continue
             if kind_marks(focus_all) - marks:
                 continue  # "type 2" is not "type 1", "type V" not "type I"
-            if not self.same_kind(int(i), question_ids, question_groups):
+            if not self.same_kind(int(i), question_ids, question_groups, asked_words):
                 continue
             if any(population(w) for w in focus_words - query_words):
                 continue  # "adult-onset vitelliform macular dystrophy" does not answer the general name

@@ -676,6 +676,15 @@ def test_a_medicine_the_sources_never_name_is_not_answered_by_the_condition_it_i
     assert index.search("can i take my inhaler more often for asthma")[0].document.key == "rule:1"
 
 
+def test_a_non_name_does_not_answer_the_name_it_negates_either_way_round() -> None:
+    # The knowledge split: "childhood hodgkin lymphoma" got the passage on childhood non-Hodgkin lymphoma.
+    lymphoma = doc("n", "Childhood Non-Hodgkin Lymphoma", "Non-Hodgkin lymphoma is a lymph cancer.", "information")
+    common = [doc(f"c{n}", f"Habit {n}", f"Non-smokers and non-drinkers ({n}).") for n in range(8)]  # "non" is common
+    index = index_of_many(lymphoma, *common)
+    assert index.search("what is childhood non-hodgkin lymphoma?")[0].document.key == "n"
+    assert index.search("what is childhood hodgkin lymphoma?") == []
+
+
 def test_a_hyphenated_name_is_not_answered_by_a_passage_on_one_of_its_parts() -> None:
     index = index_of_many(
         doc("g", "Gerstmann's Syndrome", "Gerstmann's syndrome follows damage to one part of the brain.", "information")
