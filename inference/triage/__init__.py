@@ -22,7 +22,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -285,8 +285,13 @@ def assess(text: str, *, count_hits: bool = True) -> TriageResult:
 
     Counts a hit on the rule that fired (``count_hits=False`` for a curator's trial). Returns a
     ``TriageResult`` whose ``response`` is ready to show (placeholders filled from settings)."""
+    return _counted(lambda: _assessed(text), count_hits)
+
+
+def _counted(assessed: Callable[[], tuple[TriageResult, int | None]], count_hits: bool) -> TriageResult:
+    """The result of ``assessed``, with a hit counted on its rule; routine if triage itself fails."""
     try:
-        result, rule_id = _assessed(text)
+        result, rule_id = assessed()
         if count_hits:
             _count(rule_id)
         return result
@@ -305,14 +310,7 @@ def assess_in_context(text: str, earlier: Sequence[str] = (), *, count_hits: boo
     follow-up in the middle of an emergency ("I took a lot of paracetamol" ... "what should I do
     now?"), get the level the messages have together. Thanks or a goodbye does not bring the
     emergency text back. Counts one hit, on the rule of the result it returns."""
-    try:
-        result, rule_id = _in_context(text, earlier)
-        if count_hits:
-            _count(rule_id)
-        return result
-    except Exception:
-        logger.exception("Triage failed; answering as routine")
-        return ROUTINE_RESULT
+    return _counted(lambda: _in_context(text, earlier), count_hits)
 
 
 def _in_context(text: str, earlier: Sequence[str]) -> tuple[TriageResult, int | None]:
