@@ -24,7 +24,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -655,13 +655,16 @@ def _read_all(
     return records
 
 
-def _leaflet_file(external_id: str) -> tuple[str, str] | None:
-    """(the folders, the file name) of a leaflet passage's id ("clinic/asthma.md#2"), else None."""
+def _leaflet_id(external_id: str) -> tuple[str, str] | None:
+    """(the file's path, the passage's number) of a leaflet passage's id ("clinic/asthma.md#2"), else None."""
     path, hash_, number = external_id.rpartition("#")
     if not hash_ or not number.isdigit() or Path(path).suffix.lower() not in DOCUMENT_SUFFIXES:
         return None
-    folders, _, file_name = path.rpartition("/")
-    return folders, file_name
+    return path, number
+
+
+def _file_name(path: str) -> str:
+    return path.rpartition("/")[2]
 
 
 def _as_stored(records: dict[str, PassageRecord], stored: Iterable[str]) -> dict[str, PassageRecord]:
@@ -669,19 +672,18 @@ def _as_stored(records: dict[str, PassageRecord], stored: Iterable[str]) -> dict
     with its path below the folder imported: importing the folder, then the file alone (or the other
     way round), names one file two ways. A file whose name is read once and that the source stores
     under exactly one other path, which this import does not read, keeps that path."""
-    stored_paths: dict[str, set[str]] = {}
-    for external_id in stored:
-        if (leaflet := _leaflet_file(external_id)) is not None:
-            stored_paths.setdefault(leaflet[1], set()).add(external_id.rpartition("#")[0])
-    read_paths = {external_id.rpartition("#")[0] for external_id in records if _leaflet_file(external_id)}
-    read_names = Counter(path.rpartition("/")[2] for path in read_paths)
+    stored_paths: dict[str, set[str]] = defaultdict(set)  # file name -> the paths stored under it
+    for leaflet in filter(None, map(_leaflet_id, stored)):
+        stored_paths[_file_name(leaflet[0])].add(leaflet[0])
+    read_paths = {leaflet[0] for leaflet in filter(None, map(_leaflet_id, records))}
+    read_names = Counter(map(_file_name, read_paths))
     renamed: dict[str, PassageRecord] = {}
     for external_id, record in records.items():
-        leaflet = _leaflet_file(external_id)
-        path, _, number = external_id.rpartition("#")
-        if leaflet is not None and read_names[leaflet[1]] == 1 and path not in stored_paths.get(leaflet[1], ()):
-            others = stored_paths.get(leaflet[1], set()) - read_paths
-            if len(others) == 1:
+        if (leaflet := _leaflet_id(external_id)) is not None:
+            path, number = leaflet
+            name = _file_name(path)
+            others = stored_paths[name] - read_paths
+            if read_names[name] == 1 and path not in stored_paths[name] and len(others) == 1:
                 external_id = f"{others.pop()}#{number}"
                 record = replace(record, external_id=external_id)
         renamed[external_id] = record

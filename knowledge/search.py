@@ -432,6 +432,27 @@ def ages_in(question: str) -> dict[str, bool]:
     return ages
 
 
+def _for_people(title: str) -> tuple[str, set[str]]:
+    """A title's topic without the people it names, and those people's groups: "Fever in children"
+    is ("fever", {"children"})."""
+    words = [w for w in normal_words(title) if w not in STOPWORDS]
+    return " ".join(sorted(w for w in words if not population(w))), {g for w in words if (g := population(w))}
+
+
+def _reads_as_answer(doc: Document, text_words: set[str]) -> bool:
+    """Whether a passage reads as an answer (``text_words``: its text's words, ``normal_words``). Of a
+    topic's passages of one type, BM25 may put first one that answers nothing: a page's later part,
+    short under the title it shares with the passage that answers, which never names the topic ("A
+    week or two after the blisters erupt, the sores crust over"); or a list of questions to ask the
+    doctor ("What is my goal blood pressure?"). Ranked last, worked out once per index."""
+    telling = [w for w in content(normal_words(doc.focus)) if w not in GENERIC and w not in PEOPLE]
+    names_it = not telling or bool(set(telling) & text_words)
+    if doc.key.startswith("rule:"):
+        return names_it  # our own entries ask on purpose ("Face: has it drooped?")
+    marks = doc.text.count("?")
+    return names_it and (marks < 4 or marks < QUESTION_LIST_SHARE * (doc.text.count(".") + marks))
+
+
 def is_identifier(word: str) -> bool:
     """A word that numbers a kind of something: 2, 2j, iii, iiib."""
     return (
@@ -549,15 +570,18 @@ class KnowledgeIndex:
         self._texts: list[str] = []  # " tok tok ... " per document, for "does it mention X" checks
         self._names: list[str] = []  # the same for its focus, synonyms and title alone
         self._name_list: list[list[str]] = []  # each of its names on its own, " w w " name_form
+        self._answers: list[bool] = []  # whether it reads as an answer (``_reads_as_answer``)
         corpus: list[list[str]] = []
         df: dict[str, int] = defaultdict(int)
         for doc in self.documents:
             name_words = normal_words(" ".join((doc.focus, *doc.synonyms)))
+            title_words = normal_words(doc.title)
             body_words = normal_words(f"{doc.title}\n{doc.text}")
+            self._answers.append(_reads_as_answer(doc, set(body_words[len(title_words) :])))
             names, body = content(name_words), content(body_words)
             corpus.append(names + names + body)  # the names count double: they say what it is about
             self._texts.append(" " + " ".join(name_words + body_words) + " ")
-            self._names.append(" " + " ".join(name_words + normal_words(doc.title)) + " ")
+            self._names.append(" " + " ".join(name_words + title_words) + " ")
             self._name_list.append(
                 [
                     f" {' '.join(name_form(normal_words(name)))} "
@@ -608,10 +632,8 @@ class KnowledgeIndex:
         # children"): by the title's other words, each entry by the group its title names.
         self._for_group: dict[str, dict[str, int]] = defaultdict(dict)
         for index, doc in enumerate(self.documents):
-            title = [w for w in normal_words(doc.title) if w not in STOPWORDS]
-            groups = {group for w in title if (group := population(w))}
+            topic, groups = _for_people(doc.title)
             if doc.key.startswith("rule:") and len(groups) == 1:
-                topic = " ".join(sorted(w for w in title if not population(w)))
                 self._for_group[topic][groups.pop()] = index
         # "Parasites - Hookworm", "Parasites - Taeniasis"...: a first part that many foci share is
         # their category, not a name of each (a question about "schistosomiasis parasites" is not
@@ -1248,8 +1270,7 @@ class KnowledgeIndex:
         """The curated entry on the same topic as entry ``index`` written for the people the
         question is about: "Fever in children" for "my son is 6 and has a fever", which the
         trigger "fever" of "Fever in adults" found."""
-        title = [w for w in normal_words(self.documents[index].title) if w not in STOPWORDS]
-        entries = self._for_group.get(" ".join(sorted(w for w in title if not population(w))), {})
+        entries = self._for_group.get(_for_people(self.documents[index].title)[0], {})
         return [entries[group] for group in sorted(question_groups) if group in entries]
 
     def same_kind(
@@ -1393,16 +1414,17 @@ class KnowledgeIndex:
         named = foci_named(spans)
         specific = self.specific_words(question)
 
+        normalised = normal_words(question)
+        asked_words = set(normalised)
         ages = ages_in(question)
-        question_ids = {w for w in normal_words(question) if is_identifier(w)} - set(ages)
-        asked_words = set(normal_words(question))
+        question_ids = {w for w in asked_words if is_identifier(w)} - set(ages)
         if "non" in asked_words:
             question_ids.add("non")
-        question_groups = {group for w in normal_words(question) if (group := population(w))}
+        question_groups = {group for w in asked_words if (group := population(w))}
         if any(ages.values()):
             question_groups.add("children")  # "my son is 6 and has a fever"
         if named:
-            words = name_form(normal_words(question))
+            words = name_form(normalised)
             joined = hyphen_joined(question)
             candidates = set()
             primary = set()  # passages whose own focus is the name the question used
@@ -1501,8 +1523,7 @@ class KnowledgeIndex:
             rare = self.rare_words(question) - named_words
             other_topic = self.joined_topic(words, spans)
             hits, coverage = [], {}
-            question_words = set(normal_words(question))
-            question_marks = kind_marks(normal_words(question))
+            question_marks = kind_marks(normalised)
             for i in candidates:
                 if not all(self.mentions(i, word) for word in required_words):
                     continue
@@ -1510,7 +1531,7 @@ class KnowledgeIndex:
                     not extra and f" {name} " in self._name_list[i]
                     for (_, _, name, _), (_, _, extra) in zip(spans, qualified, strict=True)
                 )
-                if self._other_kind(i, question_words, question_marks, exact):
+                if self._other_kind(i, asked_words, question_marks, exact):
                     continue
                 if self.documents[i].key.startswith("rule:") and not all(self.mentions(i, w) for w in rare):
                     continue
@@ -1546,8 +1567,8 @@ class KnowledgeIndex:
         unexplained = {
             w for w in query_words if is_identifier(w) or (w in self._name_vocabulary and self.distinctive(w))
         }
-        ordered = name_form(normal_words(question))
-        marks = kind_marks(normal_words(question))
+        ordered = name_form(normalised)
+        marks = kind_marks(normalised)
         joined = hyphen_joined(question)
         hits = []
         for i in top:
@@ -1645,24 +1666,10 @@ class KnowledgeIndex:
                 (coverage or {}).get(i, 0),
                 named_exactly,
                 type_rank,
-                reads_as_answer(i),
+                self._answers[i],
                 float(scores[i]),
                 doc.priority,
             )
-
-        @functools.cache
-        def reads_as_answer(i: int) -> bool:
-            # Of a topic's passages of one type, BM25 may put first one that answers nothing: a page's
-            # later part, short under the title it shares with the passage that answers, which never
-            # names the topic ("A week or two after the blisters erupt, the sores crust over"); or a
-            # list of questions to ask the doctor ("What is my goal blood pressure?").
-            doc = self.documents[i]
-            telling = [w for w in content(normal_words(doc.focus)) if w not in GENERIC and w not in PEOPLE]
-            names_it = not telling or bool(set(telling) & set(normal_words(doc.text)))
-            if doc.key.startswith("rule:"):
-                return names_it  # our own entries ask on purpose ("Face: has it drooped?")
-            marks = doc.text.count("?")
-            return names_it and (marks < 4 or marks < QUESTION_LIST_SHARE * (doc.text.count(".") + marks))
 
         ranked = sorted(indexes, key=key, reverse=True)[:limit]
         return [Hit(self.documents[i], float(scores[i]), focus_matched, type_matched(i)) for i in ranked]

@@ -2,7 +2,8 @@
 
 A save to a rule, a disclaimer or the knowledge base bumps a token; each worker compares the token with the one its
 in-memory index was built from, and answer-cache keys include the tokens, so stale answers are
-never served again. A cache outage means "unknown version": callers rebuild rather than fail.
+never served again. In a cache outage the token is "unknown" and the tables' fingerprint
+(below) still tells of changes; callers never fail for it.
 
 Without a shared cache (development: each process keeps its own local memory), a change made by
 another process, such as ``make import-medquad`` in a second terminal while ``make run`` serves,

@@ -59,9 +59,7 @@ class Command(BaseCommand):
                 delete_missing=options["delete_missing"],
                 progress=progress,
             )
-        except ImportProblem as problem:
-            raise CommandError(f"{problem}. Nothing was imported.") from problem
-        except ValueError as problem:
+        except (ImportProblem, ValueError) as problem:
             raise CommandError(f"{problem}. Nothing was imported.") from problem
         finally:
             if bar is not None:
